@@ -1,0 +1,335 @@
+//! Calls: `call/query` (inbound, outbound) and `extension/query_call` answers → call metrics.
+//!
+//! Answers are merged by `callid` (a call forwarded out shows up in both the inbound and the outbound
+//! answer; an extension-to-extension call is listed under both extensions), members de-duplicated by
+//! (kind, `channelid`). From the merged set come the contract's call series; [`StatusAges`] keeps,
+//! per PBX, when each member was first seen in its current status, for the stuck-call ages.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::pbx::types::{Call, MemberKind};
+
+/// A member's status, as the contract buckets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    /// Caller, ringing back.
+    Alert,
+    /// Callee, ringing.
+    Ring,
+    /// Caller, answered.
+    Answered,
+    /// Callee, answered.
+    Answer,
+    /// On hold.
+    Hold,
+    /// Hung up.
+    Bye,
+    /// Anything else (EARLYMEDIA on newer firmware, …).
+    Other,
+}
+
+impl Status {
+    /// All statuses, in label order.
+    pub const ALL: [Status; 7] = [
+        Status::Alert,
+        Status::Ring,
+        Status::Answered,
+        Status::Answer,
+        Status::Hold,
+        Status::Bye,
+        Status::Other,
+    ];
+
+    /// Buckets a PBX status word (case-insensitively).
+    pub fn parse(word: &str) -> Status {
+        const NAMED: [(&str, Status); 6] = [
+            ("ALERT", Status::Alert),
+            ("RING", Status::Ring),
+            ("ANSWERED", Status::Answered),
+            ("ANSWER", Status::Answer),
+            ("HOLD", Status::Hold),
+            ("BYE", Status::Bye),
+        ];
+        NAMED
+            .iter()
+            .find(|(w, _)| w.eq_ignore_ascii_case(word))
+            .map_or(Status::Other, |(_, s)| *s)
+    }
+
+    /// The `status` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Alert => "ALERT",
+            Status::Ring => "RING",
+            Status::Answered => "ANSWERED",
+            Status::Answer => "ANSWER",
+            Status::Hold => "HOLD",
+            Status::Bye => "BYE",
+            Status::Other => "OTHER",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A call's direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Has an inbound member.
+    Inbound,
+    /// Has an outbound member and no inbound one.
+    Outbound,
+    /// Extensions only.
+    Internal,
+}
+
+impl Direction {
+    /// All directions, in label order.
+    pub const ALL: [Direction; 3] = [Direction::Inbound, Direction::Outbound, Direction::Internal];
+
+    /// The `direction` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+            Direction::Internal => "internal",
+        }
+    }
+}
+
+/// One member of a merged call.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// ext, inbound or outbound.
+    pub kind: MemberKind,
+    /// Its channel (the member's identity within the call).
+    pub channelid: String,
+    /// Its bucketed status.
+    pub status: Status,
+    /// The trunk of an inbound or outbound member.
+    pub trunk: Option<String>,
+    /// The feature number that set up the leg, if any.
+    pub callpath: Option<String>,
+}
+
+/// One merged call.
+#[derive(Debug, Clone, Default)]
+pub struct MergedCall {
+    /// Its members, each (kind, channel) once.
+    pub members: Vec<Member>,
+}
+
+impl MergedCall {
+    /// The call's direction per the contract.
+    pub fn direction(&self) -> Direction {
+        if self.members.iter().any(|m| m.kind == MemberKind::Inbound) {
+            Direction::Inbound
+        } else if self.members.iter().any(|m| m.kind == MemberKind::Outbound) {
+            Direction::Outbound
+        } else {
+            Direction::Internal
+        }
+    }
+}
+
+/// All calls of one scrape, merged by `callid`.
+#[derive(Debug, Default)]
+pub struct MergedCalls {
+    /// callid → call.
+    pub calls: HashMap<String, MergedCall>,
+}
+
+impl MergedCalls {
+    /// Adds the calls of one answer.
+    pub fn add(&mut self, calls: Vec<Call>) {
+        for call in calls {
+            let merged = self.calls.entry(call.callid).or_default();
+            for raw in &call.members {
+                // An unknown member kind is skipped: it carries nothing the contract counts.
+                let Some((kind, info)) = raw.get() else {
+                    continue;
+                };
+                if merged
+                    .members
+                    .iter()
+                    .any(|m| m.kind == kind && m.channelid == info.channelid)
+                {
+                    continue;
+                }
+                merged.members.push(Member {
+                    kind,
+                    channelid: info.channelid.clone(),
+                    status: Status::parse(&info.memberstatus),
+                    trunk: info.trunkname.clone().filter(|t| !t.is_empty()),
+                    callpath: info.callpath.clone().filter(|c| !c.is_empty()),
+                });
+            }
+        }
+    }
+
+    /// The series values of this set of calls at `now_secs`.
+    pub fn stats(&self, now_secs: f64) -> CallStats {
+        let mut s = CallStats::default();
+        let mut paths: Vec<&str> = Vec::new();
+        for (callid, call) in &self.calls {
+            let dir = call.direction() as usize;
+            s.active[dir] += 1;
+            let age = (now_secs - callid_start(callid).unwrap_or(now_secs)).max(0.0);
+            if age > s.max_age[dir] {
+                s.max_age[dir] = age;
+            }
+            paths.clear();
+            for m in &call.members {
+                s.members[m.kind as usize][m.status.index()] += 1;
+                if let (Some(trunk), MemberKind::Inbound | MemberKind::Outbound) =
+                    (&m.trunk, m.kind)
+                {
+                    let legs = s.trunks.entry(trunk.clone()).or_default();
+                    legs[(m.kind == MemberKind::Outbound) as usize] += 1;
+                }
+                if let Some(p) = &m.callpath
+                    && !paths.contains(&p.as_str())
+                {
+                    paths.push(p);
+                    *s.callpaths.entry(p.clone()).or_default() += 1;
+                }
+            }
+        }
+        s
+    }
+}
+
+/// The unix seconds at the start of a callid (`1571386069.8` → 1571386069).
+pub fn callid_start(callid: &str) -> Option<f64> {
+    let secs = callid.split('.').next()?;
+    secs.parse::<u64>().ok().map(|s| s as f64)
+}
+
+/// The call series of one scrape.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CallStats {
+    /// Distinct calls by [`Direction`] index.
+    pub active: [u64; 3],
+    /// Members by [`MemberKind`] index and [`Status`] index.
+    pub members: [[u64; 7]; 3],
+    /// Trunk → [inbound legs, outbound legs].
+    pub trunks: BTreeMap<String, [u64; 2]>,
+    /// Callpath → distinct calls.
+    pub callpaths: BTreeMap<String, u64>,
+    /// Oldest call's age in seconds, by [`Direction`] index.
+    pub max_age: [f64; 3],
+}
+
+/// When each current member entered its current status, as this exporter observed it.
+#[derive(Debug, Default)]
+pub struct StatusAges {
+    since: HashMap<(String, String), (Status, u64)>,
+}
+
+impl StatusAges {
+    /// Records the members of this scrape at `now_millis` and returns the longest time spent in
+    /// each status (seconds, by [`Status`] index). With `complete` the map is rebuilt from exactly
+    /// the members present, so memory is bounded by the calls of one scrape; without it (a call
+    /// query that should have listed some members failed) members not seen are kept for next time.
+    pub fn observe(&mut self, calls: &MergedCalls, now_millis: u64, complete: bool) -> [f64; 7] {
+        let mut next = HashMap::with_capacity(calls.calls.len() * 2);
+        let mut max = [0f64; 7];
+        for (callid, call) in &calls.calls {
+            for m in &call.members {
+                let key = (callid.clone(), m.channelid.clone());
+                let first_seen = match self.since.remove(&key) {
+                    Some((status, at)) if status == m.status => at,
+                    _ => now_millis,
+                };
+                let age = now_millis.saturating_sub(first_seen) as f64 / 1000.0;
+                if age > max[m.status.index()] {
+                    max[m.status.index()] = age;
+                }
+                next.insert(key, (m.status, first_seen));
+            }
+        }
+        if !complete {
+            next.extend(self.since.drain());
+        }
+        self.since = next;
+        max
+    }
+
+    /// Members tracked now.
+    pub fn len(&self) -> usize {
+        self.since.len()
+    }
+
+    /// Whether no member is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.since.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pbx::types::CallQueryAnswer;
+
+    fn calls(json: &str) -> Vec<Call> {
+        serde_json::from_str::<CallQueryAnswer>(json).unwrap().calls
+    }
+
+    #[test]
+    fn merges_by_callid_and_channel() {
+        let a = r#"{"Calls":[{"callid":"100.1","members":[
+            {"inbound":{"trunkname":"t1","channelid":"a","memberstatus":"ANSWERED","callpath":"6500"}},
+            {"ext":{"channelid":"b","memberstatus":"ANSWER","callpath":6500}}]}],"status":"Success"}"#;
+        let b = r#"{"Calls":[{"callid":"100.1","members":[
+            {"inbound":{"trunkname":"t1","channelid":"a","memberstatus":"ANSWERED"}},
+            {"outbound":{"trunkname":"t2","channelid":"c","memberstatus":"EARLYMEDIA"}}]}],"status":"Success"}"#;
+        let mut m = MergedCalls::default();
+        m.add(calls(a));
+        m.add(calls(b));
+        let s = m.stats(160.0);
+        assert_eq!(s.active, [1, 0, 0]);
+        assert_eq!(
+            s.members[MemberKind::Inbound as usize][Status::Answered as usize],
+            1
+        );
+        assert_eq!(
+            s.members[MemberKind::Outbound as usize][Status::Other as usize],
+            1
+        );
+        assert_eq!(s.trunks["t1"], [1, 0]);
+        assert_eq!(s.trunks["t2"], [0, 1]);
+        assert_eq!(s.callpaths["6500"], 1);
+        assert_eq!(s.max_age[0], 60.0);
+    }
+
+    #[test]
+    fn ages_restart_on_status_change_and_prune() {
+        let ring = r#"{"Calls":[{"callid":"1.1","members":[{"ext":{"channelid":"x","memberstatus":"RING"}}]}],"status":"Success"}"#;
+        let up = r#"{"Calls":[{"callid":"1.1","members":[{"ext":{"channelid":"x","memberstatus":"ANSWER"}}]}],"status":"Success"}"#;
+        let mut ages = StatusAges::default();
+        let mut m = MergedCalls::default();
+        m.add(calls(ring));
+        assert_eq!(ages.observe(&m, 0, true)[Status::Ring as usize], 0.0);
+        assert_eq!(
+            ages.observe(&m, 180_000, true)[Status::Ring as usize],
+            180.0
+        );
+        let mut m2 = MergedCalls::default();
+        m2.add(calls(up));
+        let a = ages.observe(&m2, 200_000, true);
+        assert_eq!(
+            (a[Status::Ring as usize], a[Status::Answer as usize]),
+            (0.0, 0.0)
+        );
+        assert_eq!(
+            ages.observe(&m2, 230_000, true)[Status::Answer as usize],
+            30.0
+        );
+        ages.observe(&MergedCalls::default(), 240_000, false);
+        assert_eq!(ages.len(), 1);
+        ages.observe(&MergedCalls::default(), 250_000, true);
+        assert!(ages.is_empty());
+    }
+}

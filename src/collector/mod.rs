@@ -1,0 +1,630 @@
+//! PBX answers → target metric families, built fresh for every scrape.
+//!
+//! A [`Target`] is one configured PBX: its [`Client`], the collectors enabled for it, and the state
+//! that must outlive a scrape (member-status ages, endpoints this firmware lacks, the last outcome).
+//! [`Target::scrape`] runs every enabled collector against the PBX under one deadline and renders the
+//! result as text. Concurrent scrapes of one target share one collection, so two Prometheus
+//! replicas, a dashboard and a person with curl cost the PBX one set of requests. Nothing here knows
+//! about HTTP requests; the PBX's failures become `yeastar_up 0` and `yeastar_collector_success 0`.
+
+pub mod calls;
+pub mod device;
+pub mod extensions;
+pub mod queues;
+pub mod trunks;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
+use prometheus::{Encoder, Gauge, GaugeVec, Opts, Registry, TextEncoder};
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::clock::SharedClock;
+use crate::pbx::types::{
+    CallQueryAnswer, DeviceInfoAnswer, ExtensionCallsAnswer, ExtensionListAnswer, MemberKind,
+    TrunkListAnswer,
+};
+use crate::pbx::{Client, PbxError, lock};
+use calls::{Direction, MergedCalls, Status, StatusAges};
+
+/// How long an endpoint that answered 10003 is left alone before it is asked again.
+pub const UNSUPPORTED_RECHECK: Duration = Duration::from_secs(3600);
+
+/// The collectors, each a group of PBX requests and the series made from them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CollectorKind {
+    /// `call/query` inbound and outbound.
+    Calls,
+    /// `extension/query_call` for extension-to-extension calls.
+    InternalCalls,
+    /// `trunk/list`.
+    Trunks,
+    /// `extension/list`.
+    Extensions,
+    /// `deviceinfo/query`.
+    Device,
+    /// `queue/query` and `queue/query_status` per queue.
+    Queues,
+}
+
+impl CollectorKind {
+    /// All collectors, in label order.
+    pub const ALL: [CollectorKind; 6] = [
+        CollectorKind::Calls,
+        CollectorKind::InternalCalls,
+        CollectorKind::Trunks,
+        CollectorKind::Extensions,
+        CollectorKind::Device,
+        CollectorKind::Queues,
+    ];
+
+    /// The `collector` label value and flag name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollectorKind::Calls => "calls",
+            CollectorKind::InternalCalls => "internal_calls",
+            CollectorKind::Trunks => "trunks",
+            CollectorKind::Extensions => "extensions",
+            CollectorKind::Device => "device",
+            CollectorKind::Queues => "queues",
+        }
+    }
+
+    /// The collector of that name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// On unless switched off; `queues` costs one request per queue and is off unless switched on.
+    pub fn on_by_default(self) -> bool {
+        self != CollectorKind::Queues
+    }
+}
+
+impl fmt::Display for CollectorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The collectors enabled for a target. `calls` is always among them: `yeastar_up` is about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectorSet(BTreeSet<CollectorKind>);
+
+impl Default for CollectorSet {
+    fn default() -> Self {
+        Self(
+            CollectorKind::ALL
+                .into_iter()
+                .filter(|c| c.on_by_default())
+                .collect(),
+        )
+    }
+}
+
+impl CollectorSet {
+    /// Exactly these collectors, plus `calls`.
+    pub fn of(kinds: impl IntoIterator<Item = CollectorKind>) -> Self {
+        let mut set: BTreeSet<_> = kinds.into_iter().collect();
+        set.insert(CollectorKind::Calls);
+        Self(set)
+    }
+
+    /// Whether `kind` is enabled.
+    pub fn contains(&self, kind: CollectorKind) -> bool {
+        self.0.contains(&kind)
+    }
+
+    /// Switches `kind` on or off (`calls` stays on).
+    pub fn set(&mut self, kind: CollectorKind, on: bool) {
+        if on || kind == CollectorKind::Calls {
+            self.0.insert(kind);
+        } else {
+            self.0.remove(&kind);
+        }
+    }
+
+    /// The enabled collectors, in label order.
+    pub fn iter(&self) -> impl Iterator<Item = CollectorKind> + '_ {
+        self.0.iter().copied()
+    }
+}
+
+/// What one scrape of a target produced.
+#[derive(Debug, Clone)]
+pub struct ScrapeOutput {
+    /// The target's metric families in the text format.
+    pub text: String,
+    /// `yeastar_up`.
+    pub up: bool,
+    /// The first failure, if any (for the landing page; never a secret).
+    pub error: Option<String>,
+    /// When it finished (unix seconds, from the target's clock).
+    pub finished_unix: f64,
+}
+
+type SharedScrape = Shared<BoxFuture<'static, Arc<ScrapeOutput>>>;
+
+#[derive(Debug, Default)]
+struct TargetState {
+    ages: StatusAges,
+    /// Collector → when to ask its endpoint again (unix millis) after 10003.
+    unsupported: HashMap<CollectorKind, u64>,
+    last: Option<Arc<ScrapeOutput>>,
+}
+
+/// One configured PBX and the state its scrapes share.
+pub struct Target {
+    name: String,
+    client: Arc<Client>,
+    collectors: CollectorSet,
+    clock: SharedClock,
+    state: Mutex<TargetState>,
+    inflight: Mutex<Option<SharedScrape>>,
+}
+
+impl fmt::Debug for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Target")
+            .field("name", &self.name)
+            .field("client", &self.client)
+            .field("collectors", &self.collectors)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Results of one collection, before rendering. `None`: collector not run this scrape.
+struct Results {
+    inbound: Result<CallQueryAnswer, PbxError>,
+    outbound: Result<CallQueryAnswer, PbxError>,
+    internal: Option<Result<ExtensionCallsAnswer, PbxError>>,
+    trunks: Option<Result<TrunkListAnswer, PbxError>>,
+    extensions: Option<Result<ExtensionListAnswer, PbxError>>,
+    device: Option<Result<DeviceInfoAnswer, PbxError>>,
+    queues: Option<Result<Vec<queues::QueueState>, PbxError>>,
+}
+
+async fn maybe<T>(run: bool, fut: impl Future<Output = T>) -> Option<T> {
+    if run { Some(fut.await) } else { None }
+}
+
+impl Target {
+    /// A target scraping through `client`.
+    pub fn new(client: Arc<Client>, collectors: CollectorSet, clock: SharedClock) -> Self {
+        Self {
+            name: client.config().target.clone(),
+            client,
+            collectors,
+            clock,
+            state: Mutex::new(TargetState::default()),
+            inflight: Mutex::new(None),
+        }
+    }
+
+    /// The target's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its client.
+    pub fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
+    /// Its enabled collectors.
+    pub fn collectors(&self) -> &CollectorSet {
+        &self.collectors
+    }
+
+    /// The last finished scrape, if any.
+    pub fn last(&self) -> Option<Arc<ScrapeOutput>> {
+        lock(&self.state).last.clone()
+    }
+
+    /// Members whose status age is tracked now.
+    pub fn tracked_members(&self) -> usize {
+        lock(&self.state).ages.len()
+    }
+
+    /// Scrapes the PBX, or joins the scrape already in flight, answering by `deadline`.
+    pub async fn scrape(self: &Arc<Self>, deadline: Instant) -> Arc<ScrapeOutput> {
+        let started = Instant::now();
+        let shared = {
+            let mut slot = lock(&self.inflight);
+            match &*slot {
+                Some(f) => f.clone(),
+                None => {
+                    let f = self.clone().collect(deadline).boxed().shared();
+                    *slot = Some(f.clone());
+                    f
+                }
+            }
+        };
+        let out = match tokio::time::timeout_at(deadline, shared.clone()).await {
+            Ok(out) => out,
+            // Joined a collection that runs to a later deadline than ours: answer with what we
+            // know — nothing — by our own deadline; the collection goes on for the others.
+            Err(_) => Arc::new(self.render(Results::timed_out(), started.elapsed())),
+        };
+        let mut slot = lock(&self.inflight);
+        if slot.as_ref().is_some_and(|f| f.ptr_eq(&shared)) {
+            *slot = None;
+        }
+        out
+    }
+
+    fn runs(&self, kind: CollectorKind) -> bool {
+        if !self.collectors.contains(kind) {
+            return false;
+        }
+        let now = self.clock.now_millis();
+        let mut state = lock(&self.state);
+        match state.unsupported.get(&kind) {
+            Some(recheck) if *recheck > now => false,
+            Some(_) => {
+                state.unsupported.remove(&kind);
+                true
+            }
+            None => true,
+        }
+    }
+
+    async fn collect(self: Arc<Self>, deadline: Instant) -> Arc<ScrapeOutput> {
+        let started = Instant::now();
+        let session = self.client.session(deadline);
+        let s = &session;
+        use CollectorKind as K;
+        let (inbound_q, outbound_q) = (json!({"type": "inbound"}), json!({"type": "outbound"}));
+        let (all, empty) = (json!({"number": "all"}), json!({}));
+        // With one request in flight per PBX (the default), the limiter's queue is fair, so these
+        // go out in the order written: the call queries first.
+        let (inbound, outbound, internal, trunks, extensions, device, queues) = tokio::join!(
+            s.call::<CallQueryAnswer>("call/query", &inbound_q),
+            s.call::<CallQueryAnswer>("call/query", &outbound_q),
+            maybe(
+                self.runs(K::InternalCalls),
+                s.call::<ExtensionCallsAnswer>("extension/query_call", &all)
+            ),
+            maybe(
+                self.runs(K::Trunks),
+                s.call::<TrunkListAnswer>("trunk/list", &empty)
+            ),
+            maybe(
+                self.runs(K::Extensions),
+                s.call::<ExtensionListAnswer>("extension/list", &empty)
+            ),
+            maybe(
+                self.runs(K::Device),
+                s.call::<DeviceInfoAnswer>("deviceinfo/query", &empty)
+            ),
+            maybe(self.runs(K::Queues), queues::fetch(s)),
+        );
+        let results = Results {
+            inbound,
+            outbound,
+            internal,
+            trunks,
+            extensions,
+            device,
+            queues,
+        };
+        let out = Arc::new(self.render(results, started.elapsed()));
+        lock(&self.state).last = Some(out.clone());
+        out
+    }
+
+    fn render(&self, r: Results, elapsed: Duration) -> ScrapeOutput {
+        let now_millis = self.clock.now_millis();
+        let now_secs = now_millis as f64 / 1000.0;
+        let m = Families::default();
+        let up = r.inbound.is_ok() && r.outbound.is_ok();
+        m.gauge(
+            "yeastar_up",
+            "1 when this scrape's call queries (call/query inbound and outbound) both succeeded.",
+        )
+        .set(if up { 1.0 } else { 0.0 });
+        let success = m.gauge_vec(
+            "yeastar_collector_success",
+            "1 when the collector's PBX requests succeeded this scrape, else 0.",
+            &["collector"],
+        );
+        fn unit<T>(r: &Option<Result<T, PbxError>>) -> Option<Result<(), &PbxError>> {
+            r.as_ref().map(|x| x.as_ref().map(|_| ()))
+        }
+        let calls_err = r.inbound.as_ref().err().or(r.outbound.as_ref().err());
+        let outcomes: [(CollectorKind, Option<Result<(), &PbxError>>); 6] = [
+            (CollectorKind::Calls, Some(calls_err.map_or(Ok(()), Err))),
+            (CollectorKind::InternalCalls, unit(&r.internal)),
+            (CollectorKind::Trunks, unit(&r.trunks)),
+            (CollectorKind::Extensions, unit(&r.extensions)),
+            (CollectorKind::Device, unit(&r.device)),
+            (CollectorKind::Queues, unit(&r.queues)),
+        ];
+        let mut failures: Vec<(CollectorKind, &PbxError)> = Vec::new();
+        for (kind, result) in outcomes {
+            if !self.collectors.contains(kind) {
+                continue;
+            }
+            let ok = matches!(result, Some(Ok(())));
+            success
+                .with_label_values(&[kind.as_str()])
+                .set(if ok { 1.0 } else { 0.0 });
+            if let Some(Err(e)) = result {
+                failures.push((kind, e));
+            }
+        }
+
+        // Endpoints this firmware lacks: remember, say so once, ask again in an hour.
+        {
+            let mut state = lock(&self.state);
+            for (kind, e) in &failures {
+                if e.is_unsupported() && *kind != CollectorKind::Calls {
+                    state
+                        .unsupported
+                        .insert(*kind, now_millis + UNSUPPORTED_RECHECK.as_millis() as u64);
+                    tracing::info!(
+                        target_name = %self.name,
+                        collector = %kind,
+                        "the PBX does not support this collector's endpoint (errno 10003); the collector stays off for this PBX and is re-checked hourly"
+                    );
+                }
+            }
+        }
+        let first_error = failures.first().map(|(_, e)| e.to_string());
+        self.log_failures(&failures);
+
+        let trunk_list = match &r.trunks {
+            Some(Ok(answer)) => Some(trunks::trunk_states(answer)),
+            _ => None,
+        };
+
+        if up {
+            let internal_ok = matches!(r.internal, Some(Ok(_)));
+            let mut merged = MergedCalls::default();
+            if let Ok(a) = r.inbound {
+                merged.add(a.calls);
+            }
+            if let Ok(a) = r.outbound {
+                merged.add(a.calls);
+            }
+            if let Some(Ok(a)) = r.internal {
+                for ext in a.calllist {
+                    merged.add(ext.numbercalls);
+                }
+            }
+            let stats = merged.stats(now_secs);
+            // Without the internal answer, extension-only members were not listed: keep their ages.
+            let complete = internal_ok || !self.collectors.contains(CollectorKind::InternalCalls);
+            let ages = lock(&self.state)
+                .ages
+                .observe(&merged, now_millis, complete);
+            let directions: &[Direction] = if internal_ok {
+                &Direction::ALL
+            } else {
+                &Direction::ALL[..2]
+            };
+            let active = m.gauge_vec(
+                "yeastar_active_calls",
+                "Distinct active calls by direction.",
+                &["direction"],
+            );
+            let max_age = m.gauge_vec(
+                "yeastar_call_max_age_seconds",
+                "Age of the oldest active call in that direction, from its callid; 0 when none.",
+                &["direction"],
+            );
+            for d in directions {
+                active
+                    .with_label_values(&[d.as_str()])
+                    .set(stats.active[*d as usize] as f64);
+                max_age
+                    .with_label_values(&[d.as_str()])
+                    .set(stats.max_age[*d as usize]);
+            }
+            let members = m.gauge_vec(
+                "yeastar_call_members",
+                "Members of active calls by kind and status.",
+                &["member", "status"],
+            );
+            for kind in MemberKind::ALL {
+                for status in Status::ALL {
+                    members
+                        .with_label_values(&[kind.as_str(), status.as_str()])
+                        .set(stats.members[kind as usize][status as usize] as f64);
+                }
+            }
+            let status_age = m.gauge_vec(
+                "yeastar_member_status_max_age_seconds",
+                "Longest time any current member has stayed in that status, as observed across scrapes.",
+                &["status"],
+            );
+            for status in Status::ALL {
+                status_age
+                    .with_label_values(&[status.as_str()])
+                    .set(ages[status as usize]);
+            }
+            let trunk_calls = m.gauge_vec(
+                "yeastar_trunk_active_calls",
+                "Trunk legs (inbound and outbound members) per trunk.",
+                &["trunk", "direction"],
+            );
+            let mut legs = stats.trunks;
+            for t in trunk_list.iter().flatten() {
+                legs.entry(t.name.clone()).or_default();
+            }
+            for (trunk, [inb, outb]) in &legs {
+                trunk_calls
+                    .with_label_values(&[trunk, "inbound"])
+                    .set(*inb as f64);
+                trunk_calls
+                    .with_label_values(&[trunk, "outbound"])
+                    .set(*outb as f64);
+            }
+            let paths = m.gauge_vec(
+                "yeastar_callpath_active_calls",
+                "Distinct calls with a member set up by that IVR, queue, ring group, paging group or conference.",
+                &["callpath"],
+            );
+            for (path, n) in &stats.callpaths {
+                paths.with_label_values(&[path]).set(*n as f64);
+            }
+        }
+
+        if let Some(list) = &trunk_list {
+            let trunk_up = m.gauge_vec(
+                "yeastar_trunk_up",
+                "1 when the trunk can carry calls, else 0.",
+                &["trunk", "kind"],
+            );
+            let trunk_status = m.gauge_vec(
+                "yeastar_trunk_status",
+                "1 for the trunk's current status as the PBX words it.",
+                &["trunk", "kind", "status"],
+            );
+            for t in list {
+                trunk_up
+                    .with_label_values(&[&t.name, &t.kind])
+                    .set(if t.up { 1.0 } else { 0.0 });
+                trunk_status
+                    .with_label_values(&[&t.name, &t.kind, &t.status])
+                    .set(1.0);
+            }
+        }
+        if let Some(Ok(answer)) = &r.extensions {
+            let counts = extensions::count_by_status(answer);
+            let g = m.gauge_vec("yeastar_extensions", "Extensions by status.", &["status"]);
+            for (i, status) in extensions::STATUSES.iter().enumerate() {
+                g.with_label_values(&[status]).set(counts[i] as f64);
+            }
+        }
+        if let Some(Ok(answer)) = &r.device
+            && let Some(info) = &answer.deviceinfo
+        {
+            m.gauge_vec(
+                "yeastar_pbx_info",
+                "The PBX's model and versions; always 1.",
+                &["model", "firmware_version", "hardware_version"],
+            )
+            .with_label_values(&[&info.devicename, &info.firmwarever, &info.hardwarever])
+            .set(1.0);
+            match device::parse_uptime(&info.uptime) {
+                Some(secs) => m
+                    .gauge("yeastar_pbx_uptime_seconds", "PBX uptime.")
+                    .set(secs),
+                None => tracing::debug!(
+                    target_name = %self.name,
+                    uptime = %info.uptime,
+                    "unknown uptime form; yeastar_pbx_uptime_seconds left out"
+                ),
+            }
+        }
+        if let Some(Ok(list)) = &r.queues {
+            let waiting = m.gauge_vec(
+                "yeastar_queue_waiting_calls",
+                "Callers waiting in the queue.",
+                &["queue"],
+            );
+            let agents = m.gauge_vec(
+                "yeastar_queue_agents",
+                "Queue agents by status.",
+                &["queue", "status"],
+            );
+            for q in list {
+                waiting.with_label_values(&[&q.queue]).set(q.waiting as f64);
+                for (i, status) in queues::AGENT_STATUSES.iter().enumerate() {
+                    agents
+                        .with_label_values(&[q.queue.as_str(), status])
+                        .set(q.agents[i] as f64);
+                }
+            }
+        }
+        m.gauge(
+            "yeastar_scrape_duration_seconds",
+            "Wall time of this scrape's PBX work.",
+        )
+        .set(elapsed.as_secs_f64());
+        ScrapeOutput {
+            text: m.encode(),
+            up,
+            error: first_error,
+            finished_unix: now_secs,
+        }
+    }
+
+    /// One `warn` line per scrape naming the target and the cause. Login rejections and
+    /// suspensions are left out: the client already warned once for the whole suspension.
+    fn log_failures(&self, failures: &[(CollectorKind, &PbxError)]) {
+        let Some((_, first)) = failures.first() else {
+            return;
+        };
+        let collectors: Vec<&str> = failures.iter().map(|(k, _)| k.as_str()).collect();
+        let quiet = failures.iter().all(|(_, e)| {
+            e.is_unsupported()
+                || matches!(
+                    e,
+                    PbxError::LoginRejected
+                        | PbxError::LoginLocked
+                        | PbxError::LoginSuspended { .. }
+                        | PbxError::NotLoggedIn(_)
+                )
+        });
+        if quiet {
+            tracing::debug!(target_name = %self.name, cause = %first, failed = ?collectors, "scrape failed");
+        } else {
+            tracing::warn!(target_name = %self.name, cause = %first, failed = ?collectors, "scrape failed");
+        }
+    }
+}
+
+impl Results {
+    fn timed_out() -> Self {
+        let t = || PbxError::Timeout {
+            endpoint: "call/query".into(),
+        };
+        Results {
+            inbound: Err(t()),
+            outbound: Err(t()),
+            internal: Some(Err(t())),
+            trunks: Some(Err(t())),
+            extensions: Some(Err(t())),
+            device: Some(Err(t())),
+            queues: Some(Err(t())),
+        }
+    }
+}
+
+/// A per-scrape registry. Every name and label set here is a constant of this module, so
+/// registering cannot fail; the `expect`s state that proof.
+#[derive(Default)]
+struct Families {
+    registry: Registry,
+}
+
+impl Families {
+    fn gauge(&self, name: &str, help: &str) -> Gauge {
+        let g = Gauge::new(name, help).expect("valid metric name");
+        self.registry
+            .register(Box::new(g.clone()))
+            .expect("each family registered once per scrape");
+        g
+    }
+
+    fn gauge_vec(&self, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+        let g = GaugeVec::new(Opts::new(name, help), labels).expect("valid metric name");
+        self.registry
+            .register(Box::new(g.clone()))
+            .expect("each family registered once per scrape");
+        g
+    }
+
+    fn encode(&self) -> String {
+        let mut out = Vec::with_capacity(8 * 1024);
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

@@ -1,0 +1,85 @@
+//! Queues: `queue/query` `{"number":"all"}`, then `queue/query_status` per queue → waiting callers
+//! and agents by status. Agent numbers are never kept.
+
+use serde_json::json;
+
+use crate::pbx::types::{QueueListAnswer, QueueStatusAnswer};
+use crate::pbx::{PbxError, Session};
+
+/// The `status` label values, indexed by the PBX's agent status code (`"0"`..`"10"`).
+pub const AGENT_STATUSES: [&str; 11] = [
+    "unknown",
+    "idle",
+    "in_use",
+    "busy",
+    "invalid",
+    "unavailable",
+    "ringing",
+    "in_use_ringing",
+    "on_hold",
+    "paused",
+    "wrap_up",
+];
+
+/// One queue's numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueState {
+    /// The queue's number.
+    pub queue: String,
+    /// Callers waiting.
+    pub waiting: u64,
+    /// Agents by [`AGENT_STATUSES`] index (unknown codes count as `unknown`).
+    pub agents: [u64; 11],
+}
+
+/// Turns one `queue/query_status` answer into the state of `queue`.
+pub fn queue_state(queue: &str, answer: &QueueStatusAnswer) -> QueueState {
+    let mut state = QueueState {
+        queue: queue.to_string(),
+        waiting: 0,
+        agents: [0; 11],
+    };
+    for entry in answer
+        .queues
+        .iter()
+        .filter(|q| q.number.is_empty() || q.number == queue)
+    {
+        for status in &entry.queuestatus {
+            state.waiting += status.callercount.trim().parse::<u64>().unwrap_or(0);
+            for agent in &status.members {
+                let i = agent
+                    .agentstatus
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|i| *i < AGENT_STATUSES.len())
+                    .unwrap_or(0);
+                state.agents[i] += 1;
+            }
+        }
+    }
+    state
+}
+
+/// Lists the queues and asks each for its status, one request at a time.
+pub async fn fetch(session: &Session<'_>) -> Result<Vec<QueueState>, PbxError> {
+    let list: QueueListAnswer = session
+        .call("queue/query", &json!({"number": "all"}))
+        .await?;
+    let mut numbers: Vec<String> = list
+        .queues
+        .into_iter()
+        .map(|q| q.number)
+        .filter(|n| !n.is_empty())
+        .collect();
+    numbers.sort();
+    numbers.dedup();
+    let mut out = Vec::with_capacity(numbers.len());
+    for number in numbers {
+        let answer: QueueStatusAnswer = session
+            .call("queue/query_status", &json!({ "number": number }))
+            .await?;
+        out.push(queue_state(&number, &answer));
+    }
+    Ok(out)
+}

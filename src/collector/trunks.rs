@@ -1,0 +1,79 @@
+//! Trunks: `trunk/list` → whether each trunk can carry calls, and its status word.
+
+use crate::pbx::types::TrunkListAnswer;
+
+/// One trunk, as the metrics show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrunkState {
+    /// Its name.
+    pub name: String,
+    /// SIP, IAX, FXO, GSM, BRI, E1 (upper-cased).
+    pub kind: String,
+    /// The PBX's status word, lower-cased with spaces as `_` (`registered`, `no_sim`).
+    pub status: String,
+    /// Whether it can carry calls.
+    pub up: bool,
+}
+
+/// A status word as a label value: lower case, runs of spaces and dashes as one `_`.
+pub fn status_label(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    for part in word
+        .split(|c: char| c.is_whitespace() || c == '-')
+        .filter(|p| !p.is_empty())
+    {
+        if !out.is_empty() {
+            out.push('_');
+        }
+        out.push_str(&part.to_lowercase());
+    }
+    if out.is_empty() {
+        out.push_str("unknown");
+    }
+    out
+}
+
+/// Whether a trunk of `kind` in `status` can carry calls (case-insensitive).
+pub fn can_carry_calls(kind: &str, status: &str) -> bool {
+    let status = status.trim();
+    let is = |w: &str| status.eq_ignore_ascii_case(w);
+    match kind.to_ascii_uppercase().as_str() {
+        "SIP" | "IAX" => is("Registered"),
+        "BRI" | "E1" => is("Up"),
+        "FXO" | "GSM" => is("Idle") || is("Busy"),
+        // An unknown trunk kind: the words that mean "working" on the known ones.
+        _ => is("Registered") || is("Up") || is("Idle") || is("Busy"),
+    }
+}
+
+/// The trunks of a `trunk/list` answer.
+pub fn trunk_states(answer: &TrunkListAnswer) -> Vec<TrunkState> {
+    answer
+        .trunklist
+        .iter()
+        .filter(|t| !t.trunkname.is_empty())
+        .map(|t| TrunkState {
+            name: t.trunkname.clone(),
+            kind: t.kind.trim().to_ascii_uppercase(),
+            status: status_label(&t.status),
+            up: can_carry_calls(&t.kind, &t.status),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_and_up() {
+        assert_eq!(status_label("No SIM"), "no_sim");
+        assert_eq!(status_label(" Power  Off "), "power_off");
+        assert_eq!(status_label(""), "unknown");
+        assert!(can_carry_calls("sip", "registered"));
+        assert!(!can_carry_calls("SIP", "Registering"));
+        assert!(can_carry_calls("GSM", "Busy"));
+        assert!(!can_carry_calls("GSM", "No SIM"));
+        assert!(can_carry_calls("E1", "UP"));
+    }
+}

@@ -1,0 +1,434 @@
+//! Flags (each also an environment variable `YEASTAR_EXPORTER_<FLAG>`) → one validated [`Config`].
+//!
+//! Secrets are read here, from files or the environment, straight into [`Secret`]s; the password
+//! is never a flag value (it would show in `ps`). Validation names the flag that is wrong.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::collector::{CollectorKind, CollectorSet};
+use crate::pbx::{Auth, ClientConfig};
+use crate::secret::Secret;
+
+/// The default listen port: above the crowded 9100–9999 exporter range, used by no well-known
+/// exporter (the digits recall the PBX's API port, 8088).
+pub const DEFAULT_PORT: u16 = 11088;
+
+/// The environment variable that carries the PBX password.
+pub const PASSWORD_ENV: &str = "YEASTAR_EXPORTER_PBX_PASSWORD";
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "yeastar-exporter",
+    version,
+    about = "Prometheus exporter for Yeastar S-Series PBXes: live calls, trunks, extensions and queues from the PBX's HTTP API."
+)]
+pub struct Cli {
+    /// Run something other than the exporter.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The exporter's flags.
+    #[command(flatten)]
+    pub exporter: ExporterFlags,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the simulated Yeastar PBX alone.
+    Simulate(crate::sim::SimFlags),
+}
+
+/// Flags of the exporter.
+#[derive(Debug, Args, Clone)]
+pub struct ExporterFlags {
+    /// Address to listen on for the web interface and telemetry (`:PORT` listens on all interfaces).
+    #[arg(
+        long = "web.listen-address",
+        env = "YEASTAR_EXPORTER_WEB_LISTEN_ADDRESS",
+        default_value = ":11088"
+    )]
+    pub listen_address: String,
+    /// Path under which to expose metrics.
+    #[arg(
+        long = "web.telemetry-path",
+        env = "YEASTAR_EXPORTER_WEB_TELEMETRY_PATH",
+        default_value = "/metrics"
+    )]
+    pub telemetry_path: String,
+    /// Subtracted from Prometheus's scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) to leave time to answer.
+    #[arg(long = "web.timeout-offset", env = "YEASTAR_EXPORTER_WEB_TIMEOUT_OFFSET", default_value = "0.5s", value_parser = parse_duration)]
+    pub timeout_offset: Duration,
+    /// The PBX's base URL: scheme, host and port, e.g. https://192.168.5.150:8088.
+    #[arg(long = "pbx.url", env = "YEASTAR_EXPORTER_PBX_URL")]
+    pub pbx_url: Option<String>,
+    /// The API's path on the PBX.
+    #[arg(
+        long = "pbx.api-path",
+        env = "YEASTAR_EXPORTER_PBX_API_PATH",
+        default_value = "/api/v2.0.0"
+    )]
+    pub pbx_api_path: String,
+    /// The API username (Settings → PBX → General → API).
+    #[arg(long = "pbx.username", env = "YEASTAR_EXPORTER_PBX_USERNAME")]
+    pub pbx_username: Option<String>,
+    /// A file holding the API password (or set YEASTAR_EXPORTER_PBX_PASSWORD).
+    #[arg(long = "pbx.password-file", env = "YEASTAR_EXPORTER_PBX_PASSWORD_FILE")]
+    pub pbx_password_file: Option<PathBuf>,
+    /// A file holding an existing API token: use it and never log in (static-token mode).
+    #[arg(long = "pbx.token-file", env = "YEASTAR_EXPORTER_PBX_TOKEN_FILE")]
+    pub pbx_token_file: Option<PathBuf>,
+    /// The longest a scrape's PBX work may take.
+    #[arg(long = "pbx.timeout", env = "YEASTAR_EXPORTER_PBX_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub pbx_timeout: Duration,
+    /// Requests in flight to the PBX at once (its embedded web server is small).
+    #[arg(
+        long = "pbx.max-concurrent-requests",
+        env = "YEASTAR_EXPORTER_PBX_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 1
+    )]
+    pub pbx_max_concurrent_requests: usize,
+    /// No login for this long after a rejected one (plus up to 10% jitter), so the PBX never locks this host out.
+    #[arg(long = "pbx.login-backoff", env = "YEASTAR_EXPORTER_PBX_LOGIN_BACKOFF", default_value = "10m", value_parser = parse_duration)]
+    pub pbx_login_backoff: Duration,
+    /// PBX answers larger than this many bytes are cut off and counted as decode errors.
+    #[arg(long = "pbx.max-response-bytes", env = "YEASTAR_EXPORTER_PBX_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub pbx_max_response_bytes: usize,
+    /// A PEM file of CA certificates for the PBX's HTTPS certificate.
+    #[arg(long = "pbx.ca-file", env = "YEASTAR_EXPORTER_PBX_CA_FILE")]
+    pub pbx_ca_file: Option<PathBuf>,
+    /// Accept any certificate from the PBX (self-signed units without a CA file).
+    #[arg(
+        long = "pbx.insecure-skip-verify",
+        env = "YEASTAR_EXPORTER_PBX_INSECURE_SKIP_VERIFY"
+    )]
+    pub pbx_insecure_skip_verify: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub collectors: CollectorFlags,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long = "log.level", env = "YEASTAR_EXPORTER_LOG_LEVEL", default_value = "info", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: String,
+    /// Log format: logfmt or json.
+    #[arg(long = "log.format", env = "YEASTAR_EXPORTER_LOG_FORMAT", default_value = "logfmt", value_parser = ["logfmt", "json"])]
+    pub log_format: String,
+    /// Start the embedded simulated PBX on a loopback port and scrape it (try the exporter without a PBX).
+    #[arg(long = "demo", env = "YEASTAR_EXPORTER_DEMO")]
+    pub demo: bool,
+    /// Calls the demo's simulated PBX keeps going on average.
+    #[arg(
+        long = "demo.calls",
+        env = "YEASTAR_EXPORTER_DEMO_CALLS",
+        default_value_t = 40
+    )]
+    pub demo_calls: usize,
+}
+
+macro_rules! collector_flags {
+    ($( $field:ident, $nofield:ident, $name:literal, $env:literal, $help:literal; )*) => {
+        /// `--collector.<name>` / `--no-collector.<name>`.
+        #[derive(Debug, Args, Clone, Default)]
+        pub struct CollectorFlags {
+            $(
+                #[doc = concat!("Enable the ", $name, " collector: ", $help)]
+                #[arg(long = concat!("collector.", $name), env = $env, overrides_with = stringify!($nofield), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+                pub $field: Option<bool>,
+                #[doc = concat!("Disable the ", $name, " collector.")]
+                #[arg(long = concat!("no-collector.", $name), overrides_with = stringify!($field))]
+                pub $nofield: bool,
+            )*
+        }
+
+        impl CollectorFlags {
+            /// The collectors these flags enable, starting from the defaults.
+            pub fn resolve(&self) -> CollectorSet {
+                let mut set = CollectorSet::default();
+                $(
+                    let kind = CollectorKind::parse($name).expect("collector names match");
+                    if self.$nofield {
+                        set.set(kind, false);
+                    } else if let Some(on) = self.$field {
+                        set.set(kind, on);
+                    }
+                )*
+                set
+            }
+        }
+    };
+}
+
+collector_flags! {
+    internal_calls, no_internal_calls, "internal_calls", "YEASTAR_EXPORTER_COLLECTOR_INTERNAL_CALLS", "extension/query_call, for extension-to-extension calls (default on).";
+    trunks, no_trunks, "trunks", "YEASTAR_EXPORTER_COLLECTOR_TRUNKS", "trunk/list (default on).";
+    extensions, no_extensions, "extensions", "YEASTAR_EXPORTER_COLLECTOR_EXTENSIONS", "extension/list (default on).";
+    device, no_device, "device", "YEASTAR_EXPORTER_COLLECTOR_DEVICE", "deviceinfo/query (default on).";
+    queues, no_queues, "queues", "YEASTAR_EXPORTER_COLLECTOR_QUEUES", "queue/query plus one queue/query_status per queue (default off).";
+}
+
+/// A configuration error, naming the field or flag.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    /// A required setting is missing.
+    #[error("{field}: required{hint}")]
+    Missing {
+        /// The flag or field.
+        field: String,
+        /// How to set it.
+        hint: String,
+    },
+    /// A value is wrong.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The flag or field.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// One PBX to scrape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetConfig {
+    /// How to reach and authenticate to it.
+    pub client: ClientConfig,
+    /// What to collect.
+    pub collectors: CollectorSet,
+}
+
+/// The exporter's validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where to listen.
+    pub listen_address: String,
+    /// Path of the metrics page.
+    pub telemetry_path: String,
+    /// Subtracted from Prometheus's scrape timeout.
+    pub timeout_offset: Duration,
+    /// The PBXes (one, named `default`, from the flags).
+    pub targets: Vec<TargetConfig>,
+}
+
+/// Reads a secret file: surrounding whitespace (a trailing newline) is not part of the secret.
+pub fn read_secret_file(field: &str, path: &Path) -> Result<Secret, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(field, format!("cannot read {}: {e}", path.display())))?;
+    let value = text.trim();
+    if value.is_empty() {
+        return Err(invalid(field, format!("{} is empty", path.display())));
+    }
+    Ok(Secret::new(value))
+}
+
+/// Checks a PBX base URL: http or https, a host, nothing after the port.
+pub fn check_url(field: &str, url: &str) -> Result<String, ConfigError> {
+    let url = url.trim().trim_end_matches('/');
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| {
+            invalid(
+                field,
+                format!("{url:?} must start with http:// or https://"),
+            )
+        })?;
+    if rest.is_empty() || rest.starts_with(':') {
+        return Err(invalid(field, format!("{url:?} has no host")));
+    }
+    if rest.contains(['/', '?', '#', '@']) {
+        return Err(invalid(
+            field,
+            format!(
+                "{url:?} must be scheme://host[:port] only (the API path is a separate setting; credentials never go in the URL)"
+            ),
+        ));
+    }
+    Ok(url.to_string())
+}
+
+impl ExporterFlags {
+    /// The single-PBX configuration these flags describe; `password_env` is the value of
+    /// `YEASTAR_EXPORTER_PBX_PASSWORD`, if set.
+    pub fn resolve(&self, password_env: Option<String>) -> Result<Config, ConfigError> {
+        if !self.telemetry_path.starts_with('/') || self.telemetry_path.len() < 2 {
+            return Err(invalid(
+                "--web.telemetry-path",
+                "must start with / and not be / itself",
+            ));
+        }
+        let url = self.pbx_url.as_deref().ok_or_else(|| ConfigError::Missing {
+            field: "--pbx.url".into(),
+            hint: " (or YEASTAR_EXPORTER_PBX_URL; try --demo to run against the embedded simulated PBX)".into(),
+        })?;
+        let url = check_url("--pbx.url", url)?;
+        let auth = match (&self.pbx_token_file, &self.pbx_username) {
+            (Some(path), _) => Auth::StaticToken(read_secret_file("--pbx.token-file", path)?),
+            (None, Some(username)) if !username.trim().is_empty() => {
+                let password = match (&self.pbx_password_file, password_env) {
+                    (Some(path), _) => read_secret_file("--pbx.password-file", path)?,
+                    (None, Some(p)) if !p.is_empty() => Secret::new(p),
+                    _ => {
+                        return Err(ConfigError::Missing {
+                            field: "--pbx.password-file".into(),
+                            hint: format!(" (or {PASSWORD_ENV})"),
+                        });
+                    }
+                };
+                Auth::Credentials {
+                    username: username.trim().to_string(),
+                    password_md5: password.md5_hex(),
+                }
+            }
+            _ => {
+                return Err(ConfigError::Missing {
+                    field: "--pbx.username".into(),
+                    hint: " (or --pbx.token-file for static-token mode)".into(),
+                });
+            }
+        };
+        if self.pbx_timeout.is_zero() {
+            return Err(invalid("--pbx.timeout", "must be greater than 0"));
+        }
+        if self.pbx_max_concurrent_requests == 0 {
+            return Err(invalid(
+                "--pbx.max-concurrent-requests",
+                "must be at least 1",
+            ));
+        }
+        if self.pbx_max_response_bytes < 1024 {
+            return Err(invalid("--pbx.max-response-bytes", "must be at least 1024"));
+        }
+        Ok(Config {
+            listen_address: self.listen_address.clone(),
+            telemetry_path: self.telemetry_path.clone(),
+            timeout_offset: self.timeout_offset,
+            targets: vec![TargetConfig {
+                client: ClientConfig {
+                    target: "default".into(),
+                    url,
+                    api_path: self.pbx_api_path.clone(),
+                    auth,
+                    timeout: self.pbx_timeout,
+                    max_concurrent_requests: self.pbx_max_concurrent_requests,
+                    max_response_bytes: self.pbx_max_response_bytes,
+                    login_backoff: self.pbx_login_backoff,
+                    ca_file: self.pbx_ca_file.clone(),
+                    insecure_skip_verify: self.pbx_insecure_skip_verify,
+                },
+                collectors: self.collectors.resolve(),
+            }],
+        })
+    }
+}
+
+/// Parses a Prometheus-style duration: `5s`, `500ms`, `1m30s`, `0.5s`, `2h`, `1d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("{text:?}: missing unit (ms, s, m, h, d)"))?;
+        let value: f64 = rest[..num_end]
+            .parse()
+            .map_err(|_| format!("{text:?}: bad number"))?;
+        let unit_rest = &rest[num_end..];
+        let unit_end = unit_rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(unit_rest.len());
+        let factor = match &unit_rest[..unit_end] {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "d" => 86_400.0,
+            other => return Err(format!("{text:?}: unknown unit {other:?} (ms, s, m, h, d)")),
+        };
+        total += value * factor;
+        rest = &unit_rest[unit_end..];
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+/// Turns `:PORT` into `0.0.0.0:PORT`; other addresses pass through.
+pub fn listen_socket(address: &str) -> String {
+    if address.starts_with(':') {
+        format!("0.0.0.0{address}")
+    } else {
+        address.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("0.5s"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(
+            parse_duration("5"),
+            Err("\"5\": missing unit (ms, s, m, h, d)".to_string())
+        );
+        assert_eq!(
+            parse_duration("5y"),
+            Err("\"5y\": unknown unit \"y\" (ms, s, m, h, d)".to_string())
+        );
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            check_url("f", "https://10.0.0.5:8088/"),
+            Ok("https://10.0.0.5:8088".into())
+        );
+        assert!(check_url("f", "ftp://x").is_err());
+        assert_eq!(
+            check_url("f", "http://u:p@x").unwrap_err().to_string(),
+            "f: \"http://u:p@x\" must be scheme://host[:port] only (the API path is a separate setting; credentials never go in the URL)"
+        );
+    }
+
+    #[test]
+    fn flags_resolve_and_name_the_missing_flag() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--pbx.url",
+            "http://127.0.0.1:8088",
+            "--pbx.username",
+            "api",
+            "--no-collector.trunks",
+            "--collector.queues",
+        ])
+        .unwrap();
+        let cfg = cli.exporter.resolve(Some("pw".into())).unwrap();
+        let t = &cfg.targets[0];
+        assert!(!t.collectors.contains(CollectorKind::Trunks));
+        assert!(t.collectors.contains(CollectorKind::Queues));
+        assert_eq!(
+            format!("{:?}", t.client.auth),
+            "Credentials { username: \"api\", password_md5: <secret> }"
+        );
+        let err = cli.exporter.resolve(None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--pbx.password-file: required (or YEASTAR_EXPORTER_PBX_PASSWORD)"
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! The running exporter: its configured targets, its own metrics, and their lifecycle.
+//!
+//! [`App`] holds the current set of [`Target`]s behind one lock that is only ever swapped whole, so a
+//! scrape sees either the old configuration or the new one, never a mix. A target whose settings did
+//! not change keeps its `Target` (token, back-off, status ages) across a reload; a removed or changed
+//! one logs out.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::clock::SharedClock;
+use crate::collector::Target;
+use crate::config::{Config, TargetConfig};
+use crate::metrics::ExporterMetrics;
+use crate::pbx::{BuildError, Client};
+
+/// The configured targets, by name.
+#[derive(Debug, Default)]
+pub struct TargetSet {
+    by_name: BTreeMap<String, (TargetConfig, Arc<Target>)>,
+}
+
+impl TargetSet {
+    /// The target called `name`, or whose URL is exactly `name`.
+    pub fn find(&self, name: &str) -> Option<&Arc<Target>> {
+        self.by_name.get(name).map(|(_, t)| t).or_else(|| {
+            let wanted = name.trim_end_matches('/');
+            self.by_name
+                .values()
+                .find(|(c, _)| c.client.url == wanted)
+                .map(|(_, t)| t)
+        })
+    }
+
+    /// All targets, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Target>> {
+        self.by_name.values().map(|(_, t)| t)
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+}
+
+/// The exporter's state, shared by every request.
+#[derive(Debug)]
+pub struct App {
+    /// The exporter's own metrics.
+    pub metrics: ExporterMetrics,
+    clock: SharedClock,
+    targets: RwLock<Arc<TargetSet>>,
+    settings: RwLock<Arc<Config>>,
+    ready: AtomicBool,
+}
+
+impl App {
+    /// An exporter for `config`, reading time from `clock`.
+    pub fn new(config: Config, clock: SharedClock) -> Result<Arc<Self>, BuildError> {
+        let app = Arc::new(Self {
+            metrics: ExporterMetrics::new(),
+            clock,
+            targets: RwLock::new(Arc::new(TargetSet::default())),
+            settings: RwLock::new(Arc::new(config.clone())),
+            ready: AtomicBool::new(false),
+        });
+        app.apply(config)?;
+        Ok(app)
+    }
+
+    /// The current targets.
+    pub fn targets(&self) -> Arc<TargetSet> {
+        self.targets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The current settings.
+    pub fn settings(&self) -> Arc<Config> {
+        self.settings
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The single target of flag mode (`/metrics` includes its metrics), if that is the mode.
+    pub fn single_target(&self) -> Option<Arc<Target>> {
+        let set = self.targets();
+        (set.len() == 1)
+            .then(|| set.iter().next().cloned())
+            .flatten()
+    }
+
+    /// Marks the exporter ready (`/-/ready` answers 200).
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether it is ready.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// Switches to `config`: builds what changed, keeps what did not, swaps in one step. On error
+    /// nothing changes.
+    pub fn apply(&self, config: Config) -> Result<(), BuildError> {
+        let old = self.targets();
+        let mut next = TargetSet::default();
+        for tc in &config.targets {
+            let name = tc.client.target.clone();
+            let target = match old.by_name.get(&name) {
+                Some((old_cfg, t)) if old_cfg == tc => t.clone(),
+                _ => {
+                    let client = Client::new(
+                        tc.client.clone(),
+                        Arc::new(self.metrics.clone()),
+                        self.clock.clone(),
+                    )?;
+                    Arc::new(Target::new(
+                        Arc::new(client),
+                        tc.collectors.clone(),
+                        self.clock.clone(),
+                    ))
+                }
+            };
+            self.metrics.init_target(&name);
+            next.by_name.insert(name, (tc.clone(), target));
+        }
+        let removed: Vec<Arc<Target>> = old
+            .by_name
+            .iter()
+            .filter(|(name, (_, t))| {
+                next.by_name
+                    .get(*name)
+                    .is_none_or(|(_, n)| !Arc::ptr_eq(n, t))
+            })
+            .map(|(_, (_, t))| t.clone())
+            .collect();
+        *self.targets.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+        let now = self.clock.now_secs();
+        self.metrics.reload_ok.set(1.0);
+        self.metrics.reload_time.set(now.floor());
+        let current = self.targets();
+        for t in removed {
+            if current.find(t.name()).is_none() {
+                self.metrics.remove_target(t.name());
+            }
+            // Tokens of removed or changed targets end now, in the background.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                tokio::spawn(async move {
+                    t.client()
+                        .logout(Instant::now() + Duration::from_secs(5))
+                        .await;
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Logs every target out, each within `limit`.
+    pub async fn logout_all(&self, limit: Duration) {
+        let targets = self.targets();
+        let deadline = Instant::now() + limit;
+        futures_util::future::join_all(targets.iter().map(|t| t.client().logout(deadline))).await;
+    }
+}

@@ -1,0 +1,267 @@
+//! The exporter's HTTP server: `/`, the metrics path, `/probe`, `/-/healthy`, `/-/ready`.
+//!
+//! Routes turn requests into calls on [`App`] and [`Target`](crate::collector::Target) and their
+//! answers into responses. A failed PBX is data (`yeastar_up 0`, HTTP 200); only a caller's own
+//! mistake (unknown or missing target) is a 4xx. Each scrape's deadline comes from Prometheus's
+//! `X-Prometheus-Scrape-Timeout-Seconds` minus `--web.timeout-offset`, capped by the target's timeout.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+use crate::collector::Target;
+use crate::exporter::App;
+
+/// The text exposition format's content type.
+pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// How long in-flight requests may run on after shutdown begins.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets in-flight
+/// requests finish (at most [`SHUTDOWN_GRACE`]).
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    app.set_ready();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait a little rather than spin.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let app = app.clone();
+                let svc = service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(route(&app, req).await) }
+                });
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(TokioIo::new(stream), svc);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections; waiting for in-flight scrapes");
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests still running after the grace period; closing them");
+    }
+    Ok(())
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+    let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    r
+}
+
+fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+    query?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = match bytes[i] {
+            b'%' if i + 2 < bytes.len() => hex(bytes[i + 1]).zip(hex(bytes[i + 2])),
+            _ => None,
+        };
+        match (decoded, bytes[i]) {
+            (Some((hi, lo)), _) => {
+                out.push(hi * 16 + lo);
+                i += 3;
+            }
+            (None, b'+') => {
+                out.push(b' ');
+                i += 1;
+            }
+            (None, b) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The scrape's deadline: Prometheus's timeout minus the offset, capped by the target's timeout.
+fn deadline(app: &App, req: &Request<Incoming>, target: &Target) -> Instant {
+    let cap = target.client().config().timeout;
+    let offset = app.settings().timeout_offset;
+    let from_header = req
+        .headers()
+        .get("X-Prometheus-Scrape-Timeout-Seconds")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(|s| Duration::from_secs_f64((s - offset.as_secs_f64()).max(0.1)));
+    Instant::now() + from_header.map_or(cap, |h| h.min(cap))
+}
+
+async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_string();
+    let settings = app.settings();
+    let get_only = |req: &Request<Incoming>| matches!(*req.method(), Method::GET | Method::HEAD);
+    match path.as_str() {
+        "/" if get_only(&req) => landing(app),
+        "/-/healthy" if get_only(&req) => text(StatusCode::OK, "Healthy\n"),
+        "/-/ready" if get_only(&req) => {
+            if app.is_ready() {
+                text(StatusCode::OK, "Ready\n")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "Not ready\n")
+            }
+        }
+        "/probe" if get_only(&req) => probe(app, req).await,
+        p if p == settings.telemetry_path && get_only(&req) => metrics(app, req).await,
+        "/" | "/-/healthy" | "/-/ready" | "/probe" => method_not_allowed("GET, HEAD"),
+        p if p == settings.telemetry_path => method_not_allowed("GET, HEAD"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn metrics_response(body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
+    r
+}
+
+async fn metrics(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let mut body = String::new();
+    if let Some(target) = app.single_target() {
+        let out = target.scrape(deadline(app, &req, &target)).await;
+        body.push_str(&out.text);
+    }
+    // The exporter's metrics last, so its counters include this scrape's requests.
+    body.push_str(&app.metrics.encode());
+    metrics_response(body)
+}
+
+async fn probe(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let Some(name) = query_param(req.uri().query(), "target").filter(|t| !t.is_empty()) else {
+        return text(StatusCode::BAD_REQUEST, "missing parameter: target\n");
+    };
+    // Only configured targets: credentials never go to an address a URL parameter names.
+    let Some(target) = app.targets().find(&name).cloned() else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "unknown target: not a configured target name or URL\n",
+        );
+    };
+    let out = target.scrape(deadline(app, &req, &target)).await;
+    metrics_response(out.text.clone())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn landing(app: &Arc<App>) -> Response<Full<Bytes>> {
+    let settings = app.settings();
+    let mut rows = String::new();
+    for t in app.targets().iter() {
+        let cfg = t.client().config();
+        let last = match t.last() {
+            None => "not scraped yet".to_string(),
+            Some(o) if o.up => format!("up (at unix time {:.0})", o.finished_unix),
+            Some(o) => format!(
+                "down (at unix time {:.0}): {}",
+                o.finished_unix,
+                o.error.as_deref().unwrap_or("call queries failed")
+            ),
+        };
+        rows.push_str(&format!(
+            "<tr><td>{name}</td><td>{url}</td><td><a href=\"/probe?target={name}\">probe</a></td><td>{last}</td></tr>\n",
+            name = escape(t.name()),
+            url = escape(&cfg.url),
+            last = escape(&last),
+        ));
+    }
+    let path = escape(&settings.telemetry_path);
+    let html = format!(
+        "<!DOCTYPE html>\n<html><head><title>Yeastar Exporter</title></head><body>\n\
+         <h1>Yeastar Exporter</h1>\n<p>Prometheus exporter for Yeastar S-Series PBXes, version {version}.</p>\n\
+         <p><a href=\"{path}\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Ready</a></p>\n\
+         <h2>Targets</h2>\n<table border=\"1\" cellpadding=\"4\"><tr><th>name</th><th>PBX</th><th></th><th>last scrape</th></tr>\n{rows}</table>\n\
+         </body></html>\n",
+        version = env!("CARGO_PKG_VERSION"),
+    );
+    let mut r = Response::new(Full::new(Bytes::from(html)));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params_decode() {
+        assert_eq!(
+            query_param(Some("target=http%3A%2F%2F10.0.0.5%3A8088&x=1"), "target"),
+            Some("http://10.0.0.5:8088".into())
+        );
+        assert_eq!(query_param(Some("a=1"), "target"), None);
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+    }
+}

@@ -1,0 +1,128 @@
+//! yeastar-exporter: a Prometheus exporter for Yeastar S-Series VoIP PBXes.
+//!
+//! - [`config`] turns flags and environment variables into one validated [`config::Config`]; secrets
+//!   live in [`secret::Secret`], which never prints.
+//! - [`pbx`] is the PBX's HTTP API client: transport, login and token lifecycle, login back-off, the
+//!   per-PBX request limit, serde types. It knows nothing of metrics.
+//! - [`collector`] turns PBX answers into the metric families of the contract, fresh for every scrape,
+//!   and keeps the little state that must outlive a scrape (member-status ages, missing endpoints).
+//! - [`metrics`] holds the exporter's own metrics and counts every PBX request and login.
+//! - [`exporter`] holds the running set of targets; [`http`] serves them.
+//! - [`sim`] is a simulated PBX for demo mode, tests and benchmarks; [`clock`] makes time injectable.
+//!
+//! Dependencies point one way: `http → exporter → collector → pbx`; everything may read `config`.
+
+pub mod clock;
+pub mod collector;
+pub mod config;
+pub mod exporter;
+pub mod http;
+pub mod metrics;
+pub mod pbx;
+pub mod secret;
+pub mod sim;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// Sets up logging to stderr at `level` in `format` (`logfmt` or `json`).
+pub fn init_tracing(level: &str, format: &str) {
+    let filter = EnvFilter::new(level);
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = if format == "json" {
+        registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+    } else {
+        registry
+            .with(
+                tracing_logfmt::builder()
+                    .layer()
+                    .with_writer(std::io::stderr),
+            )
+            .try_init()
+    };
+    if let Err(e) = result {
+        eprintln!("logging already initialised: {e}");
+    }
+}
+
+/// Runs the exporter with `flags` until SIGINT/SIGTERM; logs every token out on the way down.
+pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()> {
+    let clock = clock::system();
+    let mut password_env = std::env::var(config::PASSWORD_ENV).ok();
+    let mut _demo = None;
+    if flags.demo {
+        let sim_cfg = sim::SimConfig {
+            model: sim::model::ModelConfig {
+                seed: fastrand::u64(..),
+                target_calls: flags.demo_calls,
+                extensions: (flags.demo_calls * 3).max(60),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let handle = sim::Simulator::start(sim_cfg.clone(), clock.clone(), "127.0.0.1:0").await?;
+        tracing::info!(pbx = %handle.url(), "demo mode: simulated Yeastar PBX started");
+        flags.pbx_url = Some(handle.url());
+        flags.pbx_username = Some(sim_cfg.username.clone());
+        flags.pbx_password_file = None;
+        flags.pbx_token_file = None;
+        password_env = Some(sim_cfg.password.expose().to_string());
+        _demo = Some(handle);
+    }
+    let config = flags.resolve(password_env)?;
+    let listen = config::listen_socket(&config.listen_address);
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("--web.listen-address {listen}: {e}"))?;
+    let local = listener.local_addr()?;
+    let shown = if local.ip().is_unspecified() {
+        format!("127.0.0.1:{}", local.port())
+    } else {
+        local.to_string()
+    };
+    let app = exporter::App::new(config.clone(), clock)?;
+    tracing::info!(
+        address = %local,
+        metrics = %format!("http://{shown}{}", config.telemetry_path),
+        version = env!("CARGO_PKG_VERSION"),
+        "yeastar-exporter listening; metrics at the URL shown"
+    );
+    http::serve(listener, Arc::clone(&app), shutdown_signal()).await?;
+    app.logout_all(Duration::from_secs(5)).await;
+    tracing::info!("stopped");
+    Ok(())
+}

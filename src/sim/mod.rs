@@ -1,0 +1,614 @@
+//! A simulated Yeastar S-Series PBX: the API of `yeastar-api.md`, answered as a real unit answers it.
+//!
+//! Used by demo mode (`--demo`), by `yeastar-exporter simulate`, by the tests and by the benchmarks.
+//! It owns its HTTP server (hyper, one request per connection, `Server: Boa/0.94.14rc21`), its
+//! accounts, tokens (30 minutes, extended by `heartbeat`) and per-address login lockout (5 failures
+//! in 10 minutes lock the address out for 10 minutes), the traffic [`model`], fault knobs, and a count
+//! of every request it answered. Time comes from an injected [`Clock`](crate::clock::Clock).
+
+pub mod model;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use crate::clock::SharedClock;
+use crate::pbx::lock;
+use crate::secret::Secret;
+use model::{Model, ModelConfig, Snapshot};
+
+/// Token lifetime without a heartbeat.
+pub const TOKEN_LIFETIME_MS: u64 = 30 * 60 * 1000;
+/// Failed logins within [`LOCKOUT_WINDOW_MS`] that lock an address out.
+pub const LOCKOUT_FAILURES: usize = 5;
+/// The window failed logins are counted in, and the length of a lockout.
+pub const LOCKOUT_WINDOW_MS: u64 = 10 * 60 * 1000;
+
+/// `yeastar-exporter simulate` flags.
+#[derive(Debug, clap::Args, Clone)]
+pub struct SimFlags {
+    /// Address to serve the simulated API on.
+    #[arg(long, default_value = "127.0.0.1:8088")]
+    pub listen: String,
+    /// Seed of the traffic model.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Calls up at any time, on average.
+    #[arg(long, default_value_t = 40)]
+    pub calls: usize,
+    /// Extensions (default: enough for the calls).
+    #[arg(long)]
+    pub extensions: Option<usize>,
+    /// The API username it accepts.
+    #[arg(long, default_value = "api")]
+    pub username: String,
+    /// The API password it accepts.
+    #[arg(long, default_value = "demo-password")]
+    pub password: String,
+    /// Added latency for every answer.
+    #[arg(long = "fault.latency", default_value = "0s", value_parser = crate::config::parse_duration)]
+    pub latency: Duration,
+    /// Share of answers that are `{"status":"Failed","errno":"30003"}`.
+    #[arg(long = "fault.error-rate", default_value_t = 0.0)]
+    pub error_rate: f64,
+    /// Share of answers that are HTTP 500.
+    #[arg(long = "fault.http500-rate", default_value_t = 0.0)]
+    pub http500_rate: f64,
+    /// Share of answers that are cut off mid-JSON.
+    #[arg(long = "fault.malformed-rate", default_value_t = 0.0)]
+    pub malformed_rate: f64,
+    /// Share of connections closed without an answer.
+    #[arg(long = "fault.close-rate", default_value_t = 0.0)]
+    pub close_rate: f64,
+    /// Tokens live this long instead of 30 minutes.
+    #[arg(long = "fault.token-lifetime", value_parser = crate::config::parse_duration)]
+    pub token_lifetime: Option<Duration>,
+}
+
+impl SimFlags {
+    /// The simulator these flags describe.
+    pub fn sim_config(&self) -> SimConfig {
+        SimConfig {
+            username: self.username.clone(),
+            password: Secret::new(self.password.clone()),
+            model: ModelConfig {
+                seed: self.seed,
+                target_calls: self.calls,
+                extensions: self.extensions.unwrap_or((self.calls * 3).max(60)),
+                ..ModelConfig::default()
+            },
+            faults: Faults {
+                latency: self.latency,
+                error_rate: self.error_rate,
+                http500_rate: self.http500_rate,
+                malformed_rate: self.malformed_rate,
+                close_rate: self.close_rate,
+                ..Faults::default()
+            },
+            token_lifetime: self
+                .token_lifetime
+                .map_or(TOKEN_LIFETIME_MS, |d| d.as_millis() as u64),
+            api_path: "/api/v2.0.0".into(),
+        }
+    }
+}
+
+/// Ways to misbehave, for tests and demos.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// Wait this long before every answer.
+    pub latency: Duration,
+    /// Share of answers that are errno 30003.
+    pub error_rate: f64,
+    /// Share of answers that are HTTP 500.
+    pub http500_rate: f64,
+    /// Share of answers cut off mid-JSON.
+    pub malformed_rate: f64,
+    /// Share of connections closed without an answer.
+    pub close_rate: f64,
+    /// Endpoints that answer 10003 as on older firmware.
+    pub unsupported: Vec<String>,
+    /// Pad every successful answer with this many bytes of whitespace (oversized answers).
+    pub pad_bytes: usize,
+}
+
+/// What the simulator accepts and how it behaves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// API username.
+    pub username: String,
+    /// API password (the simulator compares its MD5, as the PBX does).
+    pub password: Secret,
+    /// Traffic.
+    pub model: ModelConfig,
+    /// Faults.
+    pub faults: Faults,
+    /// Token lifetime in milliseconds.
+    pub token_lifetime: u64,
+    /// API path.
+    pub api_path: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            username: "api".into(),
+            password: Secret::new("demo-password"),
+            model: ModelConfig::default(),
+            faults: Faults::default(),
+            token_lifetime: TOKEN_LIFETIME_MS,
+            api_path: "/api/v2.0.0".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Accounts {
+    tokens: HashMap<String, u64>,
+    failures: HashMap<IpAddr, VecDeque<u64>>,
+    locked_until: HashMap<IpAddr, u64>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    /// endpoint (and `call/query:<type>`) → requests answered.
+    requests: HashMap<String, u64>,
+}
+
+/// The simulator's shared state.
+#[derive(Debug)]
+pub struct Simulator {
+    cfg: Mutex<SimConfig>,
+    password_md5: Secret,
+    clock: SharedClock,
+    model: Mutex<Model>,
+    accounts: Mutex<Accounts>,
+    counters: Mutex<Counters>,
+    fault_rng: Mutex<fastrand::Rng>,
+}
+
+/// A running simulator: its address and its state.
+#[derive(Debug, Clone)]
+pub struct SimHandle {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its state, to inspect and steer.
+    pub sim: Arc<Simulator>,
+}
+
+impl SimHandle {
+    /// `http://addr`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Simulator {
+    /// A simulator whose model starts at the clock's current time.
+    pub fn new(cfg: SimConfig, clock: SharedClock) -> Arc<Self> {
+        let now = clock.now_millis() / 1000;
+        Arc::new(Self {
+            password_md5: cfg.password.md5_hex(),
+            model: Mutex::new(Model::new(cfg.model.clone(), now)),
+            fault_rng: Mutex::new(fastrand::Rng::with_seed(cfg.model.seed ^ 0x5eed)),
+            cfg: Mutex::new(cfg),
+            clock,
+            accounts: Mutex::new(Accounts::default()),
+            counters: Mutex::new(Counters::default()),
+        })
+    }
+
+    /// Binds `listener` and serves until the task is dropped or aborted.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(error = %e, "simulator accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let sim = self.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let sim = sim.clone();
+                    async move { sim.handle(req, peer.ip()).await }
+                });
+                let _ = http1::Builder::new()
+                    .keep_alive(false)
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    }
+
+    /// Starts a simulator on `addr` (e.g. `127.0.0.1:0`) in a background task.
+    pub async fn start(
+        cfg: SimConfig,
+        clock: SharedClock,
+        addr: &str,
+    ) -> std::io::Result<SimHandle> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let sim = Simulator::new(cfg, clock);
+        tokio::spawn(sim.clone().serve(listener));
+        Ok(SimHandle { addr, sim })
+    }
+
+    /// Replaces the fault knobs.
+    pub fn set_faults(&self, faults: Faults) {
+        lock(&self.cfg).faults = faults;
+    }
+
+    /// Ends every token now (the PBX restarted, or tokens timed out).
+    pub fn expire_tokens(&self) {
+        lock(&self.accounts).tokens.clear();
+    }
+
+    /// Live tokens.
+    pub fn live_tokens(&self) -> usize {
+        let now = self.clock.now_millis();
+        lock(&self.accounts)
+            .tokens
+            .values()
+            .filter(|t| **t > now)
+            .count()
+    }
+
+    /// Requests answered for `key`: an endpoint (`login`, `trunk/list`) or `call/query:<type>`.
+    pub fn requests(&self, key: &str) -> u64 {
+        lock(&self.counters).requests.get(key).copied().unwrap_or(0)
+    }
+
+    /// Every request answered.
+    pub fn total_requests(&self) -> u64 {
+        lock(&self.counters).requests.values().sum()
+    }
+
+    /// Whether `ip` is locked out now.
+    pub fn is_locked(&self, ip: IpAddr) -> bool {
+        let now = self.clock.now_millis();
+        lock(&self.accounts)
+            .locked_until
+            .get(&ip)
+            .is_some_and(|u| *u > now)
+    }
+
+    /// The model's counts at the clock's current time.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut m = lock(&self.model);
+        m.advance(self.clock.now_millis() / 1000);
+        m.snapshot()
+    }
+
+    /// Runs `f` on the model, advanced to now.
+    pub fn with_model<T>(&self, f: impl FnOnce(&mut Model) -> T) -> T {
+        let mut m = lock(&self.model);
+        m.advance(self.clock.now_millis() / 1000);
+        f(&mut m)
+    }
+
+    fn count(&self, key: String) {
+        *lock(&self.counters).requests.entry(key).or_default() += 1;
+    }
+
+    fn roll(&self, rate: f64) -> bool {
+        rate > 0.0 && lock(&self.fault_rng).f64() < rate
+    }
+
+    /// Answers one request; `Err` makes hyper drop the connection without an answer.
+    async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: IpAddr,
+    ) -> Result<Response<Full<Bytes>>, CloseWithoutAnswer> {
+        let faults = lock(&self.cfg).faults.clone();
+        if !faults.latency.is_zero() {
+            tokio::time::sleep(faults.latency).await;
+        }
+        let api_path = lock(&self.cfg).api_path.clone();
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or("").to_string();
+        let method = req.method().clone();
+        let body = match req.into_body().collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => Bytes::new(),
+        };
+        let endpoint = path
+            .strip_prefix(api_path.trim_end_matches('/'))
+            .and_then(|p| p.strip_prefix('/'))
+            .unwrap_or("")
+            .to_string();
+        let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+        let key = match (
+            &endpoint[..],
+            parsed
+                .as_ref()
+                .and_then(|v| v.get("type"))
+                .and_then(Value::as_str),
+        ) {
+            ("call/query", Some(t)) => format!("call/query:{t}"),
+            _ => endpoint.clone(),
+        };
+        self.count(key);
+        if self.roll(faults.close_rate) {
+            return Err(CloseWithoutAnswer);
+        }
+        if self.roll(faults.http500_rate) {
+            return Ok(respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Bytes::from_static(b"<html>500 Internal Server Error</html>"),
+            ));
+        }
+        let answer = if method != Method::POST {
+            failed("20001")
+        } else if let Some(v) = parsed.filter(Value::is_object) {
+            if self.roll(faults.error_rate) {
+                failed("30003")
+            } else if faults.unsupported.contains(&endpoint) {
+                failed("10003")
+            } else {
+                self.answer(&endpoint, &query, &v, peer)
+            }
+        } else {
+            failed("20000")
+        };
+        let mut bytes = serde_json::to_vec_pretty(&answer).unwrap_or_default();
+        if faults.pad_bytes > 0 {
+            bytes.extend(std::iter::repeat_n(b' ', faults.pad_bytes));
+        }
+        if self.roll(faults.malformed_rate) {
+            bytes.truncate(bytes.len() / 2);
+        }
+        Ok(respond(StatusCode::OK, Bytes::from(bytes)))
+    }
+
+    fn check_token(&self, query: &str) -> Result<(), Value> {
+        let token = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("token="))
+            .unwrap_or("");
+        if token.is_empty() {
+            return Err(failed("20005"));
+        }
+        let now = self.clock.now_millis();
+        let accounts = lock(&self.accounts);
+        match accounts.tokens.get(token) {
+            None => Err(failed("20004")),
+            Some(exp) if *exp <= now => Err(failed("20006")),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn login(&self, body: &Value, peer: IpAddr) -> Value {
+        let now = self.clock.now_millis();
+        let mut acc = lock(&self.accounts);
+        if acc.locked_until.get(&peer).is_some_and(|u| *u > now) {
+            return failed("20002");
+        }
+        let user = body.get("username").and_then(Value::as_str).unwrap_or("");
+        let pass = body.get("password").and_then(Value::as_str).unwrap_or("");
+        let cfg = lock(&self.cfg);
+        if user.is_empty() || pass.is_empty() {
+            return failed("10004");
+        }
+        if user == cfg.username && pass == self.password_md5.expose() {
+            acc.failures.remove(&peer);
+            let token = format!("{:032x}", lock(&self.fault_rng).u128(..));
+            acc.tokens.retain(|_, exp| *exp > now);
+            acc.tokens.insert(token.clone(), now + cfg.token_lifetime);
+            return json!({"status": "Success", "token": token, "transport": "TCP"});
+        }
+        let failures = acc.failures.entry(peer).or_default();
+        failures.retain(|t| now.saturating_sub(*t) < LOCKOUT_WINDOW_MS);
+        failures.push_back(now);
+        if failures.len() >= LOCKOUT_FAILURES {
+            failures.clear();
+            acc.locked_until.insert(peer, now + LOCKOUT_WINDOW_MS);
+        }
+        failed("20003")
+    }
+
+    fn answer(&self, endpoint: &str, query: &str, body: &Value, peer: IpAddr) -> Value {
+        if endpoint == "login" {
+            return self.login(body, peer);
+        }
+        if let Err(e) = self.check_token(query) {
+            return e;
+        }
+        let now_ms = self.clock.now_millis();
+        let lifetime = lock(&self.cfg).token_lifetime;
+        let token = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("token="))
+            .unwrap_or("")
+            .to_string();
+        let mut model = lock(&self.model);
+        model.advance(now_ms / 1000);
+        let str_field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+        match endpoint {
+            "heartbeat" => {
+                lock(&self.accounts).tokens.insert(token, now_ms + lifetime);
+                json!({"status": "Success"})
+            }
+            "logout" => {
+                lock(&self.accounts).tokens.remove(&token);
+                json!({"status": "Success"})
+            }
+            "call/query" => {
+                if let Some(callid) = str_field("callid") {
+                    match model.calls.iter().find(|c| c.callid == callid) {
+                        Some(c) => json!({"Calls": [c.to_json()], "status": "Success"}),
+                        None => failed("10005"),
+                    }
+                } else {
+                    let kind = match str_field("type").as_deref() {
+                        Some("inbound") => crate::pbx::types::MemberKind::Inbound,
+                        Some("outbound") => crate::pbx::types::MemberKind::Outbound,
+                        Some(_) => return failed("10004"),
+                        None => return failed("10004"),
+                    };
+                    let calls: Vec<Value> = model
+                        .calls
+                        .iter()
+                        .filter(|c| c.members.iter().any(|m| m.kind == kind))
+                        .map(|c| c.to_json())
+                        .collect();
+                    json!({"Calls": calls, "status": "Success"})
+                }
+            }
+            "extension/query_call" => {
+                let Some(number) = str_field("number") else {
+                    return failed("10004");
+                };
+                let wanted: Vec<&str> = number.split(',').map(str::trim).collect();
+                let all = number == "all";
+                let mut by_ext: Vec<(String, Vec<Value>)> = Vec::new();
+                let mut index: HashMap<String, usize> = HashMap::new();
+                for c in &model.calls {
+                    for m in c
+                        .members
+                        .iter()
+                        .filter(|m| m.kind == crate::pbx::types::MemberKind::Ext)
+                    {
+                        if !all && !wanted.contains(&m.number.as_str()) {
+                            continue;
+                        }
+                        let i = *index.entry(m.number.clone()).or_insert_with(|| {
+                            by_ext.push((m.number.clone(), Vec::new()));
+                            by_ext.len() - 1
+                        });
+                        by_ext[i].1.push(c.to_json());
+                    }
+                }
+                let calllist: Vec<Value> = by_ext
+                    .into_iter()
+                    .map(|(n, calls)| json!({"number": n, "numbercalls": calls}))
+                    .collect();
+                json!({"status": "Success", "calllist": calllist})
+            }
+            "trunk/list" => json!({"status": "Success", "trunklist": model.trunk_list()}),
+            "extension/list" => json!({"status": "Success", "extlist": model.extension_list()}),
+            "deviceinfo/query" => {
+                let up = (now_ms / 1000).saturating_sub(model.booted);
+                let (d, h, m, s) = (up / 86_400, up % 86_400 / 3600, up % 3600 / 60, up % 60);
+                let uptime = if d > 0 {
+                    format!("{d} days, {h:02}:{m:02}:{s:02}")
+                } else {
+                    format!("{h:02}:{m:02}:{s:02}")
+                };
+                let registered = model.extensions.iter().filter(|e| e.registered).count();
+                json!({"status": "Success", "deviceinfo": {
+                    "devicename": "S100",
+                    "sn": "3631A2000000",
+                    "hardwarever": "0000-0000-000",
+                    "firmwarever": "30.13.0.30",
+                    "systemtime": (now_ms / 1000).to_string(),
+                    "uptime": uptime,
+                    "extensionstatus": format!("{registered}/{}", model.extensions.len()),
+                }})
+            }
+            "queue/query" => {
+                let number = str_field("number").unwrap_or_default();
+                let queues: Vec<Value> = model
+                    .queues
+                    .iter()
+                    .filter(|(n, _)| number == "all" || number.split(',').any(|x| x.trim() == n))
+                    .map(|(n, agents)| {
+                        let agents: Vec<&str> = agents.iter().map(|i| model.extensions[*i].number.as_str()).collect();
+                        json!({"number": n, "queuename": format!("Queue {n}"), "agents": agents.join(",")})
+                    })
+                    .collect();
+                json!({"status": "Success", "queues": queues})
+            }
+            "queue/query_status" => {
+                let Some(number) = str_field("number") else {
+                    return failed("10004");
+                };
+                let queues: Vec<Value> = number
+                    .split(',')
+                    .filter_map(|n| model.queue_status(n.trim()))
+                    .collect();
+                json!({"status": "Success", "queues": queues})
+            }
+            _ => failed("10003"),
+        }
+    }
+}
+
+fn failed(errno: &str) -> Value {
+    json!({"status": "Failed", "errno": errno})
+}
+
+fn respond(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        "Server",
+        hyper::header::HeaderValue::from_static("Boa/0.94.14rc21"),
+    );
+    h.insert(
+        "Accept-Ranges",
+        hyper::header::HeaderValue::from_static("bytes"),
+    );
+    h.insert(
+        "Connection",
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    h.insert(
+        "Content-Type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        "Access-control-allow-origin",
+        hyper::header::HeaderValue::from_static("*"),
+    );
+    h.insert(
+        "Access-control-allow-methods",
+        hyper::header::HeaderValue::from_static("GET, POST, OPTIONS, PUT, DELETE"),
+    );
+    resp
+}
+
+/// The service's error for the close fault: hyper ends the connection without writing an answer.
+#[derive(Debug)]
+pub struct CloseWithoutAnswer;
+
+impl std::fmt::Display for CloseWithoutAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("fault: connection closed without an answer")
+    }
+}
+
+impl std::error::Error for CloseWithoutAnswer {}
+
+/// Runs `yeastar-exporter simulate`.
+pub async fn run(flags: SimFlags) -> anyhow::Result<()> {
+    let cfg = flags.sim_config();
+    let handle = Simulator::start(cfg.clone(), crate::clock::system(), &flags.listen).await?;
+    println!(
+        "simulated Yeastar PBX on {} (API {}): username {:?}, password {:?}; seed {}, about {} calls",
+        handle.url(),
+        cfg.api_path,
+        cfg.username,
+        flags.password,
+        cfg.model.seed,
+        cfg.model.target_calls
+    );
+    tracing::info!(address = %handle.addr, "simulator listening");
+    crate::shutdown_signal().await;
+    Ok(())
+}
