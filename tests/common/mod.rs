@@ -1,0 +1,335 @@
+//! Test harness: a fake PBX serving scripted JSON fixtures over real sockets, an exporter started
+//! on a loopback port, and helpers to read metric values out of the text format.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use yeastar_exporter::clock::SharedClock;
+use yeastar_exporter::config::{Cli, Config};
+use yeastar_exporter::exporter::App;
+
+/// One scripted answer.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// HTTP 200 with this body.
+    Json(String),
+    /// Another status with this body.
+    Status(u16, String),
+    /// HTTP 200 with only the first half of this body (the connection closed mid-answer).
+    Truncated(String),
+    /// Close the connection without answering.
+    Close,
+    /// Wait, then answer.
+    Slow(Duration, Box<Reply>),
+}
+
+/// A fixture file's text.
+pub fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[derive(Default)]
+struct FakeState {
+    scripts: HashMap<String, VecDeque<Reply>>,
+    requests: Vec<(String, String)>,
+    tokens: HashSet<String>,
+    next_token: u32,
+}
+
+/// A fake PBX: logs in `api` / `secret`, checks tokens, answers each endpoint from its script.
+#[derive(Clone)]
+pub struct FakePbx {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<FakeState>>,
+}
+
+pub const USERNAME: &str = "api";
+pub const PASSWORD: &str = "secret";
+/// MD5 of "secret".
+pub const PASSWORD_MD5: &str = "5ebe2294ecd0e0f08eab7690d2a6ee69";
+
+impl FakePbx {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(FakeState::default()));
+        let st = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(st.clone(), req));
+                    let _ = http1::Builder::new()
+                        .keep_alive(false)
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        Self { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Answers for `key` (an endpoint, or `call/query:inbound` / `call/query:outbound`): each
+    /// request takes the next; the last repeats.
+    pub fn script(&self, key: &str, replies: Vec<Reply>) {
+        self.state
+            .lock()
+            .unwrap()
+            .scripts
+            .insert(key.to_string(), replies.into());
+    }
+
+    pub fn json(&self, key: &str, body: &str) {
+        self.script(key, vec![Reply::Json(body.to_string())]);
+    }
+
+    /// Requests received for `key` (`login` and endpoints; `call/query:<type>`).
+    pub fn count(&self, key: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|(k, _)| k == key || k.split(':').next() == Some(key) && !key.contains(':'))
+            .count()
+    }
+
+    /// Every request key, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    pub fn expire_tokens(&self) {
+        self.state.lock().unwrap().tokens.clear();
+    }
+}
+
+fn failed(errno: &str) -> String {
+    format!(r#"{{"status":"Failed","errno":"{errno}"}}"#)
+}
+
+async fn handle(
+    st: Arc<Mutex<FakeState>>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let endpoint = path
+        .strip_prefix("/api/v2.0.0/")
+        .unwrap_or(&path)
+        .to_string();
+    let key = match json.get("type").and_then(|t| t.as_str()) {
+        Some(t) if endpoint == "call/query" => format!("call/query:{t}"),
+        _ => endpoint.clone(),
+    };
+    let reply = {
+        let mut s = st.lock().unwrap();
+        s.requests
+            .push((key.clone(), String::from_utf8_lossy(&body).into_owned()));
+        let scripted = s.scripts.get_mut(&key).map(|q| {
+            if q.len() > 1 {
+                q.pop_front().unwrap()
+            } else {
+                q.front().unwrap().clone()
+            }
+        });
+        let token = query.strip_prefix("token=").unwrap_or("");
+        match scripted {
+            Some(r) => Some(r),
+            None if endpoint == "login" => {
+                let ok = json.get("username").and_then(|v| v.as_str()) == Some(USERNAME)
+                    && json.get("password").and_then(|v| v.as_str()) == Some(PASSWORD_MD5);
+                if ok {
+                    s.next_token += 1;
+                    let t = format!("faketoken{:023}", s.next_token);
+                    s.tokens.insert(t.clone());
+                    Some(Reply::Json(format!(
+                        r#"{{"status":"Success","token":"{t}","transport":"TCP"}}"#
+                    )))
+                } else {
+                    Some(Reply::Json(failed("20003")))
+                }
+            }
+            None => None,
+        }
+        .map(|r| (r, true))
+        .unwrap_or_else(|| {
+            if !s.tokens.contains(token) {
+                (Reply::Json(failed("20004")), false)
+            } else {
+                (Reply::Json(r#"{"status":"Success"}"#.into()), false)
+            }
+        })
+    };
+    // Scripted answers for endpoints other than login still need a valid token.
+    let (mut reply, scripted) = reply;
+    if scripted && endpoint != "login" {
+        let token = query.strip_prefix("token=").unwrap_or("");
+        if !st.lock().unwrap().tokens.contains(token) {
+            reply = Reply::Json(failed("20004"));
+        }
+    }
+    answer(reply).await
+}
+
+fn answer(
+    reply: Reply,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Response<Full<Bytes>>, std::io::Error>> + Send>,
+> {
+    Box::pin(async move {
+        let mk = |status: u16, body: Bytes| {
+            let mut r = Response::new(Full::new(body));
+            *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+            r.headers_mut()
+                .insert("Server", "Boa/0.94.14rc21".parse().unwrap());
+            r.headers_mut()
+                .insert("Content-Type", "application/json".parse().unwrap());
+            r
+        };
+        match reply {
+            Reply::Json(b) => Ok(mk(200, Bytes::from(b))),
+            Reply::Status(code, b) => Ok(mk(code, Bytes::from(b))),
+            Reply::Truncated(b) => Ok(mk(200, Bytes::from(b[..b.len() / 2].to_string()))),
+            Reply::Close => Err(std::io::Error::other("close without answer")),
+            Reply::Slow(d, r) => {
+                tokio::time::sleep(d).await;
+                answer(*r).await
+            }
+        }
+    })
+}
+
+/// Exporter flags for a PBX at `url` with the fake's credentials, plus `extra` flags.
+pub fn config(url: &str, extra: &[&str]) -> Config {
+    let mut args = vec![
+        "yeastar-exporter",
+        "--pbx.url",
+        url,
+        "--pbx.username",
+        USERNAME,
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    Cli::try_parse_from(args)
+        .unwrap()
+        .exporter
+        .resolve(Some(PASSWORD.into()))
+        .unwrap()
+}
+
+/// An exporter serving on a loopback port.
+pub struct Running {
+    pub url: String,
+    pub app: Arc<App>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub async fn start(config: Config, clock: SharedClock) -> Self {
+        let app = App::new(config, clock).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let a = app.clone();
+        let task = tokio::spawn(async move {
+            yeastar_exporter::http::serve(listener, a, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            url,
+            app,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// GET `path`: (status, body).
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = reqwest::get(format!("{}{path}", self.url)).await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    }
+
+    /// GET the metrics page, asserting HTTP 200.
+    pub async fn scrape(&self) -> String {
+        let (status, body) = self.get("/metrics").await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+}
+
+/// The value of the series written exactly as `series` (name plus labels in the encoder's order).
+pub fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)
+                .and_then(|rest| rest.strip_prefix(' '))
+        })
+        .map(|v| v.trim().parse().unwrap())
+}
+
+/// Like [`value`], panicking with the page when the series is missing.
+pub fn must(text: &str, series: &str) -> f64 {
+    value(text, series).unwrap_or_else(|| panic!("{series} missing from:\n{text}"))
+}
+
+/// The sample lines (no comments) whose name starts with `prefix`.
+pub fn lines_with(text: &str, prefix: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The target's sample lines, without the one that depends on wall time.
+pub fn target_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .filter(|l| {
+            !l.starts_with('#') && l.starts_with("yeastar_") && !l.starts_with("yeastar_exporter_")
+        })
+        .filter(|l| !l.starts_with("yeastar_scrape_duration_seconds"))
+        .map(str::to_string)
+        .collect()
+}
