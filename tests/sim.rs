@@ -1,0 +1,331 @@
+//! Issue 3: the simulated PBX answers like the real one, and demo mode works end to end.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::*;
+use serde_json::{Value, json};
+use yeastar_exporter::clock::{ManualClock, SharedClock};
+use yeastar_exporter::sim::model::ModelConfig;
+use yeastar_exporter::sim::{SimConfig, SimHandle, Simulator};
+
+const T0: u64 = 1_700_000_000;
+
+async fn sim(clock: SharedClock, calls: usize) -> SimHandle {
+    let cfg = SimConfig {
+        model: ModelConfig {
+            seed: 42,
+            target_calls: calls,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Simulator::start(cfg, clock, "127.0.0.1:0").await.unwrap()
+}
+
+async fn post(
+    h: &SimHandle,
+    endpoint: &str,
+    token: Option<&str>,
+    body: Value,
+) -> (reqwest::header::HeaderMap, Value) {
+    let mut url = format!("{}/api/v2.0.0/{endpoint}", h.url());
+    if let Some(t) = token {
+        url.push_str(&format!("?token={t}"));
+    }
+    let r = reqwest::Client::new()
+        .post(url)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let headers = r.headers().clone();
+    (
+        headers,
+        serde_json::from_str(&r.text().await.unwrap()).unwrap(),
+    )
+}
+
+async fn login(h: &SimHandle, password: &str) -> Value {
+    let md5 = yeastar_exporter::secret::Secret::new(password).md5_hex();
+    post(
+        h,
+        "login",
+        None,
+        json!({"username": "api", "password": md5.expose(), "version": "2.0.0"}),
+    )
+    .await
+    .1
+}
+
+async fn token(h: &SimHandle) -> String {
+    let a = login(h, "demo-password").await;
+    assert_eq!(a["status"], "Success", "{a}");
+    assert_eq!(a["transport"], "TCP");
+    a["token"].as_str().unwrap().to_string()
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+#[tokio::test]
+async fn answers_have_the_shapes_of_the_seed() {
+    let h = sim(ManualClock::new(T0), 60).await;
+    let t = token(&h).await;
+    let seed: Value = serde_json::from_str(&fixture("seed-example2-inbound.json")).unwrap();
+    let (headers, answer) = post(&h, "call/query", Some(&t), json!({"type": "inbound"})).await;
+    assert_eq!(headers["server"], "Boa/0.94.14rc21");
+    assert_eq!(headers["connection"], "close");
+    assert_eq!(keys(&answer), keys(&seed));
+    let seed_call = &seed["Calls"][0];
+    let seed_inbound = &seed_call["members"][0]["inbound"];
+    let seed_ext = &seed_call["members"][1]["ext"];
+    let calls = answer["Calls"].as_array().unwrap();
+    assert!(!calls.is_empty());
+    let mut saw_ext = false;
+    for call in calls {
+        assert_eq!(keys(call), keys(seed_call));
+        let callid = call["callid"].as_str().unwrap();
+        let (secs, seq) = callid.split_once('.').unwrap();
+        assert!(
+            secs.parse::<u64>().unwrap() <= T0 && seq.parse::<u64>().is_ok(),
+            "{callid}"
+        );
+        for m in call["members"].as_array().unwrap() {
+            let (kind, info) = m.as_object().unwrap().iter().next().unwrap();
+            assert_eq!(m.as_object().unwrap().len(), 1);
+            let mut k = keys(info);
+            k.retain(|x| x != "callpath");
+            let expected = match kind.as_str() {
+                "inbound" | "outbound" => keys(seed_inbound),
+                "ext" => {
+                    saw_ext = true;
+                    keys(seed_ext)
+                }
+                other => panic!("unknown kind {other}"),
+            };
+            assert_eq!(k, expected, "{m}");
+            for (field, v) in info.as_object().unwrap() {
+                assert!(v.is_string(), "{field} is not a string: {m}");
+            }
+            let ch = info["channelid"].as_str().unwrap();
+            assert!(ch.starts_with("PJSIP/") || ch.starts_with("DAHDI/"), "{ch}");
+            let hex = ch.rsplit('-').next().unwrap();
+            assert!(
+                hex.len() == 8 && u64::from_str_radix(hex, 16).is_ok(),
+                "{ch}"
+            );
+            assert!(
+                ["ALERT", "RING", "ANSWERED", "ANSWER", "HOLD", "BYE"]
+                    .contains(&info["memberstatus"].as_str().unwrap())
+            );
+        }
+    }
+    assert!(saw_ext);
+    // By callid, and an unknown one.
+    let id = calls[0]["callid"].as_str().unwrap();
+    let (_, one) = post(&h, "call/query", Some(&t), json!({"callid": id})).await;
+    assert_eq!(one["Calls"][0]["callid"], id);
+    let (_, none) = post(&h, "call/query", Some(&t), json!({"callid": "1.1"})).await;
+    assert_eq!(none, json!({"status": "Failed", "errno": "10005"}));
+    // Errors as the PBX words them.
+    let (_, unknown) = post(&h, "cdr/query", Some(&t), json!({})).await;
+    assert_eq!(unknown, json!({"status": "Failed", "errno": "10003"}));
+    let get: Value = reqwest::get(format!("{}/api/v2.0.0/trunk/list?token={t}", h.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    assert_eq!(get, json!({"status": "Failed", "errno": "20001"}));
+    let bad: Value = reqwest::Client::new()
+        .post(format!("{}/api/v2.0.0/trunk/list?token={t}", h.url()))
+        .body("not json")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str(&t).unwrap())
+        .unwrap();
+    assert_eq!(bad, json!({"status": "Failed", "errno": "20000"}));
+    let (_, notoken) = post(&h, "trunk/list", None, json!({})).await;
+    assert_eq!(notoken, json!({"status": "Failed", "errno": "20005"}));
+    // Every other listed endpoint answers Success with its list.
+    for (endpoint, body, key) in [
+        ("extension/query_call", json!({"number": "all"}), "calllist"),
+        ("trunk/list", json!({}), "trunklist"),
+        ("extension/list", json!({}), "extlist"),
+        ("deviceinfo/query", json!({}), "deviceinfo"),
+        ("queue/query", json!({"number": "all"}), "queues"),
+        ("queue/query_status", json!({"number": "6700"}), "queues"),
+        ("heartbeat", json!({}), "status"),
+    ] {
+        let (_, a) = post(&h, endpoint, Some(&t), body).await;
+        assert_eq!(a["status"], "Success", "{endpoint}: {a}");
+        assert!(!a[key].is_null(), "{endpoint}: {a}");
+    }
+    let (_, q) = post(
+        &h,
+        "queue/query_status",
+        Some(&t),
+        json!({"number": "6700"}),
+    )
+    .await;
+    let agents = q["queues"][0]["queuestatus"][0]["members"]
+        .as_array()
+        .unwrap();
+    assert_eq!(agents.len(), 4);
+    let (_, out) = post(&h, "logout", Some(&t), json!({})).await;
+    assert_eq!(out["status"], "Success");
+    let (_, after) = post(&h, "trunk/list", Some(&t), json!({})).await;
+    assert_eq!(after, json!({"status": "Failed", "errno": "20004"}));
+}
+
+#[tokio::test]
+async fn five_bad_logins_lock_the_caller_out_for_ten_minutes() {
+    let clock = ManualClock::new(T0);
+    let h = sim(clock.clone(), 5).await;
+    for _ in 0..5 {
+        assert_eq!(
+            login(&h, "wrong").await,
+            json!({"status": "Failed", "errno": "20003"})
+        );
+    }
+    // Locked: even the right password is refused.
+    assert_eq!(
+        login(&h, "demo-password").await,
+        json!({"status": "Failed", "errno": "20002"})
+    );
+    assert!(h.sim.is_locked("127.0.0.1".parse().unwrap()));
+    clock.advance_secs(9 * 60);
+    assert_eq!(login(&h, "demo-password").await["errno"], "20002");
+    clock.advance_secs(61);
+    assert_eq!(login(&h, "demo-password").await["status"], "Success");
+}
+
+#[tokio::test]
+async fn tokens_expire_after_30_minutes_and_heartbeat_extends_them() {
+    let clock = ManualClock::new(T0);
+    let h = sim(clock.clone(), 5).await;
+    let t = token(&h).await;
+    clock.advance_secs(31 * 60);
+    let (_, a) = post(&h, "call/query", Some(&t), json!({"type": "inbound"})).await;
+    assert_eq!(a, json!({"status": "Failed", "errno": "20006"}));
+
+    let t = token(&h).await;
+    clock.advance_secs(20 * 60);
+    assert_eq!(
+        post(&h, "heartbeat", Some(&t), json!({})).await.1["status"],
+        "Success"
+    );
+    clock.advance_secs(20 * 60);
+    assert_eq!(
+        post(&h, "call/query", Some(&t), json!({"type": "inbound"}))
+            .await
+            .1["status"],
+        "Success"
+    );
+    clock.advance_secs(11 * 60);
+    assert_eq!(
+        post(&h, "call/query", Some(&t), json!({"type": "inbound"}))
+            .await
+            .1["errno"],
+        "20006"
+    );
+}
+
+#[tokio::test]
+async fn the_exporter_sees_exactly_the_calls_the_model_holds() {
+    let clock = ManualClock::new(T0);
+    let h = sim(clock.clone(), 80).await;
+    let mut cfg = config(&h.url(), &[]);
+    cfg.targets[0].client.auth = yeastar_exporter::pbx::Auth::Credentials {
+        username: "api".into(),
+        password_md5: yeastar_exporter::secret::Secret::new("demo-password").md5_hex(),
+    };
+    let exporter = Running::start(cfg, clock.clone()).await;
+    let mut changed = false;
+    let mut last = None;
+    for step in 0..6 {
+        let text = exporter.scrape().await;
+        let snap = h.sim.snapshot();
+        assert_eq!(must(&text, "yeastar_up"), 1.0);
+        let seen = [
+            must(&text, r#"yeastar_active_calls{direction="inbound"}"#),
+            must(&text, r#"yeastar_active_calls{direction="outbound"}"#),
+            must(&text, r#"yeastar_active_calls{direction="internal"}"#),
+        ];
+        assert_eq!(seen, snap.active.map(|n| n as f64), "step {step}");
+        for kind in ["ext", "inbound", "outbound"] {
+            for status in ["ALERT", "RING", "ANSWERED", "ANSWER", "HOLD", "BYE"] {
+                let expected = snap.members.get(&(kind, status)).copied().unwrap_or(0) as f64;
+                let series =
+                    format!(r#"yeastar_call_members{{member="{kind}",status="{status}"}}"#);
+                assert_eq!(must(&text, &series), expected, "step {step}: {series}");
+            }
+        }
+        if last.is_some_and(|l| l != seen) {
+            changed = true;
+        }
+        last = Some(seen);
+        clock.advance_secs(37);
+    }
+    assert!(changed, "traffic did not change over three minutes");
+    exporter.stop().await;
+}
+
+#[test]
+fn demo_mode_end_to_end() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
+        .args(["--demo", "--web.listen-address", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("exporter exited before listening")
+            .unwrap();
+        if let Some(i) = line.find("metrics=http://") {
+            break line[i + "metrics=".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+        }
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let texts: Vec<String> = rt.block_on(async {
+        let mut out = Vec::new();
+        for _ in 0..2 {
+            out.push(reqwest::get(&url).await.unwrap().text().await.unwrap());
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        }
+        out
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    for text in &texts {
+        assert_eq!(must(text, "yeastar_up"), 1.0);
+        let active: f64 = ["inbound", "outbound", "internal"]
+            .iter()
+            .map(|d| must(text, &format!(r#"yeastar_active_calls{{direction="{d}"}}"#)))
+            .sum();
+        assert!(active > 0.0, "{text}");
+        assert!(text.contains("yeastar_trunk_up{"));
+        assert!(text.contains("yeastar_callpath_active_calls{"));
+    }
+    assert!(status.success(), "exit status {status:?}");
+}
