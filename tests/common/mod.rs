@@ -199,11 +199,11 @@ async fn handle(
     answer(reply).await
 }
 
-fn answer(
-    reply: Reply,
-) -> std::pin::Pin<
+type Answer = std::pin::Pin<
     Box<dyn std::future::Future<Output = Result<Response<Full<Bytes>>, std::io::Error>> + Send>,
-> {
+>;
+
+fn answer(reply: Reply) -> Answer {
     Box::pin(async move {
         let mk = |status: u16, body: Bytes| {
             let mut r = Response::new(Full::new(body));
