@@ -156,6 +156,7 @@ impl Default for SimConfig {
 #[derive(Debug, Default)]
 struct Accounts {
     tokens: HashMap<String, u64>,
+    issued: Vec<String>,
     failures: HashMap<IpAddr, VecDeque<u64>>,
     locked_until: HashMap<IpAddr, u64>,
 }
@@ -255,6 +256,11 @@ impl Simulator {
     /// Ends every token now (the PBX restarted, or tokens timed out).
     pub fn expire_tokens(&self) {
         lock(&self.accounts).tokens.clear();
+    }
+
+    /// Every token this simulator has handed out (for tests that search logs for secrets).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.accounts).issued.clone()
     }
 
     /// Live tokens.
@@ -409,6 +415,7 @@ impl Simulator {
             let token = format!("{:032x}", lock(&self.fault_rng).u128(..));
             acc.tokens.retain(|_, exp| *exp > now);
             acc.tokens.insert(token.clone(), now + cfg.token_lifetime);
+            acc.issued.push(token.clone());
             return json!({"status": "Success", "token": token, "transport": "TCP"});
         }
         let failures = acc.failures.entry(peer).or_default();

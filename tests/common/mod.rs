@@ -46,6 +46,8 @@ struct FakeState {
     requests: Vec<(String, String)>,
     tokens: HashSet<String>,
     next_token: u32,
+    in_flight: usize,
+    max_in_flight: usize,
 }
 
 /// A fake PBX: logs in `api` / `secret`, checks tokens, answers each endpoint from its script.
@@ -73,7 +75,19 @@ impl FakePbx {
                 };
                 let st = st.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| handle(st.clone(), req));
+                    let svc = service_fn(move |req| {
+                        let st = st.clone();
+                        async move {
+                            {
+                                let mut s = st.lock().unwrap();
+                                s.in_flight += 1;
+                                s.max_in_flight = s.max_in_flight.max(s.in_flight);
+                            }
+                            let r = handle(st.clone(), req).await;
+                            st.lock().unwrap().in_flight -= 1;
+                            r
+                        }
+                    });
                     let _ = http1::Builder::new()
                         .keep_alive(false)
                         .serve_connection(TokioIo::new(stream), svc)
@@ -122,6 +136,11 @@ impl FakePbx {
             .iter()
             .map(|(k, _)| k.clone())
             .collect()
+    }
+
+    /// The most requests that were in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.lock().unwrap().max_in_flight
     }
 
     pub fn expire_tokens(&self) {

@@ -1,0 +1,482 @@
+//! Issue 4: never hurt the PBX, never lose the signal.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use yeastar_exporter::clock::{ManualClock, SharedClock};
+use yeastar_exporter::config::Config;
+use yeastar_exporter::pbx::Auth;
+use yeastar_exporter::secret::Secret;
+use yeastar_exporter::sim::model::ModelConfig;
+use yeastar_exporter::sim::{Faults, SimConfig, SimHandle, Simulator};
+
+const T0: u64 = 1_700_000_000;
+const EMPTY: &str = r#"{"Calls":[],"status":"Success"}"#;
+
+async fn sim(clock: SharedClock) -> SimHandle {
+    let cfg = SimConfig {
+        model: ModelConfig {
+            seed: 9,
+            target_calls: 30,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Simulator::start(cfg, clock, "127.0.0.1:0").await.unwrap()
+}
+
+fn sim_config(h: &SimHandle, password: &str, extra: &[&str]) -> Config {
+    let mut cfg = config(&h.url(), extra);
+    cfg.targets[0].client.auth = Auth::Credentials {
+        username: "api".into(),
+        password_md5: Secret::new(password).md5_hex(),
+    };
+    cfg
+}
+
+#[tokio::test]
+async fn wrong_password_for_30_minutes_never_locks_the_pbx_out() {
+    let clock = ManualClock::new(T0);
+    let h = sim(clock.clone()).await;
+    let exporter = Running::start(sim_config(&h, "wrong", &[]), clock.clone()).await;
+    for i in 0..120 {
+        let text = exporter.scrape().await;
+        assert_eq!(must(&text, "yeastar_up"), 0.0, "scrape {i}");
+        assert_eq!(
+            must(
+                &text,
+                r#"yeastar_exporter_login_suspended{target="default"}"#
+            ),
+            1.0,
+            "scrape {i}"
+        );
+        clock.advance_secs(15);
+    }
+    let logins = h.sim.requests("login");
+    assert!((2..=3).contains(&logins), "{logins} logins reached the PBX");
+    assert!(!h.sim.is_locked("127.0.0.1".parse().unwrap()));
+    // Nothing else was asked of the PBX without a token.
+    assert_eq!(h.sim.total_requests(), logins);
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_scrapes_cost_one_set_of_requests() {
+    let clock = ManualClock::new(T0);
+    let h = sim(clock.clone()).await;
+    h.sim.set_faults(Faults {
+        latency: Duration::from_millis(150),
+        ..Default::default()
+    });
+    let exporter = Running::start(sim_config(&h, "demo-password", &[]), clock).await;
+    let url = format!("{}/metrics", exporter.url);
+    let client = reqwest::Client::new();
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (c, u) = (client.clone(), url.clone());
+            tokio::spawn(async move { c.get(u).send().await.unwrap().text().await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        let text = t.await.unwrap();
+        assert_eq!(must(&text, "yeastar_up"), 1.0);
+    }
+    assert_eq!(h.sim.requests("call/query:inbound"), 1);
+    assert_eq!(h.sim.requests("call/query:outbound"), 1);
+    assert_eq!(h.sim.requests("login"), 1);
+    assert_eq!(h.sim.requests("trunk/list"), 1);
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn requests_in_flight_are_bounded_per_pbx() {
+    for (limit, expected) in [("1", 1), ("2", 2)] {
+        let pbx = FakePbx::start().await;
+        let slow = |body: &str| {
+            Reply::Slow(
+                Duration::from_millis(100),
+                Box::new(Reply::Json(body.into())),
+            )
+        };
+        pbx.script("call/query:inbound", vec![slow(EMPTY)]);
+        pbx.script("call/query:outbound", vec![slow(EMPTY)]);
+        pbx.script(
+            "trunk/list",
+            vec![slow(r#"{"status":"Success","trunklist":[]}"#)],
+        );
+        pbx.script(
+            "extension/list",
+            vec![slow(r#"{"status":"Success","extlist":[]}"#)],
+        );
+        let exporter = Running::start(
+            config(&pbx.url(), &["--pbx.max-concurrent-requests", limit]),
+            ManualClock::new(T0),
+        )
+        .await;
+        let text = exporter.scrape().await;
+        assert_eq!(must(&text, "yeastar_up"), 1.0);
+        assert_eq!(pbx.max_in_flight(), expected, "limit {limit}");
+        exporter.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_pbx_slower_than_the_deadline_gives_up_0_by_the_deadline() {
+    let clock = ManualClock::new(T0);
+    let h = sim(clock.clone()).await;
+    h.sim.set_faults(Faults {
+        latency: Duration::from_secs(20),
+        ..Default::default()
+    });
+    let exporter = Running::start(sim_config(&h, "demo-password", &[]), clock).await;
+    let started = Instant::now();
+    let text = reqwest::Client::new()
+        .get(format!("{}/metrics", exporter.url))
+        .header("X-Prometheus-Scrape-Timeout-Seconds", "1.5")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(must(&text, "yeastar_up"), 0.0);
+    for c in ["calls", "internal_calls", "trunks", "extensions", "device"] {
+        assert_eq!(
+            must(
+                &text,
+                &format!(r#"yeastar_collector_success{{collector="{c}"}}"#)
+            ),
+            0.0
+        );
+    }
+    assert_eq!(
+        must(
+            &text,
+            r#"yeastar_exporter_pbx_requests_total{endpoint="login",outcome="timeout",target="default"}"#
+        ),
+        1.0
+    );
+    // The deadline is 1 s (1.5 s minus the 0.5 s offset); 20 s is what the PBX would have taken.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_answer_is_cut_off_as_decode_error() {
+    let pbx = FakePbx::start().await;
+    let big = format!(
+        r#"{{"Calls":[],"status":"Success"{}}}"#,
+        " ".repeat(200_000)
+    );
+    pbx.json("call/query:inbound", &big);
+    pbx.json("call/query:outbound", EMPTY);
+    let exporter = Running::start(
+        config(&pbx.url(), &["--pbx.max-response-bytes", "65536"]),
+        ManualClock::new(T0),
+    )
+    .await;
+    let text = exporter.scrape().await;
+    assert_eq!(must(&text, "yeastar_up"), 0.0);
+    assert_eq!(
+        must(
+            &text,
+            r#"yeastar_exporter_pbx_requests_total{endpoint="call/query",outcome="decode_error",target="default"}"#
+        ),
+        1.0
+    );
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn sim_faults_each_become_up_0_with_their_outcome() {
+    let clock = ManualClock::new(T0);
+    let h = sim(clock.clone()).await;
+    let exporter = Running::start(sim_config(&h, "demo-password", &[]), clock).await;
+    assert_eq!(must(&exporter.scrape().await, "yeastar_up"), 1.0);
+    for (faults, outcome) in [
+        (
+            Faults {
+                http500_rate: 1.0,
+                ..Default::default()
+            },
+            "http_error",
+        ),
+        (
+            Faults {
+                malformed_rate: 1.0,
+                ..Default::default()
+            },
+            "decode_error",
+        ),
+        (
+            Faults {
+                close_rate: 1.0,
+                ..Default::default()
+            },
+            "connect_error",
+        ),
+        (
+            Faults {
+                error_rate: 1.0,
+                ..Default::default()
+            },
+            "api_error",
+        ),
+    ] {
+        h.sim.set_faults(faults);
+        let text = exporter.scrape().await;
+        assert_eq!(must(&text, "yeastar_up"), 0.0, "{outcome}");
+        assert!(
+            must(
+                &text,
+                &format!(
+                    r#"yeastar_exporter_pbx_requests_total{{endpoint="call/query",outcome="{outcome}",target="default"}}"#
+                )
+            ) >= 1.0,
+            "{outcome}"
+        );
+        h.sim.set_faults(Faults::default());
+        assert_eq!(
+            must(&exporter.scrape().await, "yeastar_up"),
+            1.0,
+            "after {outcome}"
+        );
+    }
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn token_expiry_in_the_middle_of_a_scrape_costs_one_login() {
+    let pbx = FakePbx::start().await;
+    pbx.json("call/query:inbound", &fixture("seed-example2-inbound.json"));
+    pbx.script(
+        "call/query:outbound",
+        vec![
+            Reply::Json(r#"{"status":"Failed","errno":"20006"}"#.into()),
+            Reply::Json(EMPTY.into()),
+        ],
+    );
+    let exporter = Running::start(config(&pbx.url(), &[]), ManualClock::new(T0)).await;
+    let text = exporter.scrape().await;
+    assert_eq!(must(&text, "yeastar_up"), 1.0);
+    assert_eq!(pbx.count("login"), 2);
+    assert_eq!(pbx.count("call/query:outbound"), 2);
+    assert_eq!(
+        must(
+            &text,
+            r#"yeastar_exporter_pbx_requests_total{endpoint="call/query",outcome="token_expired",target="default"}"#
+        ),
+        1.0
+    );
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn unsupported_internal_calls_is_marked_and_rechecked_hourly() {
+    let clock = ManualClock::new(T0);
+    let h = sim(clock.clone()).await;
+    h.sim.set_faults(Faults {
+        unsupported: vec!["extension/query_call".into()],
+        ..Default::default()
+    });
+    let exporter = Running::start(sim_config(&h, "demo-password", &[]), clock.clone()).await;
+    for _ in 0..3 {
+        let text = exporter.scrape().await;
+        assert_eq!(must(&text, "yeastar_up"), 1.0);
+        assert_eq!(
+            must(
+                &text,
+                r#"yeastar_collector_success{collector="internal_calls"}"#
+            ),
+            0.0
+        );
+        assert_eq!(
+            value(&text, r#"yeastar_active_calls{direction="internal"}"#),
+            None
+        );
+        assert_eq!(
+            value(
+                &text,
+                r#"yeastar_call_max_age_seconds{direction="internal"}"#
+            ),
+            None
+        );
+        assert!(value(&text, r#"yeastar_active_calls{direction="inbound"}"#).is_some());
+        clock.advance_secs(15);
+    }
+    assert_eq!(h.sim.requests("extension/query_call"), 1);
+    h.sim.set_faults(Faults::default());
+    clock.advance_secs(3600);
+    let text = exporter.scrape().await;
+    // Asked again: the token had also timed out over the hour, so one 20006 and one retry.
+    assert_eq!(h.sim.requests("extension/query_call"), 3);
+    assert_eq!(h.sim.requests("login"), 2);
+    assert_eq!(
+        must(
+            &text,
+            r#"yeastar_collector_success{collector="internal_calls"}"#
+        ),
+        1.0
+    );
+    assert!(value(&text, r#"yeastar_active_calls{direction="internal"}"#).is_some());
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn member_status_ages_follow_the_clock_and_restart_on_change() {
+    let ring = r#"{"Calls":[{"callid":"1699999990.1","members":[
+        {"inbound":{"from":"1","to":"2","trunkname":"t","channelid":"PJSIP/trunk-t-endpoint-00000001","memberstatus":"ALERT"}},
+        {"ext":{"number":"2","channelid":"PJSIP/2-00000002","memberstatus":"RING"}}]}],"status":"Success"}"#;
+    let answered = ring.replace("ALERT", "ANSWERED").replace("RING", "ANSWER");
+    let clock = ManualClock::new(T0);
+    let pbx = FakePbx::start().await;
+    pbx.json("call/query:inbound", ring);
+    pbx.json("call/query:outbound", EMPTY);
+    let exporter = Running::start(config(&pbx.url(), &[]), clock.clone()).await;
+    let age = |text: &str, s: &str| {
+        must(
+            text,
+            &format!(r#"yeastar_member_status_max_age_seconds{{status="{s}"}}"#),
+        )
+    };
+    let text = exporter.scrape().await;
+    assert_eq!((age(&text, "RING"), age(&text, "ALERT")), (0.0, 0.0));
+    clock.advance_secs(60);
+    exporter.scrape().await;
+    clock.advance_secs(120);
+    let text = exporter.scrape().await;
+    assert_eq!((age(&text, "RING"), age(&text, "ALERT")), (180.0, 180.0));
+    assert_eq!(
+        must(
+            &text,
+            r#"yeastar_call_max_age_seconds{direction="inbound"}"#
+        ),
+        190.0
+    );
+    pbx.json("call/query:inbound", &answered);
+    let text = exporter.scrape().await;
+    assert_eq!((age(&text, "RING"), age(&text, "ANSWER")), (0.0, 0.0));
+    clock.advance_secs(30);
+    let text = exporter.scrape().await;
+    assert_eq!((age(&text, "ANSWER"), age(&text, "ANSWERED")), (30.0, 30.0));
+    pbx.json("call/query:inbound", EMPTY);
+    exporter.scrape().await;
+    assert_eq!(
+        exporter
+            .app
+            .targets()
+            .iter()
+            .next()
+            .unwrap()
+            .tracked_members(),
+        0
+    );
+    exporter.stop().await;
+}
+
+/// Runs the real binary at trace level through logins, expiry, failures and shutdown, then looks
+/// for every secret in everything it wrote and served.
+#[test]
+fn secrets_never_reach_logs_or_metrics_and_shutdown_logs_out() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let h = rt.block_on(sim(yeastar_exporter::clock::system()));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
+        .args([
+            "--pbx.url",
+            &h.url(),
+            "--pbx.username",
+            "api",
+            "--log.level",
+            "trace",
+            "--web.listen-address",
+            &listen,
+        ])
+        .env("YEASTAR_EXPORTER_PBX_PASSWORD", "demo-password")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Drain the pipes while it runs: trace logging fills a pipe buffer in no time.
+    let mut err = child.stderr.take().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        err.read_to_string(&mut s).unwrap();
+        s
+    });
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        out.read_to_string(&mut s).unwrap();
+        s
+    });
+    let url = format!("http://{listen}/metrics");
+    let mut pages = String::new();
+    rt.block_on(async {
+        let get = || async {
+            for _ in 0..100 {
+                if let Ok(r) = reqwest::get(&url).await {
+                    return r.text().await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("exporter never answered");
+        };
+        pages.push_str(&get().await);
+        h.sim.expire_tokens();
+        pages.push_str(&get().await);
+        h.sim.set_faults(Faults {
+            http500_rate: 1.0,
+            ..Default::default()
+        });
+        pages.push_str(&get().await);
+        h.sim.set_faults(Faults {
+            close_rate: 1.0,
+            ..Default::default()
+        });
+        pages.push_str(&get().await);
+        h.sim.set_faults(Faults::default());
+        pages.push_str(&get().await);
+        pages.push_str(
+            &reqwest::get(format!("http://{listen}/"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        );
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    let logs = err_reader.join().unwrap() + &out_reader.join().unwrap();
+    assert!(status.success(), "exit {status:?}\n{logs}");
+    assert_eq!(h.sim.requests("logout"), 1, "shutdown must log out");
+    assert_eq!(h.sim.live_tokens(), 0);
+    let tokens = h.sim.issued_tokens();
+    assert_eq!(tokens.len(), 2, "one login, one after expiry");
+    assert!(
+        logs.lines().count() > 20,
+        "trace logging produced too little:\n{logs}"
+    );
+    assert!(
+        logs.contains("token=<secret>") || !logs.contains("token="),
+        "a token parameter reached the logs"
+    );
+    let md5 = Secret::new("demo-password").md5_hex().expose().to_string();
+    for secret in tokens.iter().chain([&md5, &"demo-password".to_string()]) {
+        assert!(!logs.contains(secret.as_str()), "secret {secret} in logs");
+        assert!(!pages.contains(secret.as_str()), "secret {secret} served");
+    }
+}
