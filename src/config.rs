@@ -115,6 +115,12 @@ pub struct ExporterFlags {
     /// Log format: logfmt or json.
     #[arg(long = "log.format", env = "YEASTAR_EXPORTER_LOG_FORMAT", default_value = "logfmt", value_parser = ["logfmt", "json"])]
     pub log_format: String,
+    /// A YAML file of targets and credentials (multi-target mode, `/probe?target=`).
+    #[arg(long = "config.file", env = "YEASTAR_EXPORTER_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
+    /// Validate --config.file (and the files it names), print the result, and exit.
+    #[arg(long = "config.check")]
+    pub config_check: bool,
     /// Start the embedded simulated PBX on a loopback port and scrape it (try the exporter without a PBX).
     #[arg(long = "demo", env = "YEASTAR_EXPORTER_DEMO")]
     pub demo: bool,
@@ -214,8 +220,10 @@ pub struct Config {
     pub telemetry_path: String,
     /// Subtracted from Prometheus's scrape timeout.
     pub timeout_offset: Duration,
-    /// The PBXes (one, named `default`, from the flags).
+    /// The PBXes (one, named `default`, from the flags; or those of the config file).
     pub targets: Vec<TargetConfig>,
+    /// Single-PBX mode (flags): `/metrics` carries the PBX's metrics too.
+    pub single: bool,
 }
 
 /// Reads a secret file: surrounding whitespace (a trailing newline) is not part of the secret.
@@ -326,8 +334,300 @@ impl ExporterFlags {
                 },
                 collectors: self.collectors.resolve(),
             }],
+            single: true,
         })
     }
+
+    /// The configuration these flags describe: the config file's when one is given, else the
+    /// single-PBX flags'.
+    pub fn load(&self, password_env: Option<String>) -> Result<Config, ConfigError> {
+        let Some(path) = &self.config_file else {
+            return self.resolve(password_env);
+        };
+        if self.pbx_url.is_some() {
+            return Err(invalid(
+                "--pbx.url",
+                "cannot be combined with --config.file (name the PBXes in the file)",
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            invalid(
+                "--config.file",
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let base = TargetDefaults {
+            api_path: self.pbx_api_path.clone(),
+            collectors: self.collectors.resolve(),
+            timeout: self.pbx_timeout,
+            max_concurrent_requests: self.pbx_max_concurrent_requests,
+            max_response_bytes: self.pbx_max_response_bytes,
+            login_backoff: self.pbx_login_backoff,
+            insecure_skip_verify: self.pbx_insecure_skip_verify,
+        };
+        let targets = parse_file(&text, &path.display().to_string(), &base)?;
+        Ok(Config {
+            listen_address: self.listen_address.clone(),
+            telemetry_path: self.telemetry_path.clone(),
+            timeout_offset: self.timeout_offset,
+            targets,
+            single: false,
+        })
+    }
+}
+
+/// What a target gets when neither it nor the file's `defaults` say otherwise (from the flags).
+#[derive(Debug, Clone)]
+pub struct TargetDefaults {
+    /// `--pbx.api-path`.
+    pub api_path: String,
+    /// The `--collector.*` flags.
+    pub collectors: CollectorSet,
+    /// `--pbx.timeout`.
+    pub timeout: Duration,
+    /// `--pbx.max-concurrent-requests`.
+    pub max_concurrent_requests: usize,
+    /// `--pbx.max-response-bytes`.
+    pub max_response_bytes: usize,
+    /// `--pbx.login-backoff`.
+    pub login_backoff: Duration,
+    /// `--pbx.insecure-skip-verify`.
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    defaults: TargetFields,
+    #[serde(default)]
+    auth_modules: std::collections::BTreeMap<String, AuthModule>,
+    #[serde(default)]
+    targets: std::collections::BTreeMap<String, TargetFields>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthModule {
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+    password: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetFields {
+    url: Option<String>,
+    api_path: Option<String>,
+    auth: Option<String>,
+    collectors: Option<Vec<String>>,
+    timeout: Option<String>,
+    max_concurrent_requests: Option<usize>,
+    max_response_bytes: Option<usize>,
+    login_backoff: Option<String>,
+    ca_file: Option<PathBuf>,
+    insecure_skip_verify: Option<bool>,
+}
+
+/// Parses and validates a config file's text (`source` names it in errors).
+pub fn parse_file(
+    text: &str,
+    source: &str,
+    base: &TargetDefaults,
+) -> Result<Vec<TargetConfig>, ConfigError> {
+    let file: FileConfig = serde_saphyr::from_str(text).map_err(|e| {
+        // The first line carries the position and the cause; the rest is a source excerpt.
+        let msg = e.to_string();
+        let first = msg
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("error: ");
+        invalid(source, first.to_string())
+    })?;
+    if file.targets.is_empty() {
+        return Err(invalid("targets", "at least one target is required"));
+    }
+    if file.defaults.url.is_some() {
+        return Err(invalid(
+            "defaults.url",
+            "each target has its own url; it cannot be a default",
+        ));
+    }
+    let mut auths = std::collections::BTreeMap::new();
+    for (name, module) in &file.auth_modules {
+        auths.insert(name.clone(), resolve_auth(name, module)?);
+    }
+    let mut out: Vec<TargetConfig> = Vec::with_capacity(file.targets.len());
+    for (name, target) in &file.targets {
+        let field = |f: &str| format!("targets.{name}.{f}");
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(invalid(
+                &format!("targets.{name}"),
+                "a target name is letters, digits, '.', '_' and '-' only",
+            ));
+        }
+        let url = target.url.as_deref().ok_or_else(|| ConfigError::Missing {
+            field: field("url"),
+            hint: String::new(),
+        })?;
+        let url = check_url(&field("url"), url)?;
+        if let Some(other) = out.iter().find(|t| t.client.url == url) {
+            return Err(invalid(
+                &field("url"),
+                format!("same URL as target {}", other.client.target),
+            ));
+        }
+        // A target's own setting, else the file's defaults.
+        macro_rules! get {
+            ($f:ident) => {
+                target.$f.clone().or_else(|| file.defaults.$f.clone())
+            };
+        }
+        let auth_name = get!(auth).ok_or_else(|| ConfigError::Missing {
+            field: field("auth"),
+            hint: " (name one of auth_modules, or set defaults.auth)".into(),
+        })?;
+        let auth = auths
+            .get(&auth_name)
+            .cloned()
+            .ok_or_else(|| invalid(&field("auth"), format!("unknown auth module {auth_name:?}")))?;
+        let collectors = match target
+            .collectors
+            .as_ref()
+            .or(file.defaults.collectors.as_ref())
+        {
+            None => base.collectors.clone(),
+            Some(names) => {
+                let mut kinds = Vec::with_capacity(names.len());
+                for n in names {
+                    let kind = CollectorKind::parse(n).ok_or_else(|| {
+                        invalid(
+                            &field("collectors"),
+                            format!(
+                                "unknown collector {n:?} (known: {})",
+                                CollectorKind::ALL.map(|c| c.as_str()).join(", ")
+                            ),
+                        )
+                    })?;
+                    kinds.push(kind);
+                }
+                if !kinds.contains(&CollectorKind::Calls) {
+                    return Err(invalid(
+                        &field("collectors"),
+                        "must include calls (yeastar_up is about it)",
+                    ));
+                }
+                CollectorSet::of(kinds)
+            }
+        };
+        let duration =
+            |f: &str, v: Option<String>, default: Duration| -> Result<Duration, ConfigError> {
+                match v {
+                    None => Ok(default),
+                    Some(v) => {
+                        let d = parse_duration(&v).map_err(|e| invalid(&field(f), e))?;
+                        if d.is_zero() {
+                            return Err(invalid(&field(f), "must be greater than 0"));
+                        }
+                        Ok(d)
+                    }
+                }
+            };
+        let timeout = duration("timeout", get!(timeout), base.timeout)?;
+        let login_backoff = duration("login_backoff", get!(login_backoff), base.login_backoff)?;
+        let max_concurrent_requests =
+            get!(max_concurrent_requests).unwrap_or(base.max_concurrent_requests);
+        if max_concurrent_requests == 0 {
+            return Err(invalid(
+                &field("max_concurrent_requests"),
+                "must be at least 1",
+            ));
+        }
+        let max_response_bytes = get!(max_response_bytes).unwrap_or(base.max_response_bytes);
+        if max_response_bytes < 1024 {
+            return Err(invalid(
+                &field("max_response_bytes"),
+                "must be at least 1024",
+            ));
+        }
+        let ca_file = get!(ca_file);
+        if let Some(ca) = &ca_file {
+            std::fs::metadata(ca).map_err(|e| {
+                invalid(
+                    &field("ca_file"),
+                    format!("cannot read {}: {e}", ca.display()),
+                )
+            })?;
+        }
+        out.push(TargetConfig {
+            client: ClientConfig {
+                target: name.clone(),
+                url,
+                api_path: get!(api_path).unwrap_or_else(|| base.api_path.clone()),
+                auth,
+                timeout,
+                max_concurrent_requests,
+                max_response_bytes,
+                login_backoff,
+                ca_file,
+                insecure_skip_verify: get!(insecure_skip_verify)
+                    .unwrap_or(base.insecure_skip_verify),
+            },
+            collectors,
+        });
+    }
+    Ok(out)
+}
+
+fn resolve_auth(name: &str, m: &AuthModule) -> Result<Auth, ConfigError> {
+    let field = |f: &str| format!("auth_modules.{name}.{f}");
+    if let Some(path) = &m.token_file {
+        if m.username.is_some() || m.password.is_some() || m.password_file.is_some() {
+            return Err(invalid(
+                &format!("auth_modules.{name}"),
+                "token_file excludes username, password and password_file",
+            ));
+        }
+        return Ok(Auth::StaticToken(read_secret_file(
+            &field("token_file"),
+            path,
+        )?));
+    }
+    let username = m
+        .username
+        .as_deref()
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| ConfigError::Missing {
+            field: field("username"),
+            hint: " (or token_file for static-token mode)".into(),
+        })?;
+    let password = match (&m.password_file, &m.password) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                &format!("auth_modules.{name}"),
+                "set password_file or password, not both",
+            ));
+        }
+        (Some(path), None) => read_secret_file(&field("password_file"), path)?,
+        (None, Some(p)) if !p.is_empty() => Secret::new(p.clone()),
+        _ => {
+            return Err(ConfigError::Missing {
+                field: field("password_file"),
+                hint: " (or password)".into(),
+            });
+        }
+    };
+    Ok(Auth::Credentials {
+        username: username.to_string(),
+        password_md5: password.md5_hex(),
+    })
 }
 
 /// Parses a Prometheus-style duration: `5s`, `500ms`, `1m30s`, `0.5s`, `2h`, `1d`.

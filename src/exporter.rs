@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::clock::SharedClock;
 use crate::collector::Target;
-use crate::config::{Config, TargetConfig};
+use crate::config::{Config, ConfigError, TargetConfig};
 use crate::metrics::ExporterMetrics;
 use crate::pbx::{BuildError, Client};
 
@@ -52,22 +52,56 @@ impl TargetSet {
     }
 }
 
+/// Reads the configuration again (file and the secrets it names) for a reload.
+pub type Loader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
+
+/// Why a reload failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new configuration is invalid.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// A target's client could not be built (CA file).
+    #[error("{0}")]
+    Build(#[from] BuildError),
+}
+
 /// The exporter's state, shared by every request.
-#[derive(Debug)]
 pub struct App {
     /// The exporter's own metrics.
     pub metrics: ExporterMetrics,
+    loader: Option<Loader>,
+    reload_lock: std::sync::Mutex<()>,
     clock: SharedClock,
     targets: RwLock<Arc<TargetSet>>,
     settings: RwLock<Arc<Config>>,
     ready: AtomicBool,
 }
 
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("targets", &self.targets())
+            .finish_non_exhaustive()
+    }
+}
+
 impl App {
-    /// An exporter for `config`, reading time from `clock`.
+    /// An exporter for `config`, reading time from `clock`; it cannot reload.
     pub fn new(config: Config, clock: SharedClock) -> Result<Arc<Self>, BuildError> {
+        Self::with_loader(config, clock, None)
+    }
+
+    /// An exporter for `config` that reloads through `loader`.
+    pub fn with_loader(
+        config: Config,
+        clock: SharedClock,
+        loader: Option<Loader>,
+    ) -> Result<Arc<Self>, BuildError> {
         let app = Arc::new(Self {
             metrics: ExporterMetrics::new(),
+            loader,
+            reload_lock: std::sync::Mutex::new(()),
             clock,
             targets: RwLock::new(Arc::new(TargetSet::default())),
             settings: RwLock::new(Arc::new(config.clone())),
@@ -95,10 +129,31 @@ impl App {
 
     /// The single target of flag mode (`/metrics` includes its metrics), if that is the mode.
     pub fn single_target(&self) -> Option<Arc<Target>> {
-        let set = self.targets();
-        (set.len() == 1)
-            .then(|| set.iter().next().cloned())
-            .flatten()
+        if !self.settings().single {
+            return None;
+        }
+        self.targets().iter().next().cloned()
+    }
+
+    /// Reads the configuration again and switches to it; on error keeps the running one, logs the
+    /// error and sets `yeastar_exporter_config_last_reload_successful 0`.
+    pub fn reload(&self) -> Result<(), ReloadError> {
+        // One reload at a time: SIGHUP and POST /-/reload may race.
+        let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let result = match &self.loader {
+            Some(load) => load()
+                .map_err(ReloadError::from)
+                .and_then(|cfg| self.apply(cfg).map_err(ReloadError::from)),
+            None => Ok(()),
+        };
+        match &result {
+            Ok(()) => tracing::info!(targets = self.targets().len(), "configuration reloaded"),
+            Err(e) => {
+                self.metrics.reload_ok.set(0.0);
+                tracing::error!(error = %e, "configuration reload failed; the running configuration stays");
+            }
+        }
+        result
     }
 
     /// Marks the exporter ready (`/-/ready` answers 200).
@@ -153,15 +208,21 @@ impl App {
         self.metrics.reload_time.set(now.floor());
         let current = self.targets();
         for t in removed {
-            if current.find(t.name()).is_none() {
+            let gone = current.find(t.name()).is_none();
+            if gone {
                 self.metrics.remove_target(t.name());
             }
-            // Tokens of removed or changed targets end now, in the background.
+            // Tokens of removed or changed targets end now, in the background; a removed target's
+            // series go once its logout is counted.
             if tokio::runtime::Handle::try_current().is_ok() {
+                let metrics = self.metrics.clone();
                 tokio::spawn(async move {
                     t.client()
                         .logout(Instant::now() + Duration::from_secs(5))
                         .await;
+                    if gone {
+                        metrics.remove_target(t.name());
+                    }
                 });
             }
         }

@@ -166,6 +166,14 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> 
             }
         }
         "/probe" if get_only(&req) => probe(app, req).await,
+        "/-/reload" if req.method() == Method::POST => match app.reload() {
+            Ok(()) => text(StatusCode::OK, "configuration reloaded\n"),
+            Err(e) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to reload config: {e}\n"),
+            ),
+        },
+        "/-/reload" => method_not_allowed("POST"),
         p if p == settings.telemetry_path && get_only(&req) => metrics(app, req).await,
         "/" | "/-/healthy" | "/-/ready" | "/probe" => method_not_allowed("GET, HEAD"),
         p if p == settings.telemetry_path => method_not_allowed("GET, HEAD"),

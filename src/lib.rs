@@ -103,7 +103,20 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
         password_env = Some(sim_cfg.password.expose().to_string());
         _demo = Some(handle);
     }
-    let config = flags.resolve(password_env)?;
+    if flags.config_check {
+        return match flags.load(password_env) {
+            Ok(cfg) => {
+                // Build each client too: a CA file that does not parse is caught here.
+                for t in &cfg.targets {
+                    pbx::Client::new(t.client.clone(), Arc::new(pbx::NoopObserver), clock.clone())?;
+                }
+                println!("config OK: {} target(s)", cfg.targets.len());
+                Ok(())
+            }
+            Err(e) => Err(anyhow::anyhow!("config invalid: {e}")),
+        };
+    }
+    let config = flags.load(password_env.clone())?;
     let listen = config::listen_socket(&config.listen_address);
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
@@ -114,7 +127,26 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
     } else {
         local.to_string()
     };
-    let app = exporter::App::new(config.clone(), clock)?;
+    let loader: exporter::Loader = {
+        let flags = flags.clone();
+        Arc::new(move || flags.load(password_env.clone()))
+    };
+    let app = exporter::App::with_loader(config.clone(), clock, Some(loader))?;
+    #[cfg(unix)]
+    {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP received: reloading configuration");
+                let _ = app.reload();
+            }
+        });
+    }
     tracing::info!(
         address = %local,
         metrics = %format!("http://{shown}{}", config.telemetry_path),

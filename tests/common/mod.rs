@@ -275,7 +275,10 @@ pub struct Running {
 
 impl Running {
     pub async fn start(config: Config, clock: SharedClock) -> Self {
-        let app = App::new(config, clock).unwrap();
+        Self::start_app(App::new(config, clock).unwrap()).await
+    }
+
+    pub async fn start_app(app: Arc<App>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -1,0 +1,413 @@
+//! Issue 5: many PBXes from one exporter — config file, /probe, reload, no SSRF.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use clap::Parser;
+use common::*;
+use yeastar_exporter::clock::ManualClock;
+use yeastar_exporter::config::{Cli, ExporterFlags, parse_file};
+use yeastar_exporter::exporter::App;
+
+const EMPTY: &str = r#"{"Calls":[],"status":"Success"}"#;
+
+fn tmpdir() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "yeastar-exporter-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn flags(args: &[&str]) -> ExporterFlags {
+    let mut v = vec!["yeastar-exporter", "--web.listen-address", "127.0.0.1:0"];
+    v.extend_from_slice(args);
+    Cli::try_parse_from(v).unwrap().exporter
+}
+
+fn base() -> yeastar_exporter::config::TargetDefaults {
+    let f = flags(&[]);
+    yeastar_exporter::config::TargetDefaults {
+        api_path: f.pbx_api_path,
+        collectors: f.collectors.resolve(),
+        timeout: f.pbx_timeout,
+        max_concurrent_requests: f.pbx_max_concurrent_requests,
+        max_response_bytes: f.pbx_max_response_bytes,
+        login_backoff: f.pbx_login_backoff,
+        insecure_skip_verify: false,
+    }
+}
+
+#[test]
+fn each_validation_rule_has_its_exact_error() {
+    let dir = tmpdir();
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "secret\n").unwrap();
+    let empty = dir.join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let auth = format!(
+        "auth_modules:\n  main:\n    username: api\n    password_file: {}\n",
+        pw.display()
+    );
+    let t = |body: &str| format!("{auth}targets:\n{body}");
+    let cases: Vec<(String, &str)> = vec![
+        (format!("{auth}targets:\n  hq:\n    url: http://10.0.0.5\n    auth: main\n    colour: red\n"),
+         "cfg.yml: line 9 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify"),
+        (format!("{auth}targets: {{}}\nlabels: {{}}\n"), "cfg.yml: line 6 column 1: unknown field `labels`, expected one of defaults, auth_modules, targets"),
+        (auth.clone(), "targets: at least one target is required"),
+        (t("  hq:\n    auth: main\n"), "targets.hq.url: required"),
+        (format!("{auth}defaults:\n  url: http://10.0.0.5\ntargets:\n  hq:\n    url: http://10.0.0.6\n    auth: main\n"), "defaults.url: each target has its own url; it cannot be a default"),
+        (t("  hq:\n    url: 10.0.0.5:8088\n    auth: main\n"), "targets.hq.url: \"10.0.0.5:8088\" must start with http:// or https://"),
+        (t("  hq:\n    url: http://u:p@10.0.0.5\n    auth: main\n"), "targets.hq.url: \"http://u:p@10.0.0.5\" must be scheme://host[:port] only (the API path is a separate setting; credentials never go in the URL)"),
+        (t("  a:\n    url: http://10.0.0.5\n    auth: main\n  b:\n    url: http://10.0.0.5/\n    auth: main\n"), "targets.b.url: same URL as target a"),
+        (t("  hq:\n    url: http://10.0.0.5\n"), "targets.hq.auth: required (name one of auth_modules, or set defaults.auth)"),
+        (t("  hq:\n    url: http://10.0.0.5\n    auth: other\n"), "targets.hq.auth: unknown auth module \"other\""),
+        (t("  \"h q\":\n    url: http://10.0.0.5\n    auth: main\n"), "targets.h q: a target name is letters, digits, '.', '_' and '-' only"),
+        (t("  hq:\n    url: http://10.0.0.5\n    auth: main\n    collectors: [calls, cdr]\n"), "targets.hq.collectors: unknown collector \"cdr\" (known: calls, internal_calls, trunks, extensions, device, queues)"),
+        (t("  hq:\n    url: http://10.0.0.5\n    auth: main\n    collectors: [trunks]\n"), "targets.hq.collectors: must include calls (yeastar_up is about it)"),
+        (t("  hq:\n    url: http://10.0.0.5\n    auth: main\n    timeout: 5\n"), "targets.hq.timeout: \"5\": missing unit (ms, s, m, h, d)"),
+        (t("  hq:\n    url: http://10.0.0.5\n    auth: main\n    timeout: 0s\n"), "targets.hq.timeout: must be greater than 0"),
+        (format!("{auth}defaults:\n  login_backoff: 10y\ntargets:\n  hq:\n    url: http://10.0.0.5\n    auth: main\n"), "targets.hq.login_backoff: \"10y\": unknown unit \"y\" (ms, s, m, h, d)"),
+        (t("  hq:\n    url: http://10.0.0.5\n    auth: main\n    max_concurrent_requests: 0\n"), "targets.hq.max_concurrent_requests: must be at least 1"),
+        (t("  hq:\n    url: http://10.0.0.5\n    auth: main\n    max_response_bytes: 10\n"), "targets.hq.max_response_bytes: must be at least 1024"),
+        (t("  hq:\n    url: http://10.0.0.5\n    auth: main\n    ca_file: /nonexistent/ca.pem\n"), "targets.hq.ca_file: cannot read /nonexistent/ca.pem: No such file or directory (os error 2)"),
+        ("auth_modules:\n  main:\n    password: x\ntargets:\n  hq:\n    url: http://10.0.0.5\n    auth: main\n".into(), "auth_modules.main.username: required (or token_file for static-token mode)"),
+        ("auth_modules:\n  main:\n    username: api\ntargets:\n  hq:\n    url: http://10.0.0.5\n    auth: main\n".into(), "auth_modules.main.password_file: required (or password)"),
+        ("auth_modules:\n  main:\n    username: api\n    password: x\n    password_file: /x\ntargets:\n  hq:\n    url: http://10.0.0.5\n    auth: main\n".into(), "auth_modules.main: set password_file or password, not both"),
+        ("auth_modules:\n  main:\n    username: api\n    password_file: /nonexistent/pw\ntargets:\n  hq:\n    url: http://10.0.0.5\n    auth: main\n".into(), "auth_modules.main.password_file: cannot read /nonexistent/pw: No such file or directory (os error 2)"),
+        (format!("auth_modules:\n  main:\n    username: api\n    password_file: {}\ntargets:\n  hq:\n    url: http://10.0.0.5\n    auth: main\n", empty.display()), ""),
+        (format!("auth_modules:\n  main:\n    username: api\n    token_file: {}\ntargets:\n  hq:\n    url: http://10.0.0.5\n    auth: main\n", pw.display()), "auth_modules.main: token_file excludes username, password and password_file"),
+    ];
+    for (text, want) in cases {
+        let got = parse_file(&text, "cfg.yml", &base())
+            .unwrap_err()
+            .to_string();
+        let want = if want.is_empty() {
+            format!(
+                "auth_modules.main.password_file: {} is empty",
+                empty.display()
+            )
+        } else {
+            want.to_string()
+        };
+        assert_eq!(got, want, "for:\n{text}");
+    }
+    // And a good one, with defaults applied and overridden.
+    let good = format!(
+        "{auth}defaults:\n  auth: main\n  timeout: 3s\n  collectors: [calls, trunks]\ntargets:\n  hq:\n    url: https://10.0.0.5:8088/\n  branch-1:\n    url: http://10.1.0.5:80\n    timeout: 2s\n    collectors: [calls]\n    insecure_skip_verify: true\n"
+    );
+    let targets = parse_file(&good, "cfg.yml", &base()).unwrap();
+    assert_eq!(targets.len(), 2);
+    let hq = targets.iter().find(|t| t.client.target == "hq").unwrap();
+    assert_eq!(hq.client.url, "https://10.0.0.5:8088");
+    assert_eq!(hq.client.timeout, Duration::from_secs(3));
+    assert!(
+        hq.collectors
+            .contains(yeastar_exporter::collector::CollectorKind::Trunks)
+    );
+    assert!(
+        !hq.collectors
+            .contains(yeastar_exporter::collector::CollectorKind::Device)
+    );
+    let b = targets
+        .iter()
+        .find(|t| t.client.target == "branch-1")
+        .unwrap();
+    assert_eq!(b.client.timeout, Duration::from_secs(2));
+    assert!(b.client.insecure_skip_verify);
+    assert!(
+        !b.collectors
+            .contains(yeastar_exporter::collector::CollectorKind::Trunks)
+    );
+    let debug = format!("{targets:?}");
+    assert!(
+        debug.contains("password_md5: <secret>") && !debug.contains(PASSWORD_MD5),
+        "{debug}"
+    );
+}
+
+fn write_config(dir: &std::path::Path, targets: &[(&str, &str)]) -> PathBuf {
+    let pw = dir.join("password");
+    std::fs::write(&pw, PASSWORD).unwrap();
+    let mut text = format!(
+        "auth_modules:\n  main:\n    username: {USERNAME}\n    password_file: {}\ndefaults:\n  auth: main\n  collectors: [calls]\ntargets:\n",
+        pw.display()
+    );
+    for (name, url) in targets {
+        text.push_str(&format!("  {name}:\n    url: {url}\n"));
+    }
+    let path = dir.join("config.yml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn start_with_file(path: &std::path::Path) -> Running {
+    let f = flags(&["--config.file", path.to_str().unwrap()]);
+    let cfg = f.load(None).unwrap();
+    let loader: yeastar_exporter::exporter::Loader = Arc::new(move || f.load(None));
+    let app = App::with_loader(cfg, ManualClock::new(1_700_000_100), Some(loader)).unwrap();
+    Running::start_app(app).await
+}
+
+#[tokio::test]
+async fn each_probe_shows_only_its_own_pbx() {
+    let a = FakePbx::start().await;
+    a.json("call/query:inbound", &fixture("seed-example2-inbound.json"));
+    a.json("call/query:outbound", EMPTY);
+    let b = FakePbx::start().await;
+    b.json("call/query:inbound", &fixture("seed-example1-callid.json"));
+    b.json("call/query:outbound", EMPTY);
+    let dir = tmpdir();
+    let path = write_config(&dir, &[("hq", &a.url()), ("branch-1", &b.url())]);
+    let exporter = start_with_file(&path).await;
+    let (status, hq) = exporter.get("/probe?target=hq").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        must(&hq, r#"yeastar_active_calls{direction="inbound"}"#),
+        2.0
+    );
+    assert!(
+        !hq.contains("yeastar_exporter_"),
+        "probe must not carry exporter metrics"
+    );
+    let (_, br) = exporter.get("/probe?target=branch-1").await;
+    assert_eq!(
+        must(&br, r#"yeastar_active_calls{direction="inbound"}"#),
+        1.0
+    );
+    // By exact URL too.
+    let (status, by_url) = exporter.get(&format!("/probe?target={}", b.url())).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        must(&by_url, r#"yeastar_active_calls{direction="inbound"}"#),
+        1.0
+    );
+    assert_eq!(
+        (a.count("call/query:inbound"), b.count("call/query:inbound")),
+        (1, 2)
+    );
+    // /metrics is the exporter's own in multi-target mode.
+    let m = exporter.scrape().await;
+    assert_eq!(value(&m, "yeastar_up"), None);
+    assert_eq!(
+        must(
+            &m,
+            r#"yeastar_exporter_logins_total{outcome="success",target="branch-1"}"#
+        ),
+        1.0
+    );
+    let (_, page) = exporter.get("/").await;
+    assert!(
+        page.contains("/probe?target=hq") && page.contains("/probe?target=branch-1"),
+        "{page}"
+    );
+    assert_eq!(
+        exporter.get("/probe").await,
+        (400, "missing parameter: target\n".into())
+    );
+    assert_eq!(exporter.get("/probe?target=nope").await.0, 400);
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn a_probe_of_an_unconfigured_url_is_refused_without_a_connection() {
+    let a = FakePbx::start().await;
+    let dir = tmpdir();
+    let path = write_config(&dir, &[("hq", &a.url())]);
+    let exporter = start_with_file(&path).await;
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let port = trap.local_addr().unwrap().port();
+    for target in [
+        format!("http://127.0.0.1:{port}"),
+        format!("http%3A%2F%2F127.0.0.1%3A{port}"),
+        format!("{}/../", a.url()).replace(&a.addr.port().to_string(), &port.to_string()),
+    ] {
+        let (status, body) = exporter.get(&format!("/probe?target={target}")).await;
+        assert_eq!(status, 400, "{target}");
+        assert_eq!(
+            body,
+            "unknown target: not a configured target name or URL\n"
+        );
+    }
+    // The kernel completes a handshake before accept(): a connection attempt would be waiting here.
+    match trap.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("something connected to the unconfigured port: {other:?}"),
+    }
+    assert_eq!(a.keys(), Vec::<String>::new());
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn reload_adds_targets_keeps_tokens_and_survives_a_bad_file() {
+    let a = FakePbx::start().await;
+    a.json("call/query:inbound", EMPTY);
+    a.json("call/query:outbound", EMPTY);
+    let b = FakePbx::start().await;
+    b.json("call/query:inbound", &fixture("seed-example1-callid.json"));
+    b.json("call/query:outbound", EMPTY);
+    let dir = tmpdir();
+    let path = write_config(&dir, &[("hq", &a.url())]);
+    let exporter = start_with_file(&path).await;
+    assert_eq!(exporter.get("/probe?target=hq").await.0, 200);
+    assert_eq!(exporter.get("/probe?target=branch-1").await.0, 400);
+    let client = reqwest::Client::new();
+    let reload = || async {
+        let r = client
+            .post(format!("{}/-/reload", exporter.url))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    write_config(&dir, &[("hq", &a.url()), ("branch-1", &b.url())]);
+    assert_eq!(reload().await, (200, "configuration reloaded\n".into()));
+    let (status, br) = exporter.get("/probe?target=branch-1").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        must(&br, r#"yeastar_active_calls{direction="inbound"}"#),
+        1.0
+    );
+    // hq did not change: its token survived.
+    exporter.get("/probe?target=hq").await;
+    assert_eq!(a.count("login"), 1);
+    // A bad file: 500 with the error, old config kept, gauge 0.
+    std::fs::write(
+        &path,
+        "targets:\n  hq:\n    url: http://x\n    colour: red\n",
+    )
+    .unwrap();
+    let (status, body) = reload().await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        body,
+        format!(
+            "failed to reload config: {}: line 4 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify\n",
+            path.display()
+        )
+    );
+    let m = exporter.scrape().await;
+    assert_eq!(
+        must(&m, "yeastar_exporter_config_last_reload_successful"),
+        0.0
+    );
+    assert_eq!(exporter.get("/probe?target=branch-1").await.0, 200);
+    assert_eq!(exporter.get("/-/reload").await.0, 405);
+    // Removing a target logs it out.
+    write_config(&dir, &[("branch-1", &b.url())]);
+    assert_eq!(reload().await.0, 200);
+    assert_eq!(exporter.get("/probe?target=hq").await.0, 400);
+    for _ in 0..50 {
+        if a.count("logout") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a.count("logout"), 1);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let m = exporter.scrape().await;
+    assert_eq!(
+        must(&m, "yeastar_exporter_config_last_reload_successful"),
+        1.0
+    );
+    assert!(!m.contains(r#"target="hq""#), "{m}");
+    exporter.stop().await;
+}
+
+#[test]
+fn sighup_reloads_and_config_check_validates() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (a, b) = rt.block_on(async {
+        let a = FakePbx::start().await;
+        a.json("call/query:inbound", EMPTY);
+        a.json("call/query:outbound", EMPTY);
+        let b = FakePbx::start().await;
+        b.json("call/query:inbound", EMPTY);
+        b.json("call/query:outbound", EMPTY);
+        (a, b)
+    });
+    let dir = tmpdir();
+    let path = write_config(&dir, &[("hq", &a.url())]);
+    let bin = env!("CARGO_BIN_EXE_yeastar-exporter");
+    let check = Command::new(bin)
+        .args(["--config.file", path.to_str().unwrap(), "--config.check"])
+        .output()
+        .unwrap();
+    assert!(check.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&check.stdout),
+        "config OK: 1 target(s)\n"
+    );
+    let bad = dir.join("bad.yml");
+    std::fs::write(&bad, "targets:\n  hq:\n    url: ftp://x\n    auth: main\n").unwrap();
+    let check = Command::new(bin)
+        .args(["--config.file", bad.to_str().unwrap(), "--config.check"])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&check.stderr).contains(
+            "config invalid: targets.hq.url: \"ftp://x\" must start with http:// or https://"
+        ),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let mut child = Command::new(bin)
+        .args([
+            "--config.file",
+            path.to_str().unwrap(),
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("exited early").unwrap();
+        if let Some(i) = line.find("metrics=http://") {
+            let url = line[i + "metrics=".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap();
+            break url.trim_end_matches("/metrics").to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let probe = |t: &str| {
+        let url = format!("{base}/probe?target={t}");
+        rt.block_on(async { reqwest::get(url).await.unwrap().status().as_u16() })
+    };
+    assert_eq!(probe("branch-1"), 400);
+    write_config(&dir, &[("hq", &a.url()), ("branch-1", &b.url())]);
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut status = 0;
+    for _ in 0..100 {
+        status = probe("branch-1");
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(status, 200);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
