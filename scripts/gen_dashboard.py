@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Writes grafana/dashboards/yeastar-pbx.json. Edit here, run, commit both.
+
+Every panel carries a description; every query filters on the dashboard's $job and $instance
+variables, and CI runs each query against a real Prometheus (tests/e2e_prometheus.rs).
+"""
+import json
+import pathlib
+
+SEL = 'job=~"$job",instance=~"$instance"'
+DS = {"type": "prometheus", "uid": "${datasource}"}
+panels = []
+next_id = 1
+y = 0
+
+
+def row(title):
+    global next_id, y
+    panels.append({"type": "row", "title": title, "id": next_id, "collapsed": False,
+                   "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []})
+    next_id += 1
+    y += 1
+
+
+def panel(kind, title, desc, targets, w=8, h=8, x=0, unit=None, extra=None, newline=False):
+    global next_id, y
+    p = {
+        "type": kind,
+        "title": title,
+        "description": desc,
+        "id": next_id,
+        "datasource": DS,
+        "gridPos": {"h": h, "w": w, "x": x, "y": y},
+        "targets": [
+            dict({"refId": chr(ord("A") + i), "datasource": DS, "expr": e, "legendFormat": lf}, **opts)
+            for i, (e, lf, opts) in enumerate(targets)
+        ],
+        "fieldConfig": {"defaults": {}, "overrides": []},
+        "options": {},
+    }
+    if unit:
+        p["fieldConfig"]["defaults"]["unit"] = unit
+    if extra:
+        for k, v in extra.items():
+            if k == "defaults":
+                p["fieldConfig"]["defaults"].update(v)
+            else:
+                p[k] = v
+    panels.append(p)
+    next_id += 1
+    if newline:
+        y += h
+
+
+def t(expr, legend="", **opts):
+    return (expr, legend, opts)
+
+
+stacked = {"defaults": {"custom": {"stacking": {"mode": "normal", "group": "A"}, "fillOpacity": 30}}}
+
+row("Health")
+panel("stat", "PBX up", "yeastar_up: 1 when the last scrape's call queries (call/query inbound and outbound) both succeeded. 0 means live call state is unknown; the exporter's log names the cause.",
+      [t(f"yeastar_up{{{SEL}}}", "{{instance}}")], w=4, x=0,
+      extra={"defaults": {"mappings": [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red"}, "1": {"text": "UP", "color": "green"}}}],
+                          "thresholds": {"mode": "absolute", "steps": [{"color": "red", "value": None}, {"color": "green", "value": 1}]}},
+             "options": {"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}}})
+panel("timeseries", "Scrape duration", "yeastar_scrape_duration_seconds: wall time of each scrape's PBX work. It grows with the number of calls and the PBX's load; it must stay below the scrape timeout.",
+      [t(f"yeastar_scrape_duration_seconds{{{SEL}}}", "{{instance}}")], w=5, x=4, unit="s")
+panel("timeseries", "PBX request errors", "Rate of requests to the PBX that did not succeed, by target, endpoint and outcome (api_error, token_expired, http_error, timeout, connect_error, decode_error).",
+      [t(f'sum by (target, endpoint, outcome) (rate(yeastar_exporter_pbx_requests_total{{job=~"$job",outcome!="success"}}[$__rate_interval]))', "{{target}} {{endpoint}} {{outcome}}")], w=5, x=9, unit="reqps")
+panel("timeseries", "PBX request latency (p95)", "95th percentile of PBX request latency by target and endpoint, from yeastar_exporter_pbx_request_duration_seconds.",
+      [t(f'histogram_quantile(0.95, sum by (target, endpoint, le) (rate(yeastar_exporter_pbx_request_duration_seconds_bucket{{job=~"$job"}}[$__rate_interval])))', "{{target}} {{endpoint}}")], w=5, x=14, unit="s")
+panel("stat", "Logins suspended", "yeastar_exporter_login_suspended: 1 while the exporter pauses logins to a PBX after a rejected login (wrong credentials or host locked out), so that it never locks itself out.",
+      [t(f'max by (target) (yeastar_exporter_login_suspended{{job=~"$job"}})', "{{target}}")], w=5, x=19, newline=True,
+      extra={"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}]}},
+             "options": {"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}}})
+panel("table", "Collectors", "yeastar_collector_success by collector: 0 marks a collector whose PBX requests failed this scrape (its series are missing); the others still report.",
+      [t(f"yeastar_collector_success{{{SEL}}}", "", instant=True, format="table")], w=24, h=6, newline=True,
+      extra={"transformations": [{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True}}}]})
+
+row("Calls now")
+panel("stat", "Active calls", "yeastar_active_calls: distinct calls now, by direction. A call with an inbound member is inbound; else with an outbound member outbound; else internal.",
+      [t(f"sum by (direction) (yeastar_active_calls{{{SEL}}})", "{{direction}}")], w=8, x=0,
+      extra={"options": {"reduceOptions": {"calcs": ["lastNotNull"]}}})
+panel("timeseries", "Active calls by direction", "yeastar_active_calls over time, by direction.",
+      [t(f"sum by (direction) (yeastar_active_calls{{{SEL}}})", "{{direction}}")], w=8, x=8, extra=stacked)
+panel("timeseries", "Oldest call", "yeastar_call_max_age_seconds: age of the oldest active call by direction (from its callid). The 4-hour line is the YeastarCallTooLong alert.",
+      [t(f"max by (direction) (yeastar_call_max_age_seconds{{{SEL}}})", "{{direction}}")], w=8, x=16, unit="s", newline=True,
+      extra={"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 14400}]},
+                          "custom": {"thresholdsStyle": {"mode": "line"}}}})
+
+row("Trunks")
+panel("timeseries", "Legs per trunk", "yeastar_trunk_active_calls: inbound and outbound call legs on each trunk.",
+      [t(f"sum by (trunk, direction) (yeastar_trunk_active_calls{{{SEL}}})", "{{trunk}} {{direction}}")], w=12, x=0, extra=stacked)
+panel("table", "Trunk status", "yeastar_trunk_up (1 = can carry calls) and the PBX's own status word (yeastar_trunk_status) for each trunk.",
+      [t(f"yeastar_trunk_up{{{SEL}}}", "", instant=True, format="table"),
+       t(f"yeastar_trunk_status{{{SEL}}} == 1", "", instant=True, format="table")], w=12, x=12, newline=True,
+      extra={"transformations": [{"id": "merge", "options": {}},
+                                 {"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True, "Value #B": True}, "renameByName": {"Value #A": "up"}}}]})
+
+row("Call members")
+panel("timeseries", "Members by status", "yeastar_call_members summed by status: ALERT (caller hearing ringback), RING (callee ringing), ANSWERED/ANSWER (talking), HOLD, BYE, OTHER (undocumented states).",
+      [t(f"sum by (status) (yeastar_call_members{{{SEL}}})", "{{status}}")], w=12, x=0, extra=stacked)
+panel("bargauge", "Members by kind and status", "yeastar_call_members now, by member kind (ext, inbound, outbound) and status.",
+      [t(f"sum by (member, status) (yeastar_call_members{{{SEL}}})", "{{member}} {{status}}", instant=True)], w=12, x=12, newline=True,
+      extra={"options": {"orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}}})
+
+row("Stuck calls")
+panel("timeseries", "Longest RING", "yeastar_member_status_max_age_seconds{status=\"RING\"}: how long the longest-ringing member has been ringing. The line at 2 minutes is the YeastarCallStuckRinging alert threshold.",
+      [t(f'max(yeastar_member_status_max_age_seconds{{{SEL},status="RING"}})', "RING")], w=12, x=0, unit="s",
+      extra={"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 120}]},
+                          "custom": {"thresholdsStyle": {"mode": "line"}}}})
+panel("timeseries", "Longest HOLD", "yeastar_member_status_max_age_seconds{status=\"HOLD\"}: how long the longest-held member has been on hold. The line at 30 minutes is the YeastarCallStuckOnHold alert threshold.",
+      [t(f'max(yeastar_member_status_max_age_seconds{{{SEL},status="HOLD"}})', "HOLD")], w=12, x=12, unit="s", newline=True,
+      extra={"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1800}]},
+                          "custom": {"thresholdsStyle": {"mode": "line"}}}})
+
+row("Call paths")
+panel("timeseries", "Calls per IVR, queue, ring group", "yeastar_callpath_active_calls: distinct calls set up through each IVR, queue, ring group, paging group or conference (by its number).",
+      [t(f"sum by (callpath) (yeastar_callpath_active_calls{{{SEL}}})", "{{callpath}}")], w=24, newline=True, extra=stacked)
+
+row("Extensions and PBX")
+panel("timeseries", "Extensions by status", "yeastar_extensions: extensions by status (registered, unavailable, ringing, busy, hold, idle, malfunction, fxsnoport, other). A drop in registered with a rise in unavailable means phones fell off.",
+      [t(f"sum by (status) (yeastar_extensions{{{SEL}}})", "{{status}}")], w=12, x=0, extra=stacked)
+panel("stat", "PBX uptime", "yeastar_pbx_uptime_seconds: time since the PBX last booted. A reset to near zero is a PBX restart.",
+      [t(f"yeastar_pbx_uptime_seconds{{{SEL}}}", "{{instance}}")], w=4, x=12, unit="s",
+      extra={"options": {"reduceOptions": {"calcs": ["lastNotNull"]}}})
+panel("table", "PBX", "yeastar_pbx_info: model, firmware and hardware version of each PBX.",
+      [t(f"yeastar_pbx_info{{{SEL}}}", "", instant=True, format="table")], w=8, x=16, newline=True,
+      extra={"transformations": [{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True, "Value": True}}}]})
+
+row("Queues")
+panel("timeseries", "Callers waiting", "yeastar_queue_waiting_calls: callers waiting in each queue (queues collector; off by default).",
+      [t(f"sum by (queue) (yeastar_queue_waiting_calls{{{SEL}}})", "{{queue}}")], w=12, x=0)
+panel("timeseries", "Agents by status", "yeastar_queue_agents: agents of each queue by status (idle, in_use, busy, ringing, on_hold, paused, wrap_up, unavailable, ...). Callers waiting with no idle agent means the queue is understaffed.",
+      [t(f"sum by (queue, status) (yeastar_queue_agents{{{SEL}}}) > 0", "{{queue}} {{status}}")], w=12, x=12, newline=True, extra=stacked)
+
+dashboard = {
+    "uid": "yeastar-pbx",
+    "title": "Yeastar PBX",
+    "description": "Live calls, trunks, extensions and queues of Yeastar S-Series PBXes, from yeastar-exporter.",
+    "tags": ["yeastar", "voip", "pbx"],
+    "timezone": "browser",
+    "schemaVersion": 39,
+    "version": 1,
+    "editable": True,
+    "refresh": "30s",
+    "time": {"from": "now-6h", "to": "now"},
+    "graphTooltip": 1,
+    "annotations": {"list": []},
+    "links": [],
+    "templating": {"list": [
+        {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus", "current": {}, "hide": 0, "refresh": 1},
+        {"name": "job", "label": "Job", "type": "query", "datasource": DS, "query": {"query": "label_values(yeastar_up, job)", "refId": "job"},
+         "definition": "label_values(yeastar_up, job)", "refresh": 2, "includeAll": True, "multi": True, "allValue": ".+", "current": {}, "sort": 1, "hide": 0},
+        {"name": "instance", "label": "PBX", "type": "query", "datasource": DS, "query": {"query": 'label_values(yeastar_up{job=~"$job"}, instance)', "refId": "instance"},
+         "definition": 'label_values(yeastar_up{job=~"$job"}, instance)', "refresh": 2, "includeAll": True, "multi": True, "allValue": ".+", "current": {}, "sort": 1, "hide": 0},
+    ]},
+    "panels": panels,
+}
+
+out = pathlib.Path(__file__).resolve().parent.parent / "grafana" / "dashboards" / "yeastar-pbx.json"
+out.write_text(json.dumps(dashboard, indent=2) + "\n")
+print(f"wrote {out} ({len([p for p in panels if p['type'] != 'row'])} panels)")
