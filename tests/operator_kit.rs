@@ -1,0 +1,243 @@
+//! Issue 7: the deploy/ and grafana/ files parse and agree with each other.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use yeastar_exporter::config::{TargetDefaults, parse_file};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+fn yaml(path: &Path) -> Value {
+    serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn every_yaml_and_json_file_parses() {
+    let mut all = Vec::new();
+    files(&Path::new(ROOT).join("deploy"), &mut all);
+    files(&Path::new(ROOT).join("grafana"), &mut all);
+    let mut parsed = 0;
+    for p in &all {
+        match p.extension().and_then(|e| e.to_str()) {
+            Some("yml" | "yaml") => {
+                let v = yaml(p);
+                assert!(v.is_object(), "{}: not a mapping", p.display());
+                parsed += 1;
+            }
+            Some("json") => {
+                let text = std::fs::read_to_string(p).unwrap();
+                serde_json::from_str::<Value>(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                parsed += 1;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(parsed, 19, "YAML and JSON files under deploy/ and grafana/");
+}
+
+#[test]
+fn prometheusrule_carries_exactly_the_alert_rules() {
+    let rules = yaml(&Path::new(ROOT).join("deploy/prometheus/alerts.yml"));
+    let pr = yaml(&Path::new(ROOT).join("deploy/kubernetes/prometheusrule.yml"));
+    assert_eq!(pr["kind"], "PrometheusRule");
+    assert_eq!(
+        pr["spec"]["groups"], rules["groups"],
+        "run scripts/gen_prometheusrule.sh"
+    );
+    let names: Vec<&str> = rules["groups"][0]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["alert"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "YeastarPBXUnreachable",
+            "YeastarExporterDown",
+            "YeastarLoginSuspended",
+            "YeastarCallStuckRinging",
+            "YeastarCallStuckOnHold",
+            "YeastarRingingPileUp",
+            "YeastarCallTooLong",
+            "YeastarTrunkDown",
+            "YeastarCollectorFailing"
+        ]
+    );
+    for r in rules["groups"][0]["rules"].as_array().unwrap() {
+        for a in ["summary", "description", "runbook"] {
+            assert!(
+                r["annotations"][a].as_str().is_some_and(|s| !s.is_empty()),
+                "{} lacks {a}",
+                r["alert"]
+            );
+        }
+    }
+}
+
+#[test]
+fn dashboard_is_importable_and_documented() {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("grafana/dashboards/yeastar-pbx.json"))
+        .unwrap();
+    let d: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(d["uid"], "yeastar-pbx");
+    let vars: Vec<(&str, &str)> = d["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v["type"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        vars,
+        [
+            ("datasource", "datasource"),
+            ("job", "query"),
+            ("instance", "query")
+        ]
+    );
+    let panels: Vec<&Value> = d["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] != "row")
+        .collect();
+    assert!(panels.len() >= 15);
+    for p in &panels {
+        assert!(
+            p["description"].as_str().is_some_and(|s| s.len() > 20),
+            "{} has no description",
+            p["title"]
+        );
+        assert_eq!(p["datasource"]["uid"], "${datasource}");
+        for t in p["targets"].as_array().unwrap() {
+            let e = t["expr"].as_str().unwrap();
+            assert!(e.contains("$job"), "{}: {e} ignores $job", p["title"]);
+        }
+    }
+    let rows: Vec<&str> = d["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "Health",
+            "Calls now",
+            "Trunks",
+            "Call members",
+            "Stuck calls",
+            "Call paths",
+            "Extensions and PBX",
+            "Queues"
+        ]
+    );
+    let ids: std::collections::HashSet<u64> = d["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        ids.len(),
+        d["panels"].as_array().unwrap().len(),
+        "panel ids repeat"
+    );
+}
+
+#[test]
+fn example_config_files_are_valid() {
+    let dir = std::env::temp_dir().join(format!("yeastar-kit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in ["password", "branch-2.token", "pbx-ca.pem", "hq-ca.pem"] {
+        std::fs::write(dir.join(f), "x\n").unwrap();
+    }
+    let base = TargetDefaults {
+        api_path: "/api/v2.0.0".into(),
+        collectors: Default::default(),
+        timeout: std::time::Duration::from_secs(5),
+        max_concurrent_requests: 1,
+        max_response_bytes: 16 << 20,
+        login_backoff: std::time::Duration::from_secs(600),
+        insecure_skip_verify: false,
+    };
+    for (file, names) in [
+        ("deploy/config/yeastar-exporter.yml", vec!["office"]),
+        (
+            "deploy/config/three-pbx.yml",
+            vec!["branch-1", "branch-2", "hq"],
+        ),
+    ] {
+        let text = std::fs::read_to_string(Path::new(ROOT).join(file))
+            .unwrap()
+            .replace("/etc/yeastar-exporter/", &format!("{}/", dir.display()));
+        let targets = parse_file(&text, file, &base).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let got: Vec<&str> = targets.iter().map(|t| t.client.target.as_str()).collect();
+        assert_eq!(got, names, "{file}");
+    }
+    // The Kubernetes ConfigMap's embedded file too.
+    let cm = yaml(&Path::new(ROOT).join("deploy/kubernetes/configmap.yml"));
+    let text = cm["data"]["config.yml"].as_str().unwrap().replace(
+        "/etc/yeastar-exporter/secret/",
+        &format!("{}/", dir.display()),
+    );
+    assert_eq!(parse_file(&text, "configmap", &base).unwrap().len(), 2);
+}
+
+#[test]
+fn systemd_unit_is_hardened_and_reloads_with_sighup() {
+    let unit =
+        std::fs::read_to_string(Path::new(ROOT).join("deploy/systemd/yeastar-exporter.service"))
+            .unwrap();
+    for line in [
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=\n",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "LoadCredential=pbx-password:",
+        "--pbx.password-file=${CREDENTIALS_DIRECTORY}/pbx-password",
+    ] {
+        assert!(unit.contains(line), "unit lacks {line:?}");
+    }
+}
+
+#[test]
+fn compose_and_kubernetes_refer_to_what_exists() {
+    let compose = yaml(&Path::new(ROOT).join("deploy/docker/compose.yml"));
+    let base = Path::new(ROOT).join("deploy/docker");
+    let mut mounts = 0;
+    for (_, svc) in compose["services"].as_object().unwrap() {
+        for v in svc["volumes"].as_array().into_iter().flatten() {
+            let host = v.as_str().unwrap().split(':').next().unwrap();
+            assert!(base.join(host).exists(), "compose mounts missing {host}");
+            mounts += 1;
+        }
+    }
+    assert_eq!(mounts, 4);
+    let dep = yaml(&Path::new(ROOT).join("deploy/kubernetes/deployment.yml"));
+    let c = &dep["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/-/healthy");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/-/ready");
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
+        true
+    );
+    let probe = yaml(&Path::new(ROOT).join("deploy/kubernetes/probe.yml"));
+    assert_eq!(probe["spec"]["prober"]["path"], "/probe");
+}
