@@ -140,10 +140,10 @@ macro_rules! collector_flags {
         pub struct CollectorFlags {
             $(
                 #[doc = concat!("Enable the ", $name, " collector: ", $help)]
-                #[arg(long = concat!("collector.", $name), env = $env, overrides_with = stringify!($nofield), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+                #[arg(long = concat!("collector.", $name), env = $env, overrides_with = stringify!($nofield), num_args = 0..=1, require_equals = true, default_missing_value = "true", help = concat!("Enable the ", $name, " collector: ", $help))]
                 pub $field: Option<bool>,
                 #[doc = concat!("Disable the ", $name, " collector.")]
-                #[arg(long = concat!("no-collector.", $name), overrides_with = stringify!($field))]
+                #[arg(long = concat!("no-collector.", $name), overrides_with = stringify!($field), help = concat!("Disable the ", $name, " collector"))]
                 pub $nofield: bool,
             )*
         }

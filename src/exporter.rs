@@ -16,7 +16,7 @@ use crate::clock::SharedClock;
 use crate::collector::Target;
 use crate::config::{Config, ConfigError, TargetConfig};
 use crate::metrics::ExporterMetrics;
-use crate::pbx::{BuildError, Client};
+use crate::pbx::{BuildError, Client, Observer};
 
 /// The configured targets, by name.
 #[derive(Debug, Default)]
@@ -176,6 +176,9 @@ impl App {
             let target = match old.by_name.get(&name) {
                 Some((old_cfg, t)) if old_cfg == tc => t.clone(),
                 _ => {
+                    // A new client starts with no token and no suspension (changed credentials
+                    // end a suspension): say so at once rather than at its first login.
+                    self.metrics.login_suspended(&name, false);
                     let client = Client::new(
                         tc.client.clone(),
                         Arc::new(self.metrics.clone()),

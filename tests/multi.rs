@@ -411,3 +411,40 @@ fn sighup_reloads_and_config_check_validates() {
         .unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+#[tokio::test]
+async fn a_reload_with_new_credentials_ends_the_suspension() {
+    let a = FakePbx::start().await;
+    a.json("call/query:inbound", EMPTY);
+    a.json("call/query:outbound", EMPTY);
+    let dir = tmpdir();
+    let path = write_config(&dir, &[("hq", &a.url())]);
+    std::fs::write(dir.join("password"), "wrong").unwrap();
+    let exporter = start_with_file(&path).await;
+    let (_, probe) = exporter.get("/probe?target=hq").await;
+    assert_eq!(must(&probe, "yeastar_up"), 0.0);
+    let m = exporter.scrape().await;
+    assert_eq!(
+        must(&m, r#"yeastar_exporter_login_suspended{target="hq"}"#),
+        1.0
+    );
+    // Suspended: the next probe does not try.
+    exporter.get("/probe?target=hq").await;
+    assert_eq!(a.count("login"), 1);
+    std::fs::write(dir.join("password"), PASSWORD).unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/-/reload", exporter.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let m = exporter.scrape().await;
+    assert_eq!(
+        must(&m, r#"yeastar_exporter_login_suspended{target="hq"}"#),
+        0.0
+    );
+    let (_, probe) = exporter.get("/probe?target=hq").await;
+    assert_eq!(must(&probe, "yeastar_up"), 1.0);
+    assert_eq!(a.count("login"), 2);
+    exporter.stop().await;
+}

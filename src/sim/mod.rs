@@ -358,7 +358,7 @@ impl Simulator {
                 Bytes::from_static(b"<html>500 Internal Server Error</html>"),
             ));
         }
-        let answer = if method != Method::POST {
+        let answer: Answer = if method != Method::POST {
             failed("20001")
         } else if let Some(v) = parsed.filter(Value::is_object) {
             if self.roll(faults.error_rate) {
@@ -371,7 +371,7 @@ impl Simulator {
         } else {
             failed("20000")
         };
-        let mut bytes = serde_json::to_vec_pretty(&answer).unwrap_or_default();
+        let mut bytes = answer.into_bytes();
         if faults.pad_bytes > 0 {
             bytes.extend(std::iter::repeat_n(b' ', faults.pad_bytes));
         }
@@ -381,7 +381,7 @@ impl Simulator {
         Ok(respond(StatusCode::OK, Bytes::from(bytes)))
     }
 
-    fn check_token(&self, query: &str) -> Result<(), Value> {
+    fn check_token(&self, query: &str) -> Result<(), Answer> {
         let token = query
             .split('&')
             .find_map(|kv| kv.strip_prefix("token="))
@@ -398,7 +398,7 @@ impl Simulator {
         }
     }
 
-    fn login(&self, body: &Value, peer: IpAddr) -> Value {
+    fn login(&self, body: &Value, peer: IpAddr) -> Answer {
         let now = self.clock.now_millis();
         let mut acc = lock(&self.accounts);
         if acc.locked_until.get(&peer).is_some_and(|u| *u > now) {
@@ -416,7 +416,7 @@ impl Simulator {
             acc.tokens.retain(|_, exp| *exp > now);
             acc.tokens.insert(token.clone(), now + cfg.token_lifetime);
             acc.issued.push(token.clone());
-            return json!({"status": "Success", "token": token, "transport": "TCP"});
+            return json!({"status": "Success", "token": token, "transport": "TCP"}).into();
         }
         let failures = acc.failures.entry(peer).or_default();
         failures.retain(|t| now.saturating_sub(*t) < LOCKOUT_WINDOW_MS);
@@ -428,7 +428,7 @@ impl Simulator {
         failed("20003")
     }
 
-    fn answer(&self, endpoint: &str, query: &str, body: &Value, peer: IpAddr) -> Value {
+    fn answer(&self, endpoint: &str, query: &str, body: &Value, peer: IpAddr) -> Answer {
         if endpoint == "login" {
             return self.login(body, peer);
         }
@@ -448,16 +448,19 @@ impl Simulator {
         match endpoint {
             "heartbeat" => {
                 lock(&self.accounts).tokens.insert(token, now_ms + lifetime);
-                json!({"status": "Success"})
+                json!({"status": "Success"}).into()
             }
             "logout" => {
                 lock(&self.accounts).tokens.remove(&token);
-                json!({"status": "Success"})
+                json!({"status": "Success"}).into()
             }
             "call/query" => {
                 if let Some(callid) = str_field("callid") {
                     match model.calls.iter().find(|c| c.callid == callid) {
-                        Some(c) => json!({"Calls": [c.to_json()], "status": "Success"}),
+                        Some(c) => Answer::serialize(&CallsAnswer {
+                            calls: vec![c.view()],
+                            status: "Success",
+                        }),
                         None => failed("10005"),
                     }
                 } else {
@@ -467,13 +470,16 @@ impl Simulator {
                         Some(_) => return failed("10004"),
                         None => return failed("10004"),
                     };
-                    let calls: Vec<Value> = model
+                    let calls = model
                         .calls
                         .iter()
                         .filter(|c| c.members.iter().any(|m| m.kind == kind))
-                        .map(|c| c.to_json())
+                        .map(|c| c.view())
                         .collect();
-                    json!({"Calls": calls, "status": "Success"})
+                    Answer::serialize(&CallsAnswer {
+                        calls,
+                        status: "Success",
+                    })
                 }
             }
             "extension/query_call" => {
@@ -482,7 +488,7 @@ impl Simulator {
                 };
                 let wanted: Vec<&str> = number.split(',').map(str::trim).collect();
                 let all = number == "all";
-                let mut by_ext: Vec<(String, Vec<Value>)> = Vec::new();
+                let mut by_ext: Vec<(String, Vec<model::CallView<'_>>)> = Vec::new();
                 let mut index: HashMap<String, usize> = HashMap::new();
                 for c in &model.calls {
                     for m in c
@@ -497,17 +503,25 @@ impl Simulator {
                             by_ext.push((m.number.clone(), Vec::new()));
                             by_ext.len() - 1
                         });
-                        by_ext[i].1.push(c.to_json());
+                        by_ext[i].1.push(c.view());
                     }
                 }
-                let calllist: Vec<Value> = by_ext
+                let calllist: Vec<ExtensionCallsView<'_>> = by_ext
                     .into_iter()
-                    .map(|(n, calls)| json!({"number": n, "numbercalls": calls}))
+                    .map(|(number, numbercalls)| ExtensionCallsView {
+                        number,
+                        numbercalls,
+                    })
                     .collect();
-                json!({"status": "Success", "calllist": calllist})
+                Answer::serialize(&ExtensionCallsAnswer {
+                    status: "Success",
+                    calllist,
+                })
             }
-            "trunk/list" => json!({"status": "Success", "trunklist": model.trunk_list()}),
-            "extension/list" => json!({"status": "Success", "extlist": model.extension_list()}),
+            "trunk/list" => json!({"status": "Success", "trunklist": model.trunk_list()}).into(),
+            "extension/list" => {
+                json!({"status": "Success", "extlist": model.extension_list()}).into()
+            }
             "deviceinfo/query" => {
                 let up = (now_ms / 1000).saturating_sub(model.booted);
                 let (d, h, m, s) = (up / 86_400, up % 86_400 / 3600, up % 3600 / 60, up % 60);
@@ -526,6 +540,7 @@ impl Simulator {
                     "uptime": uptime,
                     "extensionstatus": format!("{registered}/{}", model.extensions.len()),
                 }})
+                .into()
             }
             "queue/query" => {
                 let number = str_field("number").unwrap_or_default();
@@ -538,7 +553,7 @@ impl Simulator {
                         json!({"number": n, "queuename": format!("Queue {n}"), "agents": agents.join(",")})
                     })
                     .collect();
-                json!({"status": "Success", "queues": queues})
+                json!({"status": "Success", "queues": queues}).into()
             }
             "queue/query_status" => {
                 let Some(number) = str_field("number") else {
@@ -548,15 +563,54 @@ impl Simulator {
                     .split(',')
                     .filter_map(|n| model.queue_status(n.trim()))
                     .collect();
-                json!({"status": "Success", "queues": queues})
+                json!({"status": "Success", "queues": queues}).into()
             }
             _ => failed("10003"),
         }
     }
 }
 
-fn failed(errno: &str) -> Value {
-    json!({"status": "Failed", "errno": errno})
+fn failed(errno: &str) -> Answer {
+    json!({"status": "Failed", "errno": errno}).into()
+}
+
+/// A serialized answer body.
+struct Answer(Vec<u8>);
+
+impl Answer {
+    fn serialize(v: &impl serde::Serialize) -> Self {
+        // Serializing plain structs of strings into a Vec cannot fail.
+        Answer(serde_json::to_vec(v).unwrap_or_default())
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+}
+
+impl From<Value> for Answer {
+    fn from(v: Value) -> Self {
+        Answer::serialize(&v)
+    }
+}
+
+#[derive(serde::Serialize)]
+struct CallsAnswer<'a> {
+    #[serde(rename = "Calls")]
+    calls: Vec<model::CallView<'a>>,
+    status: &'static str,
+}
+
+#[derive(serde::Serialize)]
+struct ExtensionCallsView<'a> {
+    number: String,
+    numbercalls: Vec<model::CallView<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct ExtensionCallsAnswer<'a> {
+    status: &'static str,
+    calllist: Vec<ExtensionCallsView<'a>>,
 }
 
 fn respond(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
