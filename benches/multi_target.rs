@@ -172,11 +172,13 @@ fn main() {
             peak = peak.max(proc_rss_kib(pid));
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        // The window is exactly `duration`: probes start only inside it (a probe in flight at
+        // its end adds a few milliseconds of CPU at most).
+        let cpu = (proc_cpu_ticks(pid) - cpu0) as f64 / clk_tck();
+        let wall = start.elapsed().as_secs_f64();
         for t in tasks {
             t.await.unwrap();
         }
-        let cpu = (proc_cpu_ticks(pid) - cpu0) as f64 / clk_tck();
-        let wall = start.elapsed().as_secs_f64();
         let l = lat.lock().unwrap().clone();
         (
             l,
