@@ -16,7 +16,7 @@ use crate::clock::SharedClock;
 use crate::collector::Target;
 use crate::config::{Config, ConfigError, TargetConfig};
 use crate::metrics::ExporterMetrics;
-use crate::pbx::{BuildError, Client, Observer};
+use crate::pbx::{BuildError, Client, HttpSettings, Observer, http_client};
 
 /// The configured targets, by name.
 #[derive(Debug, Default)]
@@ -171,6 +171,8 @@ impl App {
     pub fn apply(&self, config: Config) -> Result<(), BuildError> {
         let old = self.targets();
         let mut next = TargetSet::default();
+        let mut http_clients: std::collections::HashMap<HttpSettings, reqwest::Client> =
+            Default::default();
         for tc in &config.targets {
             let name = tc.client.target.clone();
             let target = match old.by_name.get(&name) {
@@ -179,11 +181,21 @@ impl App {
                     // A new client starts with no token and no suspension (changed credentials
                     // end a suspension): say so at once rather than at its first login.
                     self.metrics.login_suspended(&name, false);
-                    let client = Client::new(
+                    let settings = HttpSettings::of(&tc.client);
+                    let http = match http_clients.get(&settings) {
+                        Some(h) => h.clone(),
+                        None => {
+                            let h = http_client(&settings)?;
+                            http_clients.insert(settings, h.clone());
+                            h
+                        }
+                    };
+                    let client = Client::with_http(
                         tc.client.clone(),
+                        http,
                         Arc::new(self.metrics.clone()),
                         self.clock.clone(),
-                    )?;
+                    );
                     Arc::new(Target::new(
                         Arc::new(client),
                         tc.collectors.clone(),

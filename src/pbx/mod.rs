@@ -99,6 +99,53 @@ pub enum BuildError {
     Http(String),
 }
 
+/// What an HTTP client depends on: targets that agree on these share one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HttpSettings {
+    /// The CA bundle to trust.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate.
+    pub insecure_skip_verify: bool,
+}
+
+impl HttpSettings {
+    /// The settings of `cfg`.
+    pub fn of(cfg: &ClientConfig) -> Self {
+        Self {
+            ca_file: cfg.ca_file.clone(),
+            insecure_skip_verify: cfg.insecure_skip_verify,
+        }
+    }
+}
+
+/// An HTTP client for PBXes with these TLS settings. Timeouts are set per request.
+pub fn http_client(settings: &HttpSettings) -> Result<reqwest::Client, BuildError> {
+    let mut builder = reqwest::Client::builder()
+        // The PBX is on the site's network: an HTTP proxy from the environment must never see
+        // its credentials.
+        .no_proxy()
+        .user_agent(concat!("yeastar-exporter/", env!("CARGO_PKG_VERSION")))
+        .danger_accept_invalid_certs(settings.insecure_skip_verify);
+    if let Some(path) = &settings.ca_file {
+        let ca_error = |reason: String| BuildError::CaFile {
+            path: path.clone(),
+            reason,
+        };
+        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(ca_error("no PEM certificate in the file".into()));
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| BuildError::Http(error::transport_reason(e)))
+}
+
 #[derive(Debug)]
 struct Suspension {
     until_millis: u64,
@@ -127,48 +174,30 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client for one PBX.
+    /// A client for one PBX, with an HTTP client of its own.
     pub fn new(
         cfg: ClientConfig,
         observer: Arc<dyn Observer>,
         clock: SharedClock,
     ) -> Result<Self, BuildError> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.timeout)
-            // The PBX is on the site's network: an HTTP proxy from the environment must never see
-            // its credentials.
-            .no_proxy()
-            .user_agent(concat!("yeastar-exporter/", env!("CARGO_PKG_VERSION")))
-            .danger_accept_invalid_certs(cfg.insecure_skip_verify);
-        if let Some(path) = &cfg.ca_file {
-            let pem = std::fs::read(path).map_err(|e| BuildError::CaFile {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| BuildError::CaFile {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-            if certs.is_empty() {
-                return Err(BuildError::CaFile {
-                    path: path.clone(),
-                    reason: "no PEM certificate in the file".into(),
-                });
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| BuildError::Http(error::transport_reason(e)))?;
+        let http = http_client(&HttpSettings::of(&cfg))?;
+        Ok(Self::with_http(cfg, http, observer, clock))
+    }
+
+    /// A client for one PBX sending through `http`, which must have been built by
+    /// [`http_client`] for this config's [`HttpSettings`] (targets with the same TLS settings share
+    /// one: its root store is the largest part of a target's memory).
+    pub fn with_http(
+        cfg: ClientConfig,
+        http: reqwest::Client,
+        observer: Arc<dyn Observer>,
+        clock: SharedClock,
+    ) -> Self {
         let token = match &cfg.auth {
             Auth::StaticToken(t) => Some(t.clone()),
             Auth::Credentials { .. } => None,
         };
-        Ok(Self {
+        Self {
             limiter: Semaphore::new(cfg.max_concurrent_requests.max(1)),
             cfg,
             http,
@@ -177,7 +206,7 @@ impl Client {
             suspension: Mutex::new(None),
             observer,
             clock,
-        })
+        }
     }
 
     /// The configuration it was built from.
@@ -335,6 +364,7 @@ impl Client {
         let mut resp = self
             .http
             .post(self.url(endpoint, token))
+            .timeout(self.cfg.timeout)
             .header("Content-Type", "application/json; charset=utf-8")
             .body(body.to_string())
             .send()
