@@ -1,6 +1,6 @@
 //! The exporter's HTTP server: `/`, the metrics path, `/probe`, `/-/healthy`, `/-/ready`.
 //!
-//! Routes turn requests into calls on [`App`] and [`Target`](crate::collector::Target) and their
+//! Routes turn requests into calls on [`App`] and [`Target`] and their
 //! answers into responses. A failed PBX is data (`yeastar_up 0`, HTTP 200); only a caller's own
 //! mistake (unknown or missing target) is a 4xx. Each scrape's deadline comes from Prometheus's
 //! `X-Prometheus-Scrape-Timeout-Seconds` minus `--web.timeout-offset`, capped by the target's timeout.
