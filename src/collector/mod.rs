@@ -278,6 +278,8 @@ impl Target {
 
     async fn collect(self: Arc<Self>, deadline: Instant) -> Arc<ScrapeOutput> {
         let started = Instant::now();
+        // Ends an expired login suspension (and its gauge) even if no login is due this scrape.
+        self.client.suspended_for();
         let session = self.client.session(deadline);
         let s = &session;
         use CollectorKind as K;
