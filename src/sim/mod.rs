@@ -457,7 +457,7 @@ impl Simulator {
             "call/query" => {
                 if let Some(callid) = str_field("callid") {
                     match model.calls.iter().find(|c| c.callid == callid) {
-                        Some(c) => Answer::serialize(&CallsAnswer {
+                        Some(c) => Answer::serialize(&model::CallsAnswer {
                             calls: vec![c.view()],
                             status: "Success",
                         }),
@@ -470,16 +470,7 @@ impl Simulator {
                         Some(_) => return failed("10004"),
                         None => return failed("10004"),
                     };
-                    let calls = model
-                        .calls
-                        .iter()
-                        .filter(|c| c.members.iter().any(|m| m.kind == kind))
-                        .map(|c| c.view())
-                        .collect();
-                    Answer::serialize(&CallsAnswer {
-                        calls,
-                        status: "Success",
-                    })
+                    Answer(model.call_query_answer(kind))
                 }
             }
             "extension/query_call" => {
@@ -592,13 +583,6 @@ impl From<Value> for Answer {
     fn from(v: Value) -> Self {
         Answer::serialize(&v)
     }
-}
-
-#[derive(serde::Serialize)]
-struct CallsAnswer<'a> {
-    #[serde(rename = "Calls")]
-    calls: Vec<model::CallView<'a>>,
-    status: &'static str,
 }
 
 #[derive(serde::Serialize)]

@@ -242,6 +242,16 @@ impl SimCall {
     }
 }
 
+/// A `call/query` answer.
+#[derive(Debug, serde::Serialize)]
+pub struct CallsAnswer<'a> {
+    /// The calls, under the key real firmware uses.
+    #[serde(rename = "Calls")]
+    pub calls: Vec<CallView<'a>>,
+    /// `Success`.
+    pub status: &'static str,
+}
+
 /// A call as the API lists it.
 #[derive(Debug, serde::Serialize)]
 pub struct CallView<'a> {
@@ -794,6 +804,22 @@ impl Model {
                 "members": members,
             }],
         }))
+    }
+
+    /// The `call/query` `{"type": …}` answer: every call with a member of `kind`, serialized.
+    pub fn call_query_answer(&self, kind: MemberKind) -> Vec<u8> {
+        let calls = self
+            .calls
+            .iter()
+            .filter(|c| c.members.iter().any(|m| m.kind == kind))
+            .map(|c| c.view())
+            .collect();
+        // Plain structs of strings: serializing into a Vec cannot fail.
+        serde_json::to_vec(&CallsAnswer {
+            calls,
+            status: "Success",
+        })
+        .unwrap_or_default()
     }
 
     /// The model's counts, as the exporter should see them.
