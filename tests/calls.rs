@@ -274,11 +274,7 @@ async fn token_expiring_between_scrapes_costs_one_login() {
 #[tokio::test]
 async fn wrong_password_is_one_login_attempt_and_up_0() {
     let pbx = FakePbx::start().await;
-    let mut cfg = config(&pbx.url(), &[]);
-    cfg.targets[0].client.auth = yeastar_exporter::pbx::Auth::Credentials {
-        username: USERNAME.into(),
-        password_md5: yeastar_exporter::secret::Secret::new("wrong").md5_hex(),
-    };
+    let cfg = with_login(config(&pbx.url(), &[]), USERNAME, "wrong");
     let exporter = Running::start(cfg, ManualClock::new(1_700_000_000)).await;
     let text = exporter.scrape().await;
     assert_eq!(must(&text, "yeastar_up"), 0.0);

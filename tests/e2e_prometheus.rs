@@ -12,8 +12,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 use yeastar_exporter::clock;
-use yeastar_exporter::pbx::Auth;
-use yeastar_exporter::secret::Secret;
 use yeastar_exporter::sim::model::ModelConfig;
 use yeastar_exporter::sim::{SimConfig, Simulator};
 
@@ -131,11 +129,7 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus() {
     )
     .await
     .unwrap();
-    let mut cfg = config(&sim.url(), &["--collector.queues"]);
-    cfg.targets[0].client.auth = Auth::Credentials {
-        username: "api".into(),
-        password_md5: Secret::new("demo-password").md5_hex(),
-    };
+    let cfg = sim_config(&sim.url(), &["--collector.queues"]);
     let exporter = Running::start(cfg, clock::system()).await;
     let exporter_addr = exporter.url.trim_start_matches("http://").to_string();
 

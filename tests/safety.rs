@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use yeastar_exporter::clock::{ManualClock, SharedClock};
 use yeastar_exporter::config::Config;
-use yeastar_exporter::pbx::Auth;
 use yeastar_exporter::secret::Secret;
 use yeastar_exporter::sim::model::ModelConfig;
 use yeastar_exporter::sim::{Faults, SimConfig, SimHandle, Simulator};
@@ -29,20 +28,15 @@ async fn sim(clock: SharedClock) -> SimHandle {
     Simulator::start(cfg, clock, "127.0.0.1:0").await.unwrap()
 }
 
-fn sim_config(h: &SimHandle, password: &str, extra: &[&str]) -> Config {
-    let mut cfg = config(&h.url(), extra);
-    cfg.targets[0].client.auth = Auth::Credentials {
-        username: "api".into(),
-        password_md5: Secret::new(password).md5_hex(),
-    };
-    cfg
+fn sim_login(h: &SimHandle, password: &str, extra: &[&str]) -> Config {
+    with_login(config(&h.url(), extra), "api", password)
 }
 
 #[tokio::test]
 async fn wrong_password_for_30_minutes_never_locks_the_pbx_out() {
     let clock = ManualClock::new(T0);
     let h = sim(clock.clone()).await;
-    let exporter = Running::start(sim_config(&h, "wrong", &[]), clock.clone()).await;
+    let exporter = Running::start(sim_login(&h, "wrong", &[]), clock.clone()).await;
     for i in 0..120 {
         let text = exporter.scrape().await;
         assert_eq!(must(&text, "yeastar_up"), 0.0, "scrape {i}");
@@ -72,7 +66,7 @@ async fn a_hundred_concurrent_scrapes_cost_one_set_of_requests() {
         latency: Duration::from_millis(150),
         ..Default::default()
     });
-    let exporter = Running::start(sim_config(&h, "demo-password", &[]), clock).await;
+    let exporter = Running::start(sim_login(&h, "demo-password", &[]), clock).await;
     let url = format!("{}/metrics", exporter.url);
     let client = reqwest::Client::new();
     let tasks: Vec<_> = (0..100)
@@ -132,7 +126,7 @@ async fn a_pbx_slower_than_the_deadline_gives_up_0_by_the_deadline() {
         latency: Duration::from_secs(20),
         ..Default::default()
     });
-    let exporter = Running::start(sim_config(&h, "demo-password", &[]), clock).await;
+    let exporter = Running::start(sim_login(&h, "demo-password", &[]), clock).await;
     let started = Instant::now();
     let text = reqwest::Client::new()
         .get(format!("{}/metrics", exporter.url))
@@ -196,7 +190,7 @@ async fn an_oversized_answer_is_cut_off_as_decode_error() {
 async fn sim_faults_each_become_up_0_with_their_outcome() {
     let clock = ManualClock::new(T0);
     let h = sim(clock.clone()).await;
-    let exporter = Running::start(sim_config(&h, "demo-password", &[]), clock).await;
+    let exporter = Running::start(sim_login(&h, "demo-password", &[]), clock).await;
     assert_eq!(must(&exporter.scrape().await, "yeastar_up"), 1.0);
     for (faults, outcome) in [
         (
@@ -284,7 +278,7 @@ async fn unsupported_internal_calls_is_marked_and_rechecked_hourly() {
         unsupported: vec!["extension/query_call".into()],
         ..Default::default()
     });
-    let exporter = Running::start(sim_config(&h, "demo-password", &[]), clock.clone()).await;
+    let exporter = Running::start(sim_login(&h, "demo-password", &[]), clock.clone()).await;
     for _ in 0..3 {
         let text = exporter.scrape().await;
         assert_eq!(must(&text, "yeastar_up"), 1.0);

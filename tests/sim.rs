@@ -245,11 +245,7 @@ async fn tokens_expire_after_30_minutes_and_heartbeat_extends_them() {
 async fn the_exporter_sees_exactly_the_calls_the_model_holds() {
     let clock = ManualClock::new(T0);
     let h = sim(clock.clone(), 80).await;
-    let mut cfg = config(&h.url(), &[]);
-    cfg.targets[0].client.auth = yeastar_exporter::pbx::Auth::Credentials {
-        username: "api".into(),
-        password_md5: yeastar_exporter::secret::Secret::new("demo-password").md5_hex(),
-    };
+    let cfg = sim_config(&h.url(), &[]);
     let exporter = Running::start(cfg, clock.clone()).await;
     let mut changed = false;
     let mut last = None;

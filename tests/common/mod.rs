@@ -265,6 +265,20 @@ pub fn config(url: &str, extra: &[&str]) -> Config {
         .unwrap()
 }
 
+/// `cfg` logging in as `username` with `password` instead of the fake's credentials.
+pub fn with_login(mut cfg: Config, username: &str, password: &str) -> Config {
+    cfg.targets[0].client.auth = yeastar_exporter::pbx::Auth::Credentials {
+        username: username.into(),
+        password_md5: yeastar_exporter::secret::Secret::new(password).md5_hex(),
+    };
+    cfg
+}
+
+/// Exporter flags for the simulated PBX at `url` (its demo credentials), plus `extra` flags.
+pub fn sim_config(url: &str, extra: &[&str]) -> Config {
+    with_login(config(url, extra), "api", "demo-password")
+}
+
 /// An exporter serving on a loopback port.
 pub struct Running {
     pub url: String,
