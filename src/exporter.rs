@@ -178,9 +178,6 @@ impl App {
             let target = match old.by_name.get(&name) {
                 Some((old_cfg, t)) if old_cfg == tc => t.clone(),
                 _ => {
-                    // A new client starts with no token and no suspension (changed credentials
-                    // end a suspension): say so at once rather than at its first login.
-                    self.metrics.login_suspended(&name, false);
                     let settings = HttpSettings::of(&tc.client);
                     let http = match http_clients.get(&settings) {
                         Some(h) => h.clone(),
@@ -205,6 +202,27 @@ impl App {
             };
             self.metrics.init_target(&name);
             next.by_name.insert(name, (tc.clone(), target));
+        }
+        // Everything is built: nothing below can fail. A target whose settings changed but whose
+        // PBX and credentials did not keeps its token, back-off and status ages; one with new
+        // credentials starts afresh, without a suspension (say so at once).
+        for (name, (_, target)) in &next.by_name {
+            let Some((_, before)) = old.by_name.get(name) else {
+                continue;
+            };
+            if Arc::ptr_eq(before, target) {
+                continue;
+            }
+            let (new_client, old_client) = (target.client(), before.client());
+            let (a, b) = (new_client.config(), old_client.config());
+            if a.url == b.url && a.api_path == b.api_path && a.auth == b.auth {
+                new_client.adopt_session(old_client);
+            }
+            if a.url == b.url {
+                target.adopt_state(before);
+            }
+            let suspended = new_client.suspended_for().is_some();
+            self.metrics.login_suspended(name, suspended);
         }
         let removed: Vec<Arc<Target>> = old
             .by_name

@@ -281,6 +281,22 @@ async fn reload_adds_targets_keeps_tokens_and_survives_a_bad_file() {
     // hq did not change: its token survived.
     exporter.get("/probe?target=hq").await;
     assert_eq!(a.count("login"), 1);
+    // Only hq's timeout changes: still the same PBX and credentials, so still no new login and no
+    // logout.
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(&format!("url: {}\n", a.url())));
+    std::fs::write(
+        &path,
+        text.replace(
+            &format!("url: {}\n", a.url()),
+            &format!("url: {}\n    timeout: 4s\n", a.url()),
+        ),
+    )
+    .unwrap();
+    assert_eq!(reload().await.0, 200);
+    assert_eq!(exporter.get("/probe?target=hq").await.0, 200);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!((a.count("login"), a.count("logout")), (1, 0));
     // A bad file: 500 with the error, old config kept, gauge 0.
     std::fs::write(
         &path,

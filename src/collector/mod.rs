@@ -228,6 +228,13 @@ impl Target {
         lock(&self.state).last.clone()
     }
 
+    /// Takes over `old`'s member-status ages, missing-endpoint marks and last outcome (the same
+    /// PBX under new settings after a reload).
+    pub fn adopt_state(&self, old: &Target) {
+        let taken = std::mem::take(&mut *lock(&old.state));
+        *lock(&self.state) = taken;
+    }
+
     /// Members whose status age is tracked now.
     pub fn tracked_members(&self) -> usize {
         lock(&self.state).ages.len()

@@ -242,6 +242,20 @@ impl Client {
         }
     }
 
+    /// Takes over `old`'s token and login suspension (a reload that changed only settings such
+    /// as the timeout must not cost the PBX a login, nor lift a suspension).
+    pub fn adopt_session(&self, old: &Client) {
+        if matches!(self.cfg.auth, Auth::Credentials { .. })
+            && let Some(t) = lock(&old.token).take()
+        {
+            *lock(&self.token) = Some(t);
+        }
+        let until = lock(&old.suspension).as_ref().map(|s| s.until_millis);
+        if let Some(until_millis) = until {
+            *lock(&self.suspension) = Some(Suspension { until_millis });
+        }
+    }
+
     /// Whether the client holds a token now.
     pub fn has_token(&self) -> bool {
         lock(&self.token).is_some()
