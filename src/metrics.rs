@@ -182,25 +182,6 @@ impl ExporterMetrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
     }
-
-    /// A counter's current value (tests, landing page).
-    pub fn requests_count(&self, target: &str, endpoint: &str, outcome: Outcome) -> f64 {
-        self.requests
-            .with_label_values(&[target, endpoint, outcome.as_str()])
-            .get()
-    }
-
-    /// Logins of `target` with `outcome` so far.
-    pub fn logins_count(&self, target: &str, outcome: LoginOutcome) -> f64 {
-        self.logins
-            .with_label_values(&[target, outcome.as_str()])
-            .get()
-    }
-
-    /// Whether logins to `target` are suspended.
-    pub fn is_suspended(&self, target: &str) -> bool {
-        self.suspended.with_label_values(&[target]).get() > 0.0
-    }
 }
 
 impl Observer for ExporterMetrics {

@@ -10,7 +10,7 @@ pub mod error;
 pub mod types;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -221,7 +221,6 @@ impl Client {
             deadline,
             logins: AtomicU32::new(0),
             login_failed: Mutex::new(None),
-            warned: AtomicBool::new(false),
         }
     }
 
@@ -254,11 +253,6 @@ impl Client {
         if let Some(until_millis) = until {
             *lock(&self.suspension) = Some(Suspension { until_millis });
         }
-    }
-
-    /// Whether the client holds a token now.
-    pub fn has_token(&self) -> bool {
-        lock(&self.token).is_some()
     }
 
     /// Ends the token with `logout` (shutdown, removed target). Static tokens are left alone: they
@@ -439,7 +433,6 @@ pub struct Session<'a> {
     deadline: Instant,
     logins: AtomicU32,
     login_failed: Mutex<Option<String>>,
-    warned: AtomicBool,
 }
 
 /// Logins one scrape may make: the first, and one after a token expired mid-scrape.
@@ -449,11 +442,6 @@ impl Session<'_> {
     /// The scrape's deadline.
     pub fn deadline(&self) -> Instant {
         self.deadline
-    }
-
-    /// Whether this session has already printed its warning (callers log one line per scrape).
-    pub fn take_warning_slot(&self) -> bool {
-        !self.warned.swap(true, Ordering::SeqCst)
     }
 
     /// Calls `endpoint` with `body`, logging in first if needed, and once more on a token error.
