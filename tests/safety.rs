@@ -474,3 +474,27 @@ fn secrets_never_reach_logs_or_metrics_and_shutdown_logs_out() {
         assert!(!pages.contains(secret.as_str()), "secret {secret} served");
     }
 }
+
+#[tokio::test]
+async fn a_scrape_abandoned_by_prometheus_does_not_poison_the_next() {
+    let clock = ManualClock::new(T0);
+    let h = sim(clock.clone()).await;
+    h.sim.set_faults(Faults {
+        latency: Duration::from_millis(60),
+        ..Default::default()
+    });
+    let exporter = Running::start(sim_login(&h, "demo-password", &[]), clock).await;
+    // Prometheus gives up after 30 ms and drops the connection; the scrape's deadline (0.6 s
+    // minus the 0.5 s offset) passes soon after.
+    let abandoned = reqwest::Client::new()
+        .get(format!("{}/metrics", exporter.url))
+        .header("X-Prometheus-Scrape-Timeout-Seconds", "0.6")
+        .timeout(Duration::from_millis(30))
+        .send()
+        .await;
+    assert!(abandoned.is_err());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let text = exporter.scrape().await;
+    assert_eq!(must(&text, "yeastar_up"), 1.0, "{text}");
+    exporter.stop().await;
+}

@@ -167,7 +167,8 @@ pub struct Target {
     collectors: CollectorSet,
     clock: SharedClock,
     state: Mutex<TargetState>,
-    inflight: Mutex<Option<SharedScrape>>,
+    /// The collection in flight and its deadline.
+    inflight: Mutex<Option<(Instant, SharedScrape)>>,
 }
 
 impl fmt::Debug for Target {
@@ -246,25 +247,28 @@ impl Target {
         let shared = {
             let mut slot = lock(&self.inflight);
             match &*slot {
-                Some(f) => f.clone(),
-                None => {
+                // A collection whose deadline has passed is not joined: its scraper went away
+                // (Prometheus gave up and dropped it) and it would answer nothing but timeouts.
+                Some((until, f)) if *until > started => f.clone(),
+                _ => {
                     let f = self.clone().collect(deadline).boxed().shared();
-                    *slot = Some(f.clone());
+                    *slot = Some((deadline, f.clone()));
                     f
                 }
             }
         };
-        let out = match tokio::time::timeout_at(deadline, shared.clone()).await {
-            Ok(out) => out,
+        match tokio::time::timeout_at(deadline, shared.clone()).await {
+            Ok(out) => {
+                let mut slot = lock(&self.inflight);
+                if slot.as_ref().is_some_and(|(_, f)| f.ptr_eq(&shared)) {
+                    *slot = None;
+                }
+                out
+            }
             // Joined a collection that runs to a later deadline than ours: answer with what we
             // know — nothing — by our own deadline; the collection goes on for the others.
             Err(_) => Arc::new(self.render(Results::timed_out(), started.elapsed())),
-        };
-        let mut slot = lock(&self.inflight);
-        if slot.as_ref().is_some_and(|f| f.ptr_eq(&shared)) {
-            *slot = None;
         }
-        out
     }
 
     fn runs(&self, kind: CollectorKind) -> bool {
