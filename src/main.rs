@@ -1,20 +1,30 @@
 //! The `yeastar-exporter` binary: parse flags, set up logging, run.
 
+use std::process::ExitCode;
+
 use clap::Parser;
+use yeastar_exporter::config::{Cli, Command};
 
 // Each probe makes a few hundred short-lived allocations (requests, JSON, metric families); with
 // hundreds of targets glibc's malloc took a sixth of the exporter's CPU in benches/multi_target.rs,
 // mimalloc much less.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use yeastar_exporter::config::{Cli, Command};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     yeastar_exporter::init_tracing(&cli.exporter.log_level, &cli.exporter.log_format);
-    match cli.command {
+    let result = match cli.command {
         Some(Command::Simulate(flags)) => yeastar_exporter::sim::run(flags).await,
         None => yeastar_exporter::run_exporter(cli.exporter).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line naming what is wrong; never a backtrace for a user's mistake.
+            eprintln!("yeastar-exporter: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
