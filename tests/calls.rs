@@ -2,6 +2,7 @@
 
 mod common;
 
+use clap::Parser;
 use common::*;
 use yeastar_exporter::clock::ManualClock;
 
@@ -288,4 +289,55 @@ async fn wrong_password_is_one_login_attempt_and_up_0() {
         1.0
     );
     exporter.stop().await;
+}
+
+#[tokio::test]
+async fn static_token_mode_never_logs_in_or_out() {
+    let pbx = FakePbx::start().await;
+    pbx.json("call/query:inbound", &fixture("seed-example2-inbound.json"));
+    pbx.json("call/query:outbound", EMPTY);
+    pbx.add_token("crm-held-token-0123456789abcdef");
+    let dir = std::env::temp_dir().join(format!("yeastar-static-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, "crm-held-token-0123456789abcdef\n").unwrap();
+    let cfg = yeastar_exporter::config::Cli::try_parse_from([
+        "yeastar-exporter",
+        "--pbx.url",
+        &pbx.url(),
+        "--pbx.token-file",
+        token_file.to_str().unwrap(),
+    ])
+    .unwrap()
+    .exporter
+    .resolve(None)
+    .unwrap();
+    assert_eq!(
+        format!("{:?}", cfg.targets[0].client.auth),
+        "StaticToken(<secret>)"
+    );
+    let exporter = Running::start(cfg, ManualClock::new(1_571_639_500)).await;
+    let text = exporter.scrape().await;
+    assert_eq!(must(&text, "yeastar_up"), 1.0);
+    assert_eq!(
+        must(&text, r#"yeastar_active_calls{direction="inbound"}"#),
+        2.0
+    );
+    // The token dies: up 0, counted as token_expired, and still no login of our own.
+    pbx.expire_tokens();
+    let text = exporter.scrape().await;
+    assert_eq!(must(&text, "yeastar_up"), 0.0);
+    assert_eq!(
+        must(
+            &text,
+            r#"yeastar_exporter_pbx_requests_total{endpoint="call/query",outcome="token_expired",target="default"}"#
+        ),
+        2.0
+    );
+    exporter
+        .app
+        .logout_all(std::time::Duration::from_secs(1))
+        .await;
+    exporter.stop().await;
+    assert_eq!((pbx.count("login"), pbx.count("logout")), (0, 0));
 }

@@ -464,3 +464,34 @@ async fn a_reload_with_new_credentials_ends_the_suspension() {
     assert_eq!(a.count("login"), 2);
     exporter.stop().await;
 }
+
+#[tokio::test]
+async fn a_ca_file_without_certificates_is_refused_with_its_name() {
+    let dir = tmpdir();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, "not a certificate\n").unwrap();
+    let path = write_config(&dir, &[("hq", "https://10.0.0.5:8088")]);
+    let text =
+        std::fs::read_to_string(&path).unwrap() + &format!("    ca_file: {}\n", ca.display());
+    std::fs::write(&path, text).unwrap();
+    let cfg = flags(&["--config.file", path.to_str().unwrap()])
+        .load(None)
+        .unwrap();
+    let err = App::new(cfg, ManualClock::new(1_700_000_000)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("ca_file {}: no PEM certificate in the file", ca.display())
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
+        .args(["--config.file", path.to_str().unwrap(), "--config.check"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "yeastar-exporter: ca_file {}: no PEM certificate in the file\n",
+            ca.display()
+        )
+    );
+}

@@ -143,6 +143,11 @@ impl FakePbx {
         self.state.lock().unwrap().max_in_flight
     }
 
+    /// Makes `token` valid, as if another application had logged in.
+    pub fn add_token(&self, token: &str) {
+        self.state.lock().unwrap().tokens.insert(token.to_string());
+    }
+
     pub fn expire_tokens(&self) {
         self.state.lock().unwrap().tokens.clear();
     }
