@@ -307,9 +307,12 @@ async fn unsupported_internal_calls_is_marked_and_rechecked_hourly() {
     h.sim.set_faults(Faults::default());
     clock.advance_secs(3600);
     let text = exporter.scrape().await;
-    // Asked again: the token had also timed out over the hour, so one 20006 and one retry.
-    assert_eq!(h.sim.requests("extension/query_call"), 3);
-    assert_eq!(h.sim.requests("login"), 2);
+    // Asked again. The token had timed out over the hour: its heartbeat failed, one new login.
+    assert_eq!(h.sim.requests("extension/query_call"), 2);
+    assert_eq!(
+        (h.sim.requests("heartbeat"), h.sim.requests("login")),
+        (1, 2)
+    );
     assert_eq!(
         must(
             &text,
@@ -496,5 +499,41 @@ async fn a_scrape_abandoned_by_prometheus_does_not_poison_the_next() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let text = exporter.scrape().await;
     assert_eq!(must(&text, "yeastar_up"), 1.0, "{text}");
+    exporter.stop().await;
+}
+
+#[tokio::test]
+async fn heartbeats_keep_the_token_alive_without_new_logins() {
+    let clock = ManualClock::new(T0);
+    let h = sim(clock.clone()).await;
+    let exporter = Running::start(sim_login(&h, "demo-password", &[]), clock.clone()).await;
+    assert_eq!(must(&exporter.scrape().await, "yeastar_up"), 1.0);
+    for round in 1..=4 {
+        clock.advance_secs(19 * 60);
+        // Young enough: no heartbeat.
+        exporter.scrape().await;
+        assert_eq!(h.sim.requests("heartbeat"), round - 1);
+        clock.advance_secs(6 * 60);
+        let text = exporter.scrape().await;
+        assert_eq!(must(&text, "yeastar_up"), 1.0);
+        assert_eq!(h.sim.requests("heartbeat"), round, "round {round}");
+    }
+    // 100 minutes, one login, never a token error.
+    assert_eq!(h.sim.requests("login"), 1);
+    let text = exporter.scrape().await;
+    assert_eq!(
+        must(
+            &text,
+            r#"yeastar_exporter_pbx_requests_total{endpoint="call/query",outcome="token_expired",target="default"}"#
+        ),
+        0.0
+    );
+    assert_eq!(
+        must(
+            &text,
+            r#"yeastar_exporter_pbx_requests_total{endpoint="heartbeat",outcome="success",target="default"}"#
+        ),
+        4.0
+    );
     exporter.stop().await;
 }

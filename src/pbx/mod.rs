@@ -10,7 +10,7 @@ pub mod error;
 pub mod types;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -157,6 +157,8 @@ pub struct Client {
     http: reqwest::Client,
     limiter: Semaphore,
     token: Mutex<Option<Secret>>,
+    /// When the token was obtained or last extended (unix millis).
+    token_refreshed: Mutex<u64>,
     login_lock: tokio::sync::Mutex<()>,
     suspension: Mutex<Option<Suspension>>,
     observer: Arc<dyn Observer>,
@@ -202,6 +204,7 @@ impl Client {
             cfg,
             http,
             token: Mutex::new(token),
+            token_refreshed: Mutex::new(clock.now_millis()),
             login_lock: tokio::sync::Mutex::new(()),
             suspension: Mutex::new(None),
             observer,
@@ -221,6 +224,7 @@ impl Client {
             deadline,
             logins: AtomicU32::new(0),
             login_failed: Mutex::new(None),
+            heartbeat_tried: AtomicBool::new(false),
         }
     }
 
@@ -248,6 +252,7 @@ impl Client {
             && let Some(t) = lock(&old.token).take()
         {
             *lock(&self.token) = Some(t);
+            *lock(&self.token_refreshed) = *lock(&old.token_refreshed);
         }
         let until = lock(&old.suspension).as_ref().map(|s| s.until_millis);
         if let Some(until_millis) = until {
@@ -433,7 +438,11 @@ pub struct Session<'a> {
     deadline: Instant,
     logins: AtomicU32,
     login_failed: Mutex<Option<String>>,
+    heartbeat_tried: AtomicBool,
 }
+
+/// A token this old gets a `heartbeat` before its next use (the PBX ends tokens after 30 minutes).
+pub const HEARTBEAT_AFTER: Duration = Duration::from_secs(20 * 60);
 
 /// Logins one scrape may make: the first, and one after a token expired mid-scrape.
 const MAX_LOGINS_PER_SCRAPE: u32 = 2;
@@ -476,9 +485,23 @@ impl Session<'_> {
         }
     }
 
-    /// The current token, logging in when there is none and logins are allowed.
+    /// A held token that needs nothing done: a static one, or ours and refreshed recently.
+    fn fresh_token(&self) -> Option<Secret> {
+        let t = lock(&self.client.token).clone()?;
+        let is_static = matches!(self.client.cfg.auth, Auth::StaticToken(_));
+        let age = self
+            .client
+            .clock
+            .now_millis()
+            .saturating_sub(*lock(&self.client.token_refreshed));
+        (is_static || age < HEARTBEAT_AFTER.as_millis() as u64).then_some(t)
+    }
+
+    /// The current token: extended with one `heartbeat` when it nears the PBX's 30-minute
+    /// lifetime (gentler than letting it lapse and logging in again), or a new one from `login`
+    /// when there is none and logins are allowed.
     async fn token(&self) -> Result<Secret, PbxError> {
-        if let Some(t) = lock(&self.client.token).clone() {
+        if let Some(t) = self.fresh_token() {
             return Ok(t);
         }
         let (username, password_md5) = match &self.client.cfg.auth {
@@ -489,10 +512,36 @@ impl Session<'_> {
             // A static token is always held; it was dropped only by logout at shutdown.
             Auth::StaticToken(_) => return Err(PbxError::NotLoggedIn("static token ended".into())),
         };
-        // One login at a time per PBX: concurrent requests wait here and use its token.
+        // One login (or heartbeat) at a time per PBX: concurrent requests wait here and use its
+        // token.
         let _guard = self.client.login_lock.lock().await;
-        if let Some(t) = lock(&self.client.token).clone() {
+        if let Some(t) = self.fresh_token() {
             return Ok(t);
+        }
+        let held = lock(&self.client.token).clone();
+        if let Some(t) = held {
+            if self.heartbeat_tried.swap(true, Ordering::SeqCst) {
+                return Ok(t);
+            }
+            match self
+                .client
+                .send::<BareAnswer>("heartbeat", Some(&t), &json!({}), self.deadline)
+                .await
+            {
+                Ok(_) => {
+                    *lock(&self.client.token_refreshed) = self.client.clock.now_millis();
+                    return Ok(t);
+                }
+                Err(PbxError::TokenExpired { .. }) => {
+                    let mut token = lock(&self.client.token);
+                    if token.as_ref() == Some(&t) {
+                        *token = None;
+                    }
+                }
+                // Anything else (a firmware without heartbeat, a slow PBX): keep the token and
+                // let the query find out.
+                Err(_) => return Ok(t),
+            }
         }
         if let Some(reason) = lock(&self.login_failed).clone() {
             return Err(PbxError::NotLoggedIn(reason));
@@ -522,6 +571,7 @@ impl Session<'_> {
                 Some(t) if !t.is_empty() => {
                     let t = Secret::new(t);
                     *lock(&self.client.token) = Some(t.clone());
+                    *lock(&self.client.token_refreshed) = self.client.clock.now_millis();
                     self.client.observer.login(target, LoginOutcome::Success);
                     tracing::debug!(target_name = %target, "logged in");
                     return Ok(t);
