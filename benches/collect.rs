@@ -62,20 +62,9 @@ fn benches(c: &mut Criterion) {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (target, _sim) = rt.block_on(async {
-        let sim = Simulator::start(
-            SimConfig {
-                model: ModelConfig {
-                    seed: 1,
-                    target_calls: CALLS,
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-            clock::system(),
-            "127.0.0.1:0",
-        )
-        .await
-        .unwrap();
+        let sim = Simulator::start(SimConfig::traffic(1, CALLS), clock::system(), "127.0.0.1:0")
+            .await
+            .unwrap();
         let client = Client::new(
             ClientConfig {
                 target: "bench".into(),

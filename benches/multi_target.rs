@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use yeastar_exporter::clock;
-use yeastar_exporter::sim::model::ModelConfig;
 use yeastar_exporter::sim::{SimConfig, Simulator};
 
 fn env(name: &str, default: u64) -> u64 {
@@ -64,14 +63,7 @@ fn main() {
     let sims = rt.block_on(async {
         let mut v = Vec::with_capacity(targets);
         for i in 0..targets {
-            let cfg = SimConfig {
-                model: ModelConfig {
-                    seed: i as u64 + 1,
-                    target_calls: calls,
-                    ..Default::default()
-                },
-                ..Default::default()
-            };
+            let cfg = SimConfig::traffic(i as u64 + 1, calls);
             v.push(
                 Simulator::start(cfg, clock::system(), "127.0.0.1:0")
                     .await

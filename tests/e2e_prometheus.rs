@@ -12,7 +12,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 use yeastar_exporter::clock;
-use yeastar_exporter::sim::model::ModelConfig;
 use yeastar_exporter::sim::{SimConfig, Simulator};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -115,20 +114,9 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus() {
     std::fs::create_dir_all(&dir).unwrap();
 
     // 1. The simulator, the exporter (every collector on), a real Prometheus.
-    let sim = Simulator::start(
-        SimConfig {
-            model: ModelConfig {
-                seed: 5,
-                target_calls: 60,
-                ..Default::default()
-            },
-            ..Default::default()
-        },
-        clock::system(),
-        "127.0.0.1:0",
-    )
-    .await
-    .unwrap();
+    let sim = Simulator::start(SimConfig::traffic(5, 60), clock::system(), "127.0.0.1:0")
+        .await
+        .unwrap();
     let cfg = sim_config(&sim.url(), &["--collector.queues"]);
     let exporter = Running::start(cfg, clock::system()).await;
     let exporter_addr = exporter.url.trim_start_matches("http://").to_string();

@@ -10,21 +10,13 @@ use common::*;
 use yeastar_exporter::clock::{ManualClock, SharedClock};
 use yeastar_exporter::config::Config;
 use yeastar_exporter::secret::Secret;
-use yeastar_exporter::sim::model::ModelConfig;
 use yeastar_exporter::sim::{Faults, SimConfig, SimHandle, Simulator};
 
 const T0: u64 = 1_700_000_000;
 const EMPTY: &str = r#"{"Calls":[],"status":"Success"}"#;
 
 async fn sim(clock: SharedClock) -> SimHandle {
-    let cfg = SimConfig {
-        model: ModelConfig {
-            seed: 9,
-            target_calls: 30,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let cfg = SimConfig::traffic(9, 30);
     Simulator::start(cfg, clock, "127.0.0.1:0").await.unwrap()
 }
 

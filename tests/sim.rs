@@ -8,20 +8,12 @@ use std::process::{Command, Stdio};
 use common::*;
 use serde_json::{Value, json};
 use yeastar_exporter::clock::{ManualClock, SharedClock};
-use yeastar_exporter::sim::model::ModelConfig;
 use yeastar_exporter::sim::{SimConfig, SimHandle, Simulator};
 
 const T0: u64 = 1_700_000_000;
 
 async fn sim(clock: SharedClock, calls: usize) -> SimHandle {
-    let cfg = SimConfig {
-        model: ModelConfig {
-            seed: 42,
-            target_calls: calls,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
+    let cfg = SimConfig::traffic(42, calls);
     Simulator::start(cfg, clock, "127.0.0.1:0").await.unwrap()
 }
 

@@ -140,6 +140,20 @@ pub struct SimConfig {
     pub api_path: String,
 }
 
+impl SimConfig {
+    /// The default simulator (demo credentials, no faults) with `calls` calls from `seed`.
+    pub fn traffic(seed: u64, calls: usize) -> Self {
+        Self {
+            model: ModelConfig {
+                seed,
+                target_calls: calls,
+                ..ModelConfig::default()
+            },
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for SimConfig {
     fn default() -> Self {
         Self {
