@@ -64,6 +64,15 @@ pub const PASSWORD_MD5: &str = "5ebe2294ecd0e0f08eab7690d2a6ee69";
 
 impl FakePbx {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// A fake PBX answering over HTTPS with `acceptor`'s certificate.
+    pub async fn start_tls(acceptor: tokio_rustls::TlsAcceptor) -> Self {
+        Self::start_with(Some(acceptor)).await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(FakeState::default()));
@@ -74,6 +83,7 @@ impl FakePbx {
                     continue;
                 };
                 let st = st.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| {
                         let st = st.clone();
@@ -88,10 +98,18 @@ impl FakePbx {
                             r
                         }
                     });
-                    let _ = http1::Builder::new()
-                        .keep_alive(false)
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let builder = http1::Builder::new().keep_alive(false).clone();
+                    match tls {
+                        None => {
+                            let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                        }
+                        Some(acceptor) => {
+                            // A client that refuses the certificate ends the handshake here.
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
+                            }
+                        }
+                    }
                 });
             }
         });
@@ -100,6 +118,10 @@ impl FakePbx {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.addr)
     }
 
     /// Answers for `key` (an endpoint, or `call/query:inbound` / `call/query:outbound`): each
