@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::families::Families;
+use super::trunks::TrunkState;
 use crate::pbx::types::{Call, MemberKind};
 
 /// A member's status, as the contract buckets it.
@@ -198,6 +200,87 @@ impl MergedCalls {
             }
         }
         s
+    }
+}
+
+/// Writes the call series: `stats` of this scrape, the status `ages`, the internal direction only when
+/// the internal calls were listed, and a zero for every trunk the PBX `listed` that carries no call.
+pub(crate) fn write(
+    m: &Families,
+    stats: CallStats,
+    ages: &[f64; 7],
+    internal_ok: bool,
+    listed: Option<&[TrunkState]>,
+) {
+    let directions: &[Direction] = if internal_ok {
+        &Direction::ALL
+    } else {
+        &Direction::ALL[..2]
+    };
+    let active = m.gauge_vec(
+        "yeastar_active_calls",
+        "Distinct active calls by direction.",
+        &["direction"],
+    );
+    let max_age = m.gauge_vec(
+        "yeastar_call_max_age_seconds",
+        "Age of the oldest active call in that direction, from its callid; 0 when none.",
+        &["direction"],
+    );
+    for d in directions {
+        active
+            .with_label_values(&[d.as_str()])
+            .set(stats.active[*d as usize] as f64);
+        max_age
+            .with_label_values(&[d.as_str()])
+            .set(stats.max_age[*d as usize]);
+    }
+    let members = m.gauge_vec(
+        "yeastar_call_members",
+        "Members of active calls by kind and status.",
+        &["member", "status"],
+    );
+    for kind in MemberKind::ALL {
+        for status in Status::ALL {
+            members
+                .with_label_values(&[kind.as_str(), status.as_str()])
+                .set(stats.members[kind as usize][status.index()] as f64);
+        }
+    }
+    let status_age = m.gauge_vec(
+        "yeastar_member_status_max_age_seconds",
+        "Longest time any current member has stayed in that status, as observed across scrapes.",
+        &["status"],
+    );
+    for status in Status::ALL {
+        status_age
+            .with_label_values(&[status.as_str()])
+            .set(ages[status.index()]);
+    }
+    let trunk_calls = m.gauge_vec(
+        "yeastar_trunk_active_calls",
+        "Trunk legs (inbound and outbound members) per trunk.",
+        &["trunk", "direction"],
+    );
+    let mut legs = stats.trunks;
+    for t in listed.into_iter().flatten() {
+        legs.entry(t.name.clone()).or_default();
+    }
+    for (trunk, [inb, outb]) in &legs {
+        trunk_calls
+            .with_label_values(&[trunk, "inbound"])
+            .set(*inb as f64);
+        trunk_calls
+            .with_label_values(&[trunk, "outbound"])
+            .set(*outb as f64);
+    }
+    let paths = m.gauge_vec(
+        "yeastar_callpath_active_calls",
+        "Distinct calls with a member set up by that IVR, queue, ring group, paging group or conference.",
+        &["callpath"],
+    );
+    for (path, n) in &stats.callpaths {
+        paths.with_label_values(&[path]).set(*n as f64);
     }
 }
 

@@ -1,5 +1,29 @@
 //! The PBX itself: `deviceinfo/query` → model, versions, uptime.
 
+use super::families::Families;
+use crate::pbx::types::DeviceInfo;
+
+/// Writes `yeastar_pbx_info` and, when its form is known, `yeastar_pbx_uptime_seconds`.
+pub(crate) fn write(m: &Families, info: &DeviceInfo, target: &str) {
+    m.gauge_vec(
+        "yeastar_pbx_info",
+        "The PBX's model and versions; always 1.",
+        &["model", "firmware_version", "hardware_version"],
+    )
+    .with_label_values(&[&info.devicename, &info.firmwarever, &info.hardwarever])
+    .set(1.0);
+    match parse_uptime(&info.uptime) {
+        Some(secs) => m
+            .gauge("yeastar_pbx_uptime_seconds", "PBX uptime.")
+            .set(secs),
+        None => tracing::debug!(
+            target_name = %target,
+            uptime = %info.uptime,
+            "unknown uptime form; yeastar_pbx_uptime_seconds left out"
+        ),
+    }
+}
+
 /// Parses the uptime forms seen in the wild: `00:32:59`, `123:04:05`, `3 days, 04:05:06`,
 /// `1 day, 04:05:06`, `3d 04:05:06`, `3 days 04:05`. `None` for anything else.
 pub fn parse_uptime(text: &str) -> Option<f64> {

@@ -1,5 +1,6 @@
 //! Extensions: `extension/list` → extensions by status. Numbers are never kept.
 
+use super::families::Families;
 use crate::pbx::types::ExtensionListAnswer;
 
 /// The `status` label values, in order; the last one takes every word not listed.
@@ -27,4 +28,13 @@ pub fn count_by_status(answer: &ExtensionListAnswer) -> [u64; 9] {
         counts[i] += 1;
     }
     counts
+}
+
+/// Writes `yeastar_extensions`, every status present.
+pub(crate) fn write(m: &Families, answer: &ExtensionListAnswer) {
+    let counts = count_by_status(answer);
+    let g = m.gauge_vec("yeastar_extensions", "Extensions by status.", &["status"]);
+    for (i, status) in STATUSES.iter().enumerate() {
+        g.with_label_values(&[status]).set(counts[i] as f64);
+    }
 }

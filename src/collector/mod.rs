@@ -10,10 +10,10 @@
 pub mod calls;
 pub mod device;
 pub mod extensions;
+mod families;
 pub mod queues;
 pub mod trunks;
 
-use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -21,18 +21,16 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use prometheus::proto::{Gauge as ProtoGauge, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::{Encoder, TextEncoder};
 use serde_json::json;
 use tokio::time::Instant;
 
 use crate::clock::SharedClock;
 use crate::pbx::types::{
-    CallQueryAnswer, DeviceInfoAnswer, ExtensionCallsAnswer, ExtensionListAnswer, MemberKind,
-    TrunkListAnswer,
+    CallQueryAnswer, DeviceInfoAnswer, ExtensionCallsAnswer, ExtensionListAnswer, TrunkListAnswer,
 };
 use crate::pbx::{Client, PbxError, lock};
-use calls::{Direction, MergedCalls, Status, StatusAges};
+use calls::{MergedCalls, StatusAges};
+use families::Families;
 
 /// How long an endpoint that answered 10003 is left alone before it is asked again.
 pub const UNSUPPORTED_RECHECK: Duration = Duration::from_secs(3600);
@@ -397,166 +395,43 @@ impl Target {
             Some(Ok(answer)) => Some(trunks::trunk_states(answer)),
             _ => None,
         };
-
         if up {
             let internal_ok = matches!(r.internal, Some(Ok(_)));
             let mut merged = MergedCalls::default();
-            if let Ok(a) = r.inbound {
-                merged.add(a.calls);
-            }
-            if let Ok(a) = r.outbound {
-                merged.add(a.calls);
+            for answer in [r.inbound, r.outbound].into_iter().flatten() {
+                merged.add(answer.calls);
             }
             if let Some(Ok(a)) = r.internal {
                 for ext in a.calllist {
                     merged.add(ext.numbercalls);
                 }
             }
-            let stats = merged.stats(now_secs);
             // Without the internal answer, extension-only members were not listed: keep their ages.
             let complete = internal_ok || !self.collectors.contains(CollectorKind::InternalCalls);
             let ages = lock(&self.state)
                 .ages
                 .observe(&merged, now_millis, complete);
-            let directions: &[Direction] = if internal_ok {
-                &Direction::ALL
-            } else {
-                &Direction::ALL[..2]
-            };
-            let active = m.gauge_vec(
-                "yeastar_active_calls",
-                "Distinct active calls by direction.",
-                &["direction"],
+            calls::write(
+                &m,
+                merged.stats(now_secs),
+                &ages,
+                internal_ok,
+                trunk_list.as_deref(),
             );
-            let max_age = m.gauge_vec(
-                "yeastar_call_max_age_seconds",
-                "Age of the oldest active call in that direction, from its callid; 0 when none.",
-                &["direction"],
-            );
-            for d in directions {
-                active
-                    .with_label_values(&[d.as_str()])
-                    .set(stats.active[*d as usize] as f64);
-                max_age
-                    .with_label_values(&[d.as_str()])
-                    .set(stats.max_age[*d as usize]);
-            }
-            let members = m.gauge_vec(
-                "yeastar_call_members",
-                "Members of active calls by kind and status.",
-                &["member", "status"],
-            );
-            for kind in MemberKind::ALL {
-                for status in Status::ALL {
-                    members
-                        .with_label_values(&[kind.as_str(), status.as_str()])
-                        .set(stats.members[kind as usize][status as usize] as f64);
-                }
-            }
-            let status_age = m.gauge_vec(
-                "yeastar_member_status_max_age_seconds",
-                "Longest time any current member has stayed in that status, as observed across scrapes.",
-                &["status"],
-            );
-            for status in Status::ALL {
-                status_age
-                    .with_label_values(&[status.as_str()])
-                    .set(ages[status as usize]);
-            }
-            let trunk_calls = m.gauge_vec(
-                "yeastar_trunk_active_calls",
-                "Trunk legs (inbound and outbound members) per trunk.",
-                &["trunk", "direction"],
-            );
-            let mut legs = stats.trunks;
-            for t in trunk_list.iter().flatten() {
-                legs.entry(t.name.clone()).or_default();
-            }
-            for (trunk, [inb, outb]) in &legs {
-                trunk_calls
-                    .with_label_values(&[trunk, "inbound"])
-                    .set(*inb as f64);
-                trunk_calls
-                    .with_label_values(&[trunk, "outbound"])
-                    .set(*outb as f64);
-            }
-            let paths = m.gauge_vec(
-                "yeastar_callpath_active_calls",
-                "Distinct calls with a member set up by that IVR, queue, ring group, paging group or conference.",
-                &["callpath"],
-            );
-            for (path, n) in &stats.callpaths {
-                paths.with_label_values(&[path]).set(*n as f64);
-            }
         }
-
         if let Some(list) = &trunk_list {
-            let trunk_up = m.gauge_vec(
-                "yeastar_trunk_up",
-                "1 when the trunk can carry calls, else 0.",
-                &["trunk", "kind"],
-            );
-            let trunk_status = m.gauge_vec(
-                "yeastar_trunk_status",
-                "1 for the trunk's current status as the PBX words it.",
-                &["trunk", "kind", "status"],
-            );
-            for t in list {
-                trunk_up
-                    .with_label_values(&[&t.name, &t.kind])
-                    .set(if t.up { 1.0 } else { 0.0 });
-                trunk_status
-                    .with_label_values(&[&t.name, &t.kind, &t.status])
-                    .set(1.0);
-            }
+            trunks::write(&m, list);
         }
         if let Some(Ok(answer)) = &r.extensions {
-            let counts = extensions::count_by_status(answer);
-            let g = m.gauge_vec("yeastar_extensions", "Extensions by status.", &["status"]);
-            for (i, status) in extensions::STATUSES.iter().enumerate() {
-                g.with_label_values(&[status]).set(counts[i] as f64);
-            }
+            extensions::write(&m, answer);
         }
         if let Some(Ok(answer)) = &r.device
             && let Some(info) = &answer.deviceinfo
         {
-            m.gauge_vec(
-                "yeastar_pbx_info",
-                "The PBX's model and versions; always 1.",
-                &["model", "firmware_version", "hardware_version"],
-            )
-            .with_label_values(&[&info.devicename, &info.firmwarever, &info.hardwarever])
-            .set(1.0);
-            match device::parse_uptime(&info.uptime) {
-                Some(secs) => m
-                    .gauge("yeastar_pbx_uptime_seconds", "PBX uptime.")
-                    .set(secs),
-                None => tracing::debug!(
-                    target_name = %self.name,
-                    uptime = %info.uptime,
-                    "unknown uptime form; yeastar_pbx_uptime_seconds left out"
-                ),
-            }
+            device::write(&m, info, &self.name);
         }
         if let Some(Ok(list)) = &r.queues {
-            let waiting = m.gauge_vec(
-                "yeastar_queue_waiting_calls",
-                "Callers waiting in the queue.",
-                &["queue"],
-            );
-            let agents = m.gauge_vec(
-                "yeastar_queue_agents",
-                "Queue agents by status.",
-                &["queue", "status"],
-            );
-            for q in list {
-                waiting.with_label_values(&[&q.queue]).set(q.waiting as f64);
-                for (i, status) in queues::AGENT_STATUSES.iter().enumerate() {
-                    agents
-                        .with_label_values(&[q.queue.as_str(), status])
-                        .set(q.agents[i] as f64);
-                }
-            }
+            queues::write(&m, list);
         }
         m.gauge(
             "yeastar_scrape_duration_seconds",
@@ -610,118 +485,5 @@ impl Results {
             device: Some(Err(t())),
             queues: Some(Err(t())),
         }
-    }
-}
-
-/// One scrape's metric families, built directly as the text encoder's input: a scrape needs no
-/// registry (nothing registers, locks or hashes), and this is the exporter's hot path when it
-/// watches hundreds of PBXes.
-#[derive(Default)]
-struct Families {
-    families: RefCell<Vec<MetricFamily>>,
-}
-
-/// A gauge family of [`Families`], by position.
-struct FamilyRef<'a> {
-    families: &'a RefCell<Vec<MetricFamily>>,
-    index: usize,
-    labels: &'static [&'static str],
-}
-
-/// One series about to get its value.
-struct Sample<'a, 'f> {
-    family: &'f FamilyRef<'a>,
-    values: Vec<LabelPair>,
-}
-
-impl Families {
-    fn gauge(&self, name: &str, help: &str) -> GaugeSample<'_> {
-        GaugeSample(self.gauge_vec(name, help, &[]))
-    }
-
-    fn gauge_vec(&self, name: &str, help: &str, labels: &'static [&'static str]) -> FamilyRef<'_> {
-        let mut f = MetricFamily::default();
-        f.set_name(name.to_string());
-        f.set_help(help.to_string());
-        f.set_field_type(MetricType::GAUGE);
-        let mut families = self.families.borrow_mut();
-        families.push(f);
-        FamilyRef {
-            families: &self.families,
-            index: families.len() - 1,
-            labels,
-        }
-    }
-
-    fn encode(self) -> String {
-        let mut families = self.families.into_inner();
-        // The order Registry::gather gives: families by name, series by label values; a family
-        // without series is left out; a series set twice keeps its last value.
-        families.retain(|f| !f.get_metric().is_empty());
-        families.sort_by(|a, b| a.name().cmp(b.name()));
-        for f in &mut families {
-            let mut metrics = f.take_metric();
-            metrics.reverse();
-            metrics.sort_by(|a, b| {
-                let (a, b) = (a.get_label(), b.get_label());
-                a.iter().map(|l| l.value()).cmp(b.iter().map(|l| l.value()))
-            });
-            metrics.dedup_by(|later, earlier| {
-                later
-                    .get_label()
-                    .iter()
-                    .map(|l| l.value())
-                    .eq(earlier.get_label().iter().map(|l| l.value()))
-            });
-            f.set_metric(metrics);
-        }
-        let mut out = Vec::with_capacity(8 * 1024);
-        // Writing well-formed families into a Vec cannot fail.
-        let _ = TextEncoder::new().encode(&families, &mut out);
-        String::from_utf8(out).unwrap_or_default()
-    }
-}
-
-impl<'a> FamilyRef<'a> {
-    fn with_label_values<'f>(&'f self, values: &[&str]) -> Sample<'a, 'f> {
-        debug_assert_eq!(values.len(), self.labels.len());
-        let mut pairs: Vec<LabelPair> = self
-            .labels
-            .iter()
-            .zip(values)
-            .map(|(name, value)| {
-                let mut p = LabelPair::default();
-                p.set_name(name.to_string());
-                p.set_value(value.to_string());
-                p
-            })
-            .collect();
-        // The text format lists labels by name, as the registry would.
-        pairs.sort_by(|a, b| a.name().cmp(b.name()));
-        Sample {
-            family: self,
-            values: pairs,
-        }
-    }
-}
-
-impl Sample<'_, '_> {
-    fn set(self, value: f64) {
-        let mut g = ProtoGauge::default();
-        g.set_value(value);
-        let mut m = Metric::from_label(self.values);
-        m.set_gauge(g);
-        self.family.families.borrow_mut()[self.family.index]
-            .mut_metric()
-            .push(m);
-    }
-}
-
-/// A gauge without labels.
-struct GaugeSample<'a>(FamilyRef<'a>);
-
-impl GaugeSample<'_> {
-    fn set(self, value: f64) {
-        self.0.with_label_values(&[]).set(value);
     }
 }

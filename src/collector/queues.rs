@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use super::families::Families;
 use crate::pbx::types::{QueueListAnswer, QueueStatusAnswer};
 use crate::pbx::{PbxError, Session};
 
@@ -82,4 +83,26 @@ pub async fn fetch(session: &Session<'_>) -> Result<Vec<QueueState>, PbxError> {
         out.push(queue_state(&number, &answer));
     }
     Ok(out)
+}
+
+/// Writes `yeastar_queue_waiting_calls` and `yeastar_queue_agents`, every status present per queue.
+pub(crate) fn write(m: &Families, list: &[QueueState]) {
+    let waiting = m.gauge_vec(
+        "yeastar_queue_waiting_calls",
+        "Callers waiting in the queue.",
+        &["queue"],
+    );
+    let agents = m.gauge_vec(
+        "yeastar_queue_agents",
+        "Queue agents by status.",
+        &["queue", "status"],
+    );
+    for q in list {
+        waiting.with_label_values(&[&q.queue]).set(q.waiting as f64);
+        for (i, status) in AGENT_STATUSES.iter().enumerate() {
+            agents
+                .with_label_values(&[q.queue.as_str(), status])
+                .set(q.agents[i] as f64);
+        }
+    }
 }

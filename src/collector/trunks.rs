@@ -1,5 +1,6 @@
 //! Trunks: `trunk/list` → whether each trunk can carry calls, and its status word.
 
+use super::families::Families;
 use crate::pbx::types::TrunkListAnswer;
 
 /// One trunk, as the metrics show it.
@@ -59,6 +60,28 @@ pub fn trunk_states(answer: &TrunkListAnswer) -> Vec<TrunkState> {
             up: can_carry_calls(&t.kind, &t.status),
         })
         .collect()
+}
+
+/// Writes `yeastar_trunk_up` and `yeastar_trunk_status` for the listed trunks.
+pub(crate) fn write(m: &Families, list: &[TrunkState]) {
+    let trunk_up = m.gauge_vec(
+        "yeastar_trunk_up",
+        "1 when the trunk can carry calls, else 0.",
+        &["trunk", "kind"],
+    );
+    let trunk_status = m.gauge_vec(
+        "yeastar_trunk_status",
+        "1 for the trunk's current status as the PBX words it.",
+        &["trunk", "kind", "status"],
+    );
+    for t in list {
+        trunk_up
+            .with_label_values(&[&t.name, &t.kind])
+            .set(if t.up { 1.0 } else { 0.0 });
+        trunk_status
+            .with_label_values(&[&t.name, &t.kind, &t.status])
+            .set(1.0);
+    }
 }
 
 #[cfg(test)]
