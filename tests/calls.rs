@@ -88,13 +88,7 @@ async fn metrics_page_has_the_contract_headers_and_exporter_metrics() {
     assert!(text.contains("# TYPE yeastar_exporter_pbx_request_duration_seconds histogram"));
     assert!(text.contains("yeastar_exporter_build_info{"));
     assert!(text.contains("process_resident_memory_bytes"));
-    assert_eq!(
-        must(
-            &text,
-            r#"yeastar_exporter_pbx_requests_total{endpoint="call/query",outcome="success",target="default"}"#
-        ),
-        2.0
-    );
+    assert_eq!(requests(&text, "call/query", "success"), 2.0);
     assert_eq!(
         must(
             &text,
@@ -150,16 +144,7 @@ async fn failing_scrape(reply: Reply, outcome: &str) {
         must(&text, r#"yeastar_collector_success{collector="calls"}"#),
         0.0
     );
-    assert_eq!(
-        must(
-            &text,
-            &format!(
-                r#"yeastar_exporter_pbx_requests_total{{endpoint="call/query",outcome="{outcome}",target="default"}}"#
-            )
-        ),
-        1.0,
-        "{text}"
-    );
+    assert_eq!(requests(&text, "call/query", outcome), 1.0, "{text}");
     // No call series on a failed scrape: a zero would be a lie.
     assert_eq!(
         value(&text, r#"yeastar_active_calls{direction="inbound"}"#),
@@ -214,13 +199,7 @@ async fn refused_connection_is_up_0_and_connect_error() {
     .await;
     let text = exporter.scrape().await;
     assert_eq!(must(&text, "yeastar_up"), 0.0);
-    assert_eq!(
-        must(
-            &text,
-            r#"yeastar_exporter_pbx_requests_total{endpoint="login",outcome="connect_error",target="default"}"#
-        ),
-        1.0
-    );
+    assert_eq!(requests(&text, "login", "connect_error"), 1.0);
     assert_eq!(
         must(
             &text,
@@ -263,12 +242,7 @@ async fn token_expiring_between_scrapes_costs_one_login() {
         ),
         2.0
     );
-    assert!(
-        must(
-            &text,
-            r#"yeastar_exporter_pbx_requests_total{endpoint="call/query",outcome="token_expired",target="default"}"#
-        ) >= 1.0
-    );
+    assert!(requests(&text, "call/query", "token_expired") >= 1.0);
     exporter.stop().await;
 }
 
@@ -327,13 +301,7 @@ async fn static_token_mode_never_logs_in_or_out() {
     pbx.expire_tokens();
     let text = exporter.scrape().await;
     assert_eq!(must(&text, "yeastar_up"), 0.0);
-    assert_eq!(
-        must(
-            &text,
-            r#"yeastar_exporter_pbx_requests_total{endpoint="call/query",outcome="token_expired",target="default"}"#
-        ),
-        2.0
-    );
+    assert_eq!(requests(&text, "call/query", "token_expired"), 2.0);
     exporter
         .app
         .logout_all(std::time::Duration::from_secs(1))

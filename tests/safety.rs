@@ -140,13 +140,7 @@ async fn a_pbx_slower_than_the_deadline_gives_up_0_by_the_deadline() {
             0.0
         );
     }
-    assert_eq!(
-        must(
-            &text,
-            r#"yeastar_exporter_pbx_requests_total{endpoint="login",outcome="timeout",target="default"}"#
-        ),
-        1.0
-    );
+    assert_eq!(requests(&text, "login", "timeout"), 1.0);
     // The deadline is 1 s (1.5 s minus the 0.5 s offset); 20 s is what the PBX would have taken.
     assert!(took < Duration::from_secs(5), "took {took:?}");
     exporter.stop().await;
@@ -168,13 +162,7 @@ async fn an_oversized_answer_is_cut_off_as_decode_error() {
     .await;
     let text = exporter.scrape().await;
     assert_eq!(must(&text, "yeastar_up"), 0.0);
-    assert_eq!(
-        must(
-            &text,
-            r#"yeastar_exporter_pbx_requests_total{endpoint="call/query",outcome="decode_error",target="default"}"#
-        ),
-        1.0
-    );
+    assert_eq!(requests(&text, "call/query", "decode_error"), 1.0);
     exporter.stop().await;
 }
 
@@ -217,15 +205,7 @@ async fn sim_faults_each_become_up_0_with_their_outcome() {
         h.sim.set_faults(faults);
         let text = exporter.scrape().await;
         assert_eq!(must(&text, "yeastar_up"), 0.0, "{outcome}");
-        assert!(
-            must(
-                &text,
-                &format!(
-                    r#"yeastar_exporter_pbx_requests_total{{endpoint="call/query",outcome="{outcome}",target="default"}}"#
-                )
-            ) >= 1.0,
-            "{outcome}"
-        );
+        assert!(requests(&text, "call/query", outcome) >= 1.0, "{outcome}");
         h.sim.set_faults(Faults::default());
         assert_eq!(
             must(&exporter.scrape().await, "yeastar_up"),
@@ -252,13 +232,7 @@ async fn token_expiry_in_the_middle_of_a_scrape_costs_one_login() {
     assert_eq!(must(&text, "yeastar_up"), 1.0);
     assert_eq!(pbx.count("login"), 2);
     assert_eq!(pbx.count("call/query:outbound"), 2);
-    assert_eq!(
-        must(
-            &text,
-            r#"yeastar_exporter_pbx_requests_total{endpoint="call/query",outcome="token_expired",target="default"}"#
-        ),
-        1.0
-    );
+    assert_eq!(requests(&text, "call/query", "token_expired"), 1.0);
     exporter.stop().await;
 }
 
@@ -513,19 +487,7 @@ async fn heartbeats_keep_the_token_alive_without_new_logins() {
     // 100 minutes, one login, never a token error.
     assert_eq!(h.sim.requests("login"), 1);
     let text = exporter.scrape().await;
-    assert_eq!(
-        must(
-            &text,
-            r#"yeastar_exporter_pbx_requests_total{endpoint="call/query",outcome="token_expired",target="default"}"#
-        ),
-        0.0
-    );
-    assert_eq!(
-        must(
-            &text,
-            r#"yeastar_exporter_pbx_requests_total{endpoint="heartbeat",outcome="success",target="default"}"#
-        ),
-        4.0
-    );
+    assert_eq!(requests(&text, "call/query", "token_expired"), 0.0);
+    assert_eq!(requests(&text, "heartbeat", "success"), 4.0);
     exporter.stop().await;
 }

@@ -378,6 +378,16 @@ pub fn must(text: &str, series: &str) -> f64 {
     value(text, series).unwrap_or_else(|| panic!("{series} missing from:\n{text}"))
 }
 
+/// `yeastar_exporter_pbx_requests_total` of the `default` target for `endpoint` and `outcome`.
+pub fn requests(text: &str, endpoint: &str, outcome: &str) -> f64 {
+    must(
+        text,
+        &format!(
+            r#"yeastar_exporter_pbx_requests_total{{endpoint="{endpoint}",outcome="{outcome}",target="default"}}"#
+        ),
+    )
+}
+
 /// The sample lines (no comments) whose name starts with `prefix`.
 pub fn lines_with(text: &str, prefix: &str) -> Vec<String> {
     text.lines()
