@@ -128,11 +128,6 @@ impl CollectorSet {
             self.0.remove(&kind);
         }
     }
-
-    /// The enabled collectors, in label order.
-    pub fn iter(&self) -> impl Iterator<Item = CollectorKind> + '_ {
-        self.0.iter().copied()
-    }
 }
 
 /// What one scrape of a target produced.
@@ -215,11 +210,6 @@ impl Target {
     /// Its client.
     pub fn client(&self) -> &Arc<Client> {
         &self.client
-    }
-
-    /// Its enabled collectors.
-    pub fn collectors(&self) -> &CollectorSet {
-        &self.collectors
     }
 
     /// The last finished scrape, if any.

@@ -235,11 +235,6 @@ impl SimCall {
             callid: &self.callid,
         }
     }
-
-    /// The call as a JSON tree (tests).
-    pub fn to_json(&self) -> Value {
-        serde_json::to_value(self.view()).unwrap_or_default()
-    }
 }
 
 /// A `call/query` answer.
