@@ -62,6 +62,21 @@ pub struct ExporterFlags {
     /// Subtracted from Prometheus's scrape timeout (X-Prometheus-Scrape-Timeout-Seconds) to leave time to answer.
     #[arg(long = "web.timeout-offset", env = "YEASTAR_EXPORTER_WEB_TIMEOUT_OFFSET", default_value = "0.5s", value_parser = parse_duration)]
     pub timeout_offset: Duration,
+    /// A web configuration file (exporter-toolkit format): TLS, client certificates, basic auth,
+    /// headers. Re-read on reload.
+    #[arg(long = "web.config.file", env = "YEASTAR_EXPORTER_WEB_CONFIG_FILE")]
+    pub web_config_file: Option<PathBuf>,
+    /// Longest a client may take to send a request's headers (and the TLS handshake); also how
+    /// long an idle keep-alive connection stays open.
+    #[arg(long = "web.header-read-timeout", env = "YEASTAR_EXPORTER_WEB_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// Most client connections open at once; further ones wait in the listen queue.
+    #[arg(
+        long = "web.max-connections",
+        env = "YEASTAR_EXPORTER_WEB_MAX_CONNECTIONS",
+        default_value_t = 1024
+    )]
+    pub max_connections: usize,
     /// The PBX's base URL: scheme, host and port, e.g. https://192.168.5.150:8088.
     #[arg(long = "pbx.url", env = "YEASTAR_EXPORTER_PBX_URL")]
     pub pbx_url: Option<String>,
@@ -220,6 +235,12 @@ pub struct Config {
     pub telemetry_path: String,
     /// Subtracted from Prometheus's scrape timeout.
     pub timeout_offset: Duration,
+    /// `--web.config.file`.
+    pub web_config_file: Option<PathBuf>,
+    /// `--web.header-read-timeout`.
+    pub header_read_timeout: Duration,
+    /// `--web.max-connections`.
+    pub max_connections: usize,
     /// The PBXes (one, named `default`, from the flags; or those of the config file).
     pub targets: Vec<TargetConfig>,
     /// Single-PBX mode (flags): `/metrics` carries the PBX's metrics too.
@@ -315,11 +336,8 @@ impl ExporterFlags {
         if self.pbx_max_response_bytes < 1024 {
             return Err(invalid("--pbx.max-response-bytes", "must be at least 1024"));
         }
-        Ok(Config {
-            listen_address: self.listen_address.clone(),
-            telemetry_path: self.telemetry_path.clone(),
-            timeout_offset: self.timeout_offset,
-            targets: vec![TargetConfig {
+        self.config(
+            vec![TargetConfig {
                 client: ClientConfig {
                     target: "default".into(),
                     url,
@@ -334,7 +352,30 @@ impl ExporterFlags {
                 },
                 collectors: self.collectors.resolve(),
             }],
-            single: true,
+            true,
+        )
+    }
+
+    /// The server settings of these flags around `targets`.
+    fn config(&self, targets: Vec<TargetConfig>, single: bool) -> Result<Config, ConfigError> {
+        if self.header_read_timeout.is_zero() {
+            return Err(invalid(
+                "--web.header-read-timeout",
+                "must be greater than 0",
+            ));
+        }
+        if self.max_connections == 0 {
+            return Err(invalid("--web.max-connections", "must be at least 1"));
+        }
+        Ok(Config {
+            listen_address: self.listen_address.clone(),
+            telemetry_path: self.telemetry_path.clone(),
+            timeout_offset: self.timeout_offset,
+            web_config_file: self.web_config_file.clone(),
+            header_read_timeout: self.header_read_timeout,
+            max_connections: self.max_connections,
+            targets,
+            single,
         })
     }
 
@@ -366,13 +407,7 @@ impl ExporterFlags {
             insecure_skip_verify: self.pbx_insecure_skip_verify,
         };
         let targets = parse_file(&text, &path.display().to_string(), &base)?;
-        Ok(Config {
-            listen_address: self.listen_address.clone(),
-            telemetry_path: self.telemetry_path.clone(),
-            timeout_offset: self.timeout_offset,
-            targets,
-            single: false,
-        })
+        self.config(targets, false)
     }
 }
 
@@ -431,21 +466,24 @@ struct TargetFields {
 }
 
 /// Parses and validates a config file's text (`source` names it in errors).
+/// A YAML error as a [`ConfigError`] of `source`: position and cause, without the source excerpt.
+pub fn yaml_error(source: &str, e: impl std::fmt::Display) -> ConfigError {
+    let msg = e.to_string();
+    let first = msg
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ");
+    invalid(source, first.to_string())
+}
+
+/// Parses a multi-target config file's text.
 pub fn parse_file(
     text: &str,
     source: &str,
     base: &TargetDefaults,
 ) -> Result<Vec<TargetConfig>, ConfigError> {
-    let file: FileConfig = serde_saphyr::from_str(text).map_err(|e| {
-        // The first line carries the position and the cause; the rest is a source excerpt.
-        let msg = e.to_string();
-        let first = msg
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim_start_matches("error: ");
-        invalid(source, first.to_string())
-    })?;
+    let file: FileConfig = serde_saphyr::from_str(text).map_err(|e| yaml_error(source, e))?;
     if file.targets.is_empty() {
         return Err(invalid("targets", "at least one target is required"));
     }

@@ -17,6 +17,7 @@ use crate::collector::Target;
 use crate::config::{Config, ConfigError, TargetConfig};
 use crate::metrics::ExporterMetrics;
 use crate::pbx::{BuildError, Client, HttpSettings, Observer, http_client};
+use crate::web::{Web, WebConfig};
 
 /// The configured targets, by name.
 #[derive(Debug, Default)]
@@ -66,10 +67,20 @@ pub enum ReloadError {
     Build(#[from] BuildError),
 }
 
+/// The web configuration `config` names (none: plain HTTP, no authentication).
+pub fn load_web(config: &Config) -> Result<WebConfig, ConfigError> {
+    match &config.web_config_file {
+        Some(path) => WebConfig::load(path),
+        None => Ok(WebConfig::default()),
+    }
+}
+
 /// The exporter's state, shared by every request.
 pub struct App {
     /// The exporter's own metrics.
     pub metrics: ExporterMetrics,
+    /// The endpoint's TLS, authentication and headers (`--web.config.file`).
+    pub web: Web,
     loader: Option<Loader>,
     reload_lock: std::sync::Mutex<()>,
     clock: SharedClock,
@@ -88,7 +99,7 @@ impl std::fmt::Debug for App {
 
 impl App {
     /// An exporter for `config`, reading time from `clock`; it cannot reload.
-    pub fn new(config: Config, clock: SharedClock) -> Result<Arc<Self>, BuildError> {
+    pub fn new(config: Config, clock: SharedClock) -> Result<Arc<Self>, ReloadError> {
         Self::with_loader(config, clock, None)
     }
 
@@ -97,9 +108,11 @@ impl App {
         config: Config,
         clock: SharedClock,
         loader: Option<Loader>,
-    ) -> Result<Arc<Self>, BuildError> {
+    ) -> Result<Arc<Self>, ReloadError> {
+        let web = load_web(&config)?;
         let app = Arc::new(Self {
             metrics: ExporterMetrics::new(),
+            web: Web::new(web),
             loader,
             reload_lock: std::sync::Mutex::new(()),
             clock,
@@ -141,9 +154,14 @@ impl App {
         // One reload at a time: SIGHUP and POST /-/reload may race.
         let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let result = match &self.loader {
-            Some(load) => load()
-                .map_err(ReloadError::from)
-                .and_then(|cfg| self.apply(cfg).map_err(ReloadError::from)),
+            // Everything is read and checked before anything changes: a bad web config keeps the
+            // targets as they were, and a bad target keeps the web config.
+            Some(load) => load().map_err(ReloadError::from).and_then(|cfg| {
+                let web = load_web(&cfg)?;
+                self.apply(cfg)?;
+                self.web.set(web);
+                Ok(())
+            }),
             None => Ok(()),
         };
         match &result {
@@ -207,12 +225,21 @@ impl App {
         // PBX and credentials did not keeps its token, back-off and status ages; one with new
         // credentials starts afresh, without a suspension (say so at once).
         for (name, (_, target)) in &next.by_name {
-            let Some((_, before)) = old.by_name.get(name) else {
-                continue;
-            };
-            if Arc::ptr_eq(before, target) {
+            let before = old.by_name.get(name).map(|(_, t)| t);
+            if before.is_some_and(|b| Arc::ptr_eq(b, target)) {
                 continue;
             }
+            let cfg = target.client().config();
+            if cfg.insecure_skip_verify && cfg.url.starts_with("https://") {
+                tracing::warn!(
+                    target_name = %name,
+                    pbx = %cfg.url,
+                    "TLS certificate verification is off for this PBX (insecure_skip_verify): anyone on the network path can impersonate it and read its password and token; prefer ca_file"
+                );
+            }
+            let Some(before) = before else {
+                continue;
+            };
             let (new_client, old_client) = (target.client(), before.client());
             let (a, b) = (new_client.config(), old_client.config());
             if a.url == b.url && a.api_path == b.api_path && a.auth == b.auth {

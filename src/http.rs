@@ -12,18 +12,23 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::body::{Body, Incoming};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use std::net::SocketAddr;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
 use crate::collector::Target;
 use crate::exporter::App;
+use crate::web::Access;
 
 /// The text exposition format's content type.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -31,8 +36,16 @@ pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8
 /// How long in-flight requests may run on after shutdown begins.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// Largest request head (request line and headers) accepted; hyper answers 431 beyond it.
+const MAX_REQUEST_HEAD: usize = 16 * 1024;
+
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets in-flight
 /// requests finish (at most [`SHUTDOWN_GRACE`]).
+///
+/// At most `--web.max-connections` connections are open at once (further clients wait in the
+/// listen queue); each must send its request head, and finish its TLS handshake, within
+/// `--web.header-read-timeout`. Whether a connection speaks TLS is decided when it is accepted, from
+/// the web configuration in force then.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
@@ -40,37 +53,31 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
+    let limit = Arc::new(Semaphore::new(app.settings().max_connections));
     app.set_ready();
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // Out of file descriptors and the like: wait a little rather than spin.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let app = app.clone();
-                let svc = service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, Infallible>(route(&app, req).await) }
-                });
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .serve_connection(TokioIo::new(stream), svc);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
             _ = &mut shutdown => break,
-        }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let app = app.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            connection(app, stream, peer, watcher).await;
+            drop(permit);
+        });
     }
     drop(listener);
     tracing::info!("shutting down: no new connections; waiting for in-flight scrapes");
@@ -81,6 +88,88 @@ pub async fn serve(
         tracing::warn!("in-flight requests still running after the grace period; closing them");
     }
     Ok(())
+}
+
+/// What a plain-HTTP client gets from the TLS port (Go's servers say the same).
+const PLAIN_HTTP_TO_TLS: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+async fn connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr, watcher: Watcher) {
+    let timeout = app.settings().header_read_timeout;
+    let tls = app.web.current().tls().cloned();
+    let svc = {
+        let app = app.clone();
+        service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(handle(&app, req).await) }
+        })
+    };
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .max_buf_size(MAX_REQUEST_HEAD);
+    let result = match tls {
+        None => {
+            watcher
+                .watch(builder.serve_connection(TokioIo::new(stream), svc))
+                .await
+        }
+        Some(tls) => {
+            let handshake = async {
+                // A TLS client speaks first with a handshake record (0x16); a letter is plain HTTP.
+                let mut first = [0u8; 1];
+                stream.peek(&mut first).await?;
+                if first[0].is_ascii_alphabetic() {
+                    let mut stream = stream;
+                    stream.write_all(PLAIN_HTTP_TO_TLS).await?;
+                    let _ = stream.shutdown().await;
+                    return Err(std::io::Error::other("plain HTTP request to the TLS port"));
+                }
+                TlsAcceptor::from(tls).accept(stream).await
+            };
+            match tokio::time::timeout(timeout, handshake).await {
+                Ok(Ok(stream)) => {
+                    watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), svc))
+                        .await
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %peer, "TLS handshake timed out");
+                    return;
+                }
+            }
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// The web configuration's part of every request: rate limit, basic auth, no bodies, headers.
+async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let web = app.web.current();
+    let mut response = match app.web.check(&web, req.uri().path(), req.headers()).await {
+        Access::RateLimited => text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n"),
+        Access::Unauthorized => {
+            let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+            r.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+            r
+        }
+        // No endpoint takes a body: refuse one rather than read it.
+        Access::Allowed if !req.body().is_end_stream() => {
+            text(StatusCode::PAYLOAD_TOO_LARGE, "request body not accepted\n")
+        }
+        Access::Allowed => route(app, req).await,
+    };
+    for (name, value) in web.headers() {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
+    response
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod pbx;
 pub mod secret;
 pub mod sim;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,7 +111,12 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
                 for t in &cfg.targets {
                     pbx::Client::new(t.client.clone(), Arc::new(pbx::NoopObserver), clock.clone())?;
                 }
+                let web =
+                    exporter::load_web(&cfg).map_err(|e| anyhow::anyhow!("config invalid: {e}"))?;
                 println!("config OK: {} target(s)", cfg.targets.len());
+                if cfg.web_config_file.is_some() {
+                    println!("web config OK: {}", web.describe());
+                }
                 Ok(())
             }
             Err(e) => Err(anyhow::anyhow!("config invalid: {e}")),
@@ -122,16 +128,18 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
         .await
         .map_err(|e| anyhow::anyhow!("--web.listen-address {listen}: {e}"))?;
     let local = listener.local_addr()?;
-    let shown = if local.ip().is_unspecified() {
-        format!("127.0.0.1:{}", local.port())
-    } else {
-        local.to_string()
-    };
     let loader: exporter::Loader = {
         let flags = flags.clone();
         Arc::new(move || flags.load(password_env.clone()))
     };
     let app = exporter::App::with_loader(config.clone(), clock, Some(loader))?;
+    let web = app.web.current();
+    let scheme = if web.tls().is_some() { "https" } else { "http" };
+    let shown = if local.ip().is_unspecified() {
+        format!("127.0.0.1:{}", local.port())
+    } else {
+        local.to_string()
+    };
     #[cfg(unix)]
     {
         let app = Arc::clone(&app);
@@ -149,7 +157,8 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
     }
     tracing::info!(
         address = %local,
-        metrics = %format!("http://{shown}{}", config.telemetry_path),
+        metrics = %format!("{scheme}://{shown}{}", config.telemetry_path),
+        web = %web.describe(),
         version = env!("CARGO_PKG_VERSION"),
         "yeastar-exporter listening; metrics at the URL shown"
     );

@@ -1,43 +1,19 @@
-//! HTTPS PBXes: a CA file, insecure mode, and a certificate nobody vouches for.
+//! HTTPS PBXes: system roots by default, a CA file, a self-signed certificate, insecure mode, and
+//! the log line for each common failure (unknown issuer, name mismatch, expired).
 
 mod common;
 
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
+use common::pki::{Ca, Leaf};
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use yeastar_exporter::clock::ManualClock;
 
 const EMPTY: &str = r#"{"Calls":[],"status":"Success"}"#;
-
-/// A CA and a certificate it signed for 127.0.0.1: (CA PEM, server config).
-fn pki(ca_name: &str) -> (String, Arc<ServerConfig>) {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, ca_name);
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(cert.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-        )
-        .unwrap();
-    (ca.pem(), Arc::new(config))
-}
 
 async fn https_pbx(config: Arc<ServerConfig>) -> FakePbx {
     let pbx = FakePbx::start_tls(TlsAcceptor::from(config)).await;
@@ -46,27 +22,28 @@ async fn https_pbx(config: Arc<ServerConfig>) -> FakePbx {
     pbx
 }
 
-fn ca_file(pem: &str, name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("yeastar-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+fn pem_file(pem: &str, name: &str) -> std::path::PathBuf {
+    let path = tempdir("tls").join(name);
     std::fs::write(&path, pem).unwrap();
     path
 }
 
-async fn scrape(url: &str, extra: &[&str]) -> String {
+/// One scrape: the page, and why the target failed (the cause the log line carries).
+async fn scrape(url: &str, extra: &[&str]) -> (String, Option<String>) {
     let exporter = Running::start(config(url, extra), ManualClock::new(1_571_639_500)).await;
     let text = exporter.scrape().await;
+    let target = exporter.app.targets().iter().next().unwrap().clone();
+    let error = target.last().and_then(|o| o.error.clone());
     exporter.stop().await;
-    text
+    (text, error)
 }
 
 #[tokio::test]
 async fn a_pbx_certificate_signed_by_the_ca_file_is_trusted() {
-    let (ca_pem, server) = pki("site CA");
-    let pbx = https_pbx(server).await;
-    let ca = ca_file(&ca_pem, "site-ca.pem");
-    let text = scrape(&pbx.https_url(), &["--pbx.ca-file", ca.to_str().unwrap()]).await;
+    let ca = Ca::new("site CA");
+    let pbx = https_pbx(ca.leaf(&["127.0.0.1"]).server_config()).await;
+    let file = pem_file(&ca.pem(), "site-ca.pem");
+    let (text, _) = scrape(&pbx.https_url(), &["--pbx.ca-file", file.to_str().unwrap()]).await;
     assert_eq!(must(&text, "yeastar_up"), 1.0);
     assert_eq!(
         must(&text, r#"yeastar_active_calls{direction="inbound"}"#),
@@ -76,23 +53,149 @@ async fn a_pbx_certificate_signed_by_the_ca_file_is_trusted() {
 
 #[tokio::test]
 async fn an_unknown_certificate_is_refused_without_sending_the_password() {
-    let (_, server) = pki("site CA");
-    let (other_pem, _) = pki("another CA");
-    let pbx = https_pbx(server).await;
-    let other = ca_file(&other_pem, "other-ca.pem");
+    let pbx = https_pbx(Ca::new("site CA").leaf(&["127.0.0.1"]).server_config()).await;
+    let other = pem_file(&Ca::new("another CA").pem(), "other-ca.pem");
+    // System roots (the default), then a CA file of another CA.
     for extra in [vec![], vec!["--pbx.ca-file", other.to_str().unwrap()]] {
-        let text = scrape(&pbx.https_url(), &extra).await;
+        let (text, error) = scrape(&pbx.https_url(), &extra).await;
         assert_eq!(must(&text, "yeastar_up"), 0.0);
         assert_eq!(requests(&text, "login", "connect_error"), 1.0);
+        assert!(
+            error.as_deref().unwrap_or("").contains("unknown issuer"),
+            "{error:?}"
+        );
     }
     // The handshake failed: the login request never reached the PBX.
     assert_eq!(pbx.count("login"), 0);
 }
 
 #[tokio::test]
-async fn insecure_mode_accepts_any_certificate() {
-    let (_, server) = pki("site CA");
-    let pbx = https_pbx(server).await;
-    let text = scrape(&pbx.https_url(), &["--pbx.insecure-skip-verify"]).await;
+async fn a_self_signed_pbx_is_refused_by_default_and_accepted_with_its_certificate_or_insecure() {
+    let leaf = Leaf::self_signed(&["127.0.0.1"]);
+    let pbx = https_pbx(leaf.server_config()).await;
+
+    let (text, error) = scrape(&pbx.https_url(), &[]).await;
+    assert_eq!(must(&text, "yeastar_up"), 0.0);
+    assert_eq!(
+        error.as_deref(),
+        Some(
+            "POST login: connection failed: TLS: the PBX's certificate is not signed by a trusted CA \
+             (unknown issuer; a self-signed certificate?): give its CA or the certificate itself as \
+             ca_file (--pbx.ca-file)"
+        )
+    );
+    assert_eq!(pbx.count("login"), 0);
+
+    // The PBX's own certificate as the CA file.
+    let own = pem_file(&leaf.cert_pem, "pbx.crt");
+    let (text, error) = scrape(&pbx.https_url(), &["--pbx.ca-file", own.to_str().unwrap()]).await;
+    assert_eq!(must(&text, "yeastar_up"), 1.0, "{error:?}");
+
+    let (text, _) = scrape(&pbx.https_url(), &["--pbx.insecure-skip-verify"]).await;
     assert_eq!(must(&text, "yeastar_up"), 1.0);
+    assert_eq!(pbx.count("login"), 2);
+}
+
+#[tokio::test]
+async fn a_name_mismatch_and_an_expired_certificate_say_so() {
+    let ca = Ca::new("site CA");
+    let file = pem_file(&ca.pem(), "site-ca.pem");
+    let ca_flag = ["--pbx.ca-file", file.to_str().unwrap()];
+
+    let pbx = https_pbx(ca.leaf(&["pbx.example.com"]).server_config()).await;
+    let (text, error) = scrape(&pbx.https_url(), &ca_flag).await;
+    assert_eq!(must(&text, "yeastar_up"), 0.0);
+    assert_eq!(
+        error.as_deref(),
+        Some(
+            "POST login: connection failed: TLS: the PBX's certificate is not valid for the host \
+             in the URL (name mismatch; it lists DnsName(\"pbx.example.com\")): use a name or \
+             address the certificate lists"
+        )
+    );
+
+    let pbx = https_pbx(ca.expired_leaf(&["127.0.0.1"]).server_config()).await;
+    let (text, error) = scrape(&pbx.https_url(), &ca_flag).await;
+    assert_eq!(must(&text, "yeastar_up"), 0.0);
+    assert_eq!(
+        error.as_deref(),
+        Some(
+            "POST login: connection failed: TLS: the PBX's certificate has expired (renew it, or \
+             check this host's clock)"
+        )
+    );
+}
+
+/// The real binary: insecure mode warns at start; a refused certificate gives one log line naming
+/// the target and the cause.
+#[test]
+fn the_log_names_insecure_targets_and_certificate_failures() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let pbx = rt.block_on(https_pbx(Leaf::self_signed(&["127.0.0.1"]).server_config()));
+    let lab = rt.block_on(https_pbx(Leaf::self_signed(&["127.0.0.1"]).server_config()));
+    let dir = tempdir("tls-log");
+    let cfg = dir.join("pbxes.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "auth_modules:\n  main:\n    username: {USERNAME}\n    password: {PASSWORD}\n\
+             targets:\n  strict:\n    url: {url}\n    auth: main\n  lab:\n    url: {lab}\n    auth: main\n    insecure_skip_verify: true\n",
+            url = pbx.https_url(),
+            lab = lab.https_url()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
+        .args([
+            "--config.file",
+            cfg.to_str().unwrap(),
+            "--web.listen-address",
+            "127.0.0.1:0",
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut before_listening = Vec::new();
+    let base = loop {
+        let line = lines.next().expect("exited early").unwrap();
+        if let Some(i) = line.find("metrics=http://") {
+            let url = line[i + "metrics=".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap();
+            break url.trim_end_matches("/metrics").to_string();
+        }
+        before_listening.push(line);
+    };
+    let warned: Vec<_> = before_listening
+        .iter()
+        .filter(|l| l.contains("level=warn") && l.contains("insecure_skip_verify"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{before_listening:#?}");
+    assert!(warned[0].contains("target_name=lab"), "{}", warned[0]);
+
+    let status = rt.block_on(async {
+        reqwest::get(format!("{base}/probe?target=strict"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(status, 200);
+    let failed = loop {
+        let line = lines.next().expect("exited early").unwrap();
+        if line.contains("scrape failed") {
+            break line;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(failed.contains("level=warn"), "{failed}");
+    assert!(failed.contains("target_name=strict"), "{failed}");
+    assert!(
+        failed.contains("not signed by a trusted CA (unknown issuer"),
+        "{failed}"
+    );
 }

@@ -206,9 +206,62 @@ impl PbxError {
     }
 }
 
+/// The rustls error somewhere in `err`'s chain (an `io::Error` hides its inner error from
+/// `source()`, so each one is opened too).
+fn find_tls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
+/// A failed TLS handshake with a PBX, in words that say what to do.
+pub(crate) fn tls_reason(err: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(cert) = err else {
+        return format!("TLS handshake failed: {err}");
+    };
+    match cert {
+        C::UnknownIssuer => {
+            "TLS: the PBX's certificate is not signed by a trusted CA (unknown issuer; \
+             a self-signed certificate?): give its CA or the certificate itself as ca_file \
+             (--pbx.ca-file)"
+                .into()
+        }
+        C::NotValidForName => "TLS: the PBX's certificate is not valid for the host in the URL \
+             (name mismatch): use a name or address the certificate lists"
+            .into(),
+        C::NotValidForNameContext { presented, .. } => format!(
+            "TLS: the PBX's certificate is not valid for the host in the URL (name mismatch; it \
+             lists {}): use a name or address the certificate lists",
+            presented.join(", ")
+        ),
+        C::Expired | C::ExpiredContext { .. } => "TLS: the PBX's certificate has expired \
+             (renew it, or check this host's clock)"
+            .into(),
+        C::NotValidYet | C::NotValidYetContext { .. } => "TLS: the PBX's certificate is not \
+             valid yet (check this host's clock)"
+            .into(),
+        other => format!("TLS: the PBX's certificate was refused: {other:?}"),
+    }
+}
+
 /// The text of a transport error and its sources, without the URL.
 pub(crate) fn transport_reason(err: reqwest::Error) -> String {
     let err = err.without_url();
+    if let Some(tls) = find_tls_error(&err) {
+        return tls_reason(tls);
+    }
     let mut text = err.to_string();
     let mut source = std::error::Error::source(&err);
     while let Some(s) = source {

@@ -2,6 +2,8 @@
 //! on a loopback port, and helpers to read metric values out of the text format.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -405,4 +407,16 @@ pub fn target_lines(text: &str) -> Vec<String> {
         .filter(|l| !l.starts_with("yeastar_scrape_duration_seconds"))
         .map(str::to_string)
         .collect()
+}
+
+/// A fresh directory under the system's temporary directory.
+pub fn tempdir(tag: &str) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "yeastar-exporter-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
