@@ -40,6 +40,12 @@ pub struct Cli {
 pub enum Command {
     /// Run the simulated Yeastar PBX alone.
     Simulate(crate::sim::SimFlags),
+    /// Read a password on standard input and print its bcrypt hash for `basic_auth_users`.
+    HashPassword {
+        /// bcrypt cost: each step doubles the work of every uncached check.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
+        cost: u32,
+    },
 }
 
 /// Flags of the exporter.

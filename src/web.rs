@@ -805,6 +805,7 @@ pub struct Web {
     current: RwLock<Arc<WebConfig>>,
     cache: Mutex<HashMap<[u8; 32], bool>>,
     bcrypt_lock: Arc<Mutex<()>>,
+    bcrypt_runs: std::sync::atomic::AtomicU64,
     bucket: Mutex<Bucket>,
 }
 
@@ -824,11 +825,17 @@ impl Web {
             current: RwLock::new(Arc::new(config)),
             cache: Mutex::new(HashMap::new()),
             bcrypt_lock: Arc::new(Mutex::new(())),
+            bcrypt_runs: Default::default(),
             bucket: Mutex::new(Bucket {
                 tokens: f64::from(burst),
                 last: Instant::now(),
             }),
         }
+    }
+
+    /// How many bcrypt comparisons have run (the rest were answered from the cache).
+    pub fn bcrypt_runs(&self) -> u64 {
+        self.bcrypt_runs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The configuration in force.
@@ -895,6 +902,8 @@ impl Web {
         let ok = match cached {
             Some(ok) => ok,
             None => {
+                self.bcrypt_runs
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let lock = self.bcrypt_lock.clone();
                 let ok = tokio::task::spawn_blocking(move || {
                     // One bcrypt at a time: a flood of wrong passwords gets one core, not all.
@@ -920,6 +929,19 @@ impl Web {
             Access::Unauthorized
         }
     }
+}
+
+/// `yeastar-exporter hash-password`: reads one line (the password) from standard input and prints
+/// its bcrypt hash.
+pub fn hash_password_command(cost: u32) -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        anyhow::bail!("hash-password: no password on standard input");
+    }
+    println!("{}", bcrypt::hash(password, cost)?);
+    Ok(())
 }
 
 /// SHA-256 of user, hash and password: the cache never holds a password.

@@ -281,3 +281,87 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus() {
     exporter.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 8: the shipped web config passes `promtool check web-config` (the toolkit's own checker)
+/// and a real Prometheus scrapes the exporter through it: TLS with a CA file, basic auth.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs prometheus and promtool; .ci/run runs it"]
+async fn prometheus_scrapes_over_tls_with_basic_auth() {
+    let dir = tempdir("e2e-web");
+    let ca = common::pki::Ca::new("exporter CA");
+    ca.leaf(&["127.0.0.1", "localhost"])
+        .write(&dir, "yeastar-exporter");
+    let web = dir.join("web-config.yml");
+    std::fs::copy(format!("{ROOT}/deploy/web/web-config.yml"), &web).unwrap();
+    let (ok, out) = promtool(&["check", "web-config", web.to_str().unwrap()], None);
+    assert!(ok, "promtool check web-config: {out}");
+
+    let sim = Simulator::start(SimConfig::traffic(7, 10), clock::system(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let cfg = sim_config(&sim.url(), &["--web.config.file", web.to_str().unwrap()]);
+    let exporter = Running::start(cfg, clock::system()).await;
+    let exporter_addr = exporter.url.trim_start_matches("http://").to_string();
+    let ca_file = dir.join("ca.crt");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let prom_cfg = dir.join("prometheus.yml");
+    std::fs::write(
+        &prom_cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: yeastar\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n    basic_auth:\n      username: prometheus\n      password: change-me\n    static_configs:\n      - targets: ['{exporter_addr}']\n  - job_name: no-credentials\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n    static_configs:\n      - targets: ['{exporter_addr}']\n",
+            ca = ca_file.display()
+        ),
+    )
+    .unwrap();
+    let (ok, out) = promtool(&["check", "config", prom_cfg.to_str().unwrap()], None);
+    assert!(ok, "{out}");
+    let _prom = KillOnDrop(
+        Command::new(bin("prometheus"))
+            .args([
+                &format!("--config.file={}", prom_cfg.display()),
+                &format!("--storage.tsdb.path={}", dir.join("data").display()),
+                &format!("--web.listen-address=127.0.0.1:{port}"),
+                "--log.level=warn",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus not runnable; install Debian's prometheus package"),
+    );
+    let prom = format!("http://127.0.0.1:{port}");
+    // Prometheus may not be listening yet: a failed query is "no value".
+    let value = |expr: &'static str| {
+        let url = format!("{prom}/api/v1/query");
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .query(&[("query", expr)])
+                .send()
+                .await
+                .ok()?;
+            let v: Value = serde_json::from_str(&r.text().await.ok()?).ok()?;
+            v["data"]["result"][0]["value"][1]
+                .as_str()
+                .and_then(|s| s.parse::<f64>().ok())
+        }
+    };
+    let mut seen = (None, None, None);
+    for _ in 0..60 {
+        seen = (
+            value(r#"up{job="yeastar"}"#).await,
+            value(r#"yeastar_up{job="yeastar"}"#).await,
+            value(r#"up{job="no-credentials"}"#).await,
+        );
+        if seen == (Some(1.0), Some(1.0), Some(0.0)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(seen, (Some(1.0), Some(1.0), Some(0.0)));
+    exporter.stop().await;
+}
