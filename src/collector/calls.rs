@@ -11,70 +11,7 @@ use super::families::Families;
 use super::trunks::TrunkState;
 use crate::pbx::types::{Call, MemberKind};
 
-/// A member's status, as the contract buckets it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Status {
-    /// Caller, ringing back.
-    Alert,
-    /// Callee, ringing.
-    Ring,
-    /// Caller, answered.
-    Answered,
-    /// Callee, answered.
-    Answer,
-    /// On hold.
-    Hold,
-    /// Hung up.
-    Bye,
-    /// Anything else (EARLYMEDIA on newer firmware, …).
-    Other,
-}
-
-impl Status {
-    /// All statuses, in label order.
-    pub const ALL: [Status; 7] = [
-        Status::Alert,
-        Status::Ring,
-        Status::Answered,
-        Status::Answer,
-        Status::Hold,
-        Status::Bye,
-        Status::Other,
-    ];
-
-    /// Buckets a PBX status word (case-insensitively).
-    pub fn parse(word: &str) -> Status {
-        const NAMED: [(&str, Status); 6] = [
-            ("ALERT", Status::Alert),
-            ("RING", Status::Ring),
-            ("ANSWERED", Status::Answered),
-            ("ANSWER", Status::Answer),
-            ("HOLD", Status::Hold),
-            ("BYE", Status::Bye),
-        ];
-        NAMED
-            .iter()
-            .find(|(w, _)| w.eq_ignore_ascii_case(word))
-            .map_or(Status::Other, |(_, s)| *s)
-    }
-
-    /// The `status` label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Alert => "ALERT",
-            Status::Ring => "RING",
-            Status::Answered => "ANSWERED",
-            Status::Answer => "ANSWER",
-            Status::Hold => "HOLD",
-            Status::Bye => "BYE",
-            Status::Other => "OTHER",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
+pub use crate::pbx::types::Status;
 
 /// A call's direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,9 +85,9 @@ impl MergedCalls {
     pub fn add(&mut self, calls: Vec<Call>) {
         for call in calls {
             let merged = self.calls.entry(call.callid).or_default();
-            for raw in &call.members {
+            for raw in call.members {
                 // An unknown member kind is skipped: it carries nothing the contract counts.
-                let Some((kind, info)) = raw.get() else {
+                let Some((kind, info)) = raw.into_kind() else {
                     continue;
                 };
                 if merged
@@ -162,10 +99,10 @@ impl MergedCalls {
                 }
                 merged.members.push(Member {
                     kind,
-                    channelid: info.channelid.clone(),
-                    status: Status::parse(&info.memberstatus),
-                    trunk: info.trunkname.clone().filter(|t| !t.is_empty()),
-                    callpath: info.callpath.clone().filter(|c| !c.is_empty()),
+                    channelid: info.channelid,
+                    status: info.memberstatus,
+                    trunk: info.trunkname.filter(|t| !t.is_empty()),
+                    callpath: info.callpath.filter(|c| !c.is_empty()),
                 });
             }
         }
@@ -308,7 +245,8 @@ pub struct CallStats {
 /// When each current member entered its current status, as this exporter observed it.
 #[derive(Debug, Default)]
 pub struct StatusAges {
-    since: HashMap<(String, String), (Status, u64)>,
+    /// callid → (channelid, status, first seen in it at unix millis) of each member.
+    since: HashMap<String, Vec<(String, Status, u64)>>,
 }
 
 impl StatusAges {
@@ -316,22 +254,36 @@ impl StatusAges {
     /// each status (seconds, by [`Status`] index). With `complete` the map is rebuilt from exactly
     /// the members present, so memory is bounded by the calls of one scrape; without it (a call
     /// query that should have listed some members failed) members not seen are kept for next time.
+    /// A call seen before keeps its strings: in a steady state nothing is allocated.
     pub fn observe(&mut self, calls: &MergedCalls, now_millis: u64, complete: bool) -> [f64; 7] {
-        let mut next = HashMap::with_capacity(calls.calls.len() * 2);
+        let mut next: HashMap<String, Vec<(String, Status, u64)>> =
+            HashMap::with_capacity(calls.calls.len());
         let mut max = [0f64; 7];
         for (callid, call) in &calls.calls {
+            let (key, mut before) = self
+                .since
+                .remove_entry(callid.as_str())
+                .unwrap_or_else(|| (callid.clone(), Vec::new()));
+            let mut members = Vec::with_capacity(call.members.len());
             for m in &call.members {
-                let key = (callid.clone(), m.channelid.clone());
-                let first_seen = match self.since.remove(&key) {
-                    Some((status, at)) if status == m.status => at,
-                    _ => now_millis,
-                };
+                let (channel, first_seen) =
+                    match before.iter().position(|(c, _, _)| *c == m.channelid) {
+                        Some(i) => {
+                            let (c, status, at) = before.swap_remove(i);
+                            (c, if status == m.status { at } else { now_millis })
+                        }
+                        None => (m.channelid.clone(), now_millis),
+                    };
                 let age = now_millis.saturating_sub(first_seen) as f64 / 1000.0;
                 if age > max[m.status.index()] {
                     max[m.status.index()] = age;
                 }
-                next.insert(key, (m.status, first_seen));
+                members.push((channel, m.status, first_seen));
             }
+            if !complete {
+                members.append(&mut before);
+            }
+            next.insert(key, members);
         }
         if !complete {
             next.extend(self.since.drain());
@@ -342,12 +294,12 @@ impl StatusAges {
 
     /// Members tracked now.
     pub fn len(&self) -> usize {
-        self.since.len()
+        self.since.values().map(Vec::len).sum()
     }
 
     /// Whether no member is tracked.
     pub fn is_empty(&self) -> bool {
-        self.since.is_empty()
+        self.len() == 0
     }
 }
 

@@ -409,26 +409,44 @@ impl Client {
                 Err(e) => return Err(decode(format!("body: {}", error::transport_reason(e)))),
             }
         }
-        let answer: T = serde_json::from_slice(&buf).map_err(|e| decode(e.to_string()))?;
-        match answer.status() {
-            Some(s) if s.eq_ignore_ascii_case("success") => Ok(answer),
-            Some(s) if s.eq_ignore_ascii_case("failed") => {
-                let errno = answer.errno().unwrap_or("").to_string();
-                if matches!(errno.as_str(), "20004" | "20005" | "20006") {
-                    Err(PbxError::TokenExpired {
-                        endpoint: endpoint.to_string(),
-                        errno,
-                    })
-                } else {
-                    Err(PbxError::Api {
-                        endpoint: endpoint.to_string(),
-                        errno,
-                    })
-                }
+        decode_answer(endpoint, &buf)
+    }
+}
+
+/// Decodes a PBX answer to `endpoint`: the type's fields, then its `status` (and `errno`).
+pub fn decode_answer<T: DeserializeOwned + Envelope>(
+    endpoint: &str,
+    bytes: &[u8],
+) -> Result<T, PbxError> {
+    let decode = |reason: String| PbxError::Decode {
+        endpoint: endpoint.to_string(),
+        reason,
+    };
+    // One UTF-8 check of the whole answer is cheaper than one per string read; an answer with
+    // stray bytes in a field nobody reads still decodes, through the slice reader.
+    let answer: T = match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
+    .map_err(|e| decode(e.to_string()))?;
+    match answer.status() {
+        Some(s) if s.eq_ignore_ascii_case("success") => Ok(answer),
+        Some(s) if s.eq_ignore_ascii_case("failed") => {
+            let errno = answer.errno().unwrap_or("").to_string();
+            if matches!(errno.as_str(), "20004" | "20005" | "20006") {
+                Err(PbxError::TokenExpired {
+                    endpoint: endpoint.to_string(),
+                    errno,
+                })
+            } else {
+                Err(PbxError::Api {
+                    endpoint: endpoint.to_string(),
+                    errno,
+                })
             }
-            Some(other) => Err(decode(format!("unknown status {other:?}"))),
-            None => Err(decode("no status field".into())),
         }
+        Some(other) => Err(decode(format!("unknown status {other:?}"))),
+        None => Err(decode("no status field".into())),
     }
 }
 

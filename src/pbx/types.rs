@@ -127,6 +127,17 @@ pub struct RawMember {
 }
 
 impl RawMember {
+    /// The member's kind and fields, by value.
+    pub fn into_kind(self) -> Option<(MemberKind, MemberInfo)> {
+        if let Some(m) = self.ext {
+            Some((MemberKind::Ext, m))
+        } else if let Some(m) = self.inbound {
+            Some((MemberKind::Inbound, m))
+        } else {
+            self.outbound.map(|m| (MemberKind::Outbound, m))
+        }
+    }
+
     /// The member's kind and content; `None` for a kind this exporter does not know.
     pub fn get(&self) -> Option<(MemberKind, &MemberInfo)> {
         if let Some(m) = &self.ext {
@@ -164,6 +175,109 @@ impl MemberKind {
     }
 }
 
+/// A member's status, as the contract buckets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Status {
+    /// Caller, ringing back.
+    Alert,
+    /// Callee, ringing.
+    Ring,
+    /// Caller, answered.
+    Answered,
+    /// Callee, answered.
+    Answer,
+    /// On hold.
+    Hold,
+    /// Hung up.
+    Bye,
+    /// Anything else (EARLYMEDIA on newer firmware, …).
+    #[default]
+    Other,
+}
+
+impl Status {
+    /// All statuses, in label order.
+    pub const ALL: [Status; 7] = [
+        Status::Alert,
+        Status::Ring,
+        Status::Answered,
+        Status::Answer,
+        Status::Hold,
+        Status::Bye,
+        Status::Other,
+    ];
+
+    /// Buckets a PBX status word (case-insensitively).
+    pub fn parse(word: &str) -> Status {
+        const NAMED: [(&str, Status); 6] = [
+            ("ALERT", Status::Alert),
+            ("RING", Status::Ring),
+            ("ANSWERED", Status::Answered),
+            ("ANSWER", Status::Answer),
+            ("HOLD", Status::Hold),
+            ("BYE", Status::Bye),
+        ];
+        NAMED
+            .iter()
+            .find(|(w, _)| w.eq_ignore_ascii_case(word))
+            .map_or(Status::Other, |(_, s)| *s)
+    }
+
+    /// The `status` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Alert => "ALERT",
+            Status::Ring => "RING",
+            Status::Answered => "ANSWERED",
+            Status::Answer => "ANSWER",
+            Status::Hold => "HOLD",
+            Status::Bye => "BYE",
+            Status::Other => "OTHER",
+        }
+    }
+
+    /// Its position in [`Status::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// `memberstatus`: bucketed as it is read, without keeping the word (a number or null is `OTHER`).
+pub fn member_status<'de, D: Deserializer<'de>>(d: D) -> Result<Status, D::Error> {
+    struct Word;
+    impl<'de> serde::de::Visitor<'de> for Word {
+        type Value = Status;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a status word")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Status, E> {
+            Ok(Status::parse(v))
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Status, E> {
+            Ok(Status::Other)
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Status, E> {
+            Ok(Status::Other)
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Status, E> {
+            Ok(Status::Other)
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Status, E> {
+            Ok(Status::Other)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Status, E> {
+            Ok(Status::Other)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Status, E> {
+            Ok(Status::Other)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Status, D::Error> {
+            d.deserialize_any(Word)
+        }
+    }
+    d.deserialize_any(Word)
+}
+
 /// What the exporter reads of a member (never its numbers).
 #[derive(Debug, Default, Deserialize, Clone)]
 pub struct MemberInfo {
@@ -174,8 +288,8 @@ pub struct MemberInfo {
     #[serde(default, deserialize_with = "lenient_string")]
     pub channelid: String,
     /// ALERT, RING, ANSWERED, ANSWER, HOLD, BYE — or something newer.
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub memberstatus: String,
+    #[serde(default, deserialize_with = "member_status")]
+    pub memberstatus: Status,
     /// The IVR, queue, ring group… that set up this leg; absent is normal.
     #[serde(default, deserialize_with = "lenient_opt_string")]
     pub callpath: Option<String>,
