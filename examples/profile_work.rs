@@ -11,6 +11,10 @@ use yeastar_exporter::pbx::{Auth, Client, ClientConfig, NoopObserver};
 use yeastar_exporter::secret::Secret;
 use yeastar_exporter::sim::{SimConfig, Simulator};
 
+// The shipped binary's allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let calls: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);

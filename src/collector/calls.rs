@@ -125,14 +125,27 @@ impl MergedCalls {
                 if let (Some(trunk), MemberKind::Inbound | MemberKind::Outbound) =
                     (&m.trunk, m.kind)
                 {
-                    let legs = s.trunks.entry(trunk.clone()).or_default();
-                    legs[(m.kind == MemberKind::Outbound) as usize] += 1;
+                    // Look up before inserting: a trunk's name is copied once per scrape, not per leg.
+                    let leg = (m.kind == MemberKind::Outbound) as usize;
+                    match s.trunks.get_mut(trunk.as_str()) {
+                        Some(legs) => legs[leg] += 1,
+                        None => {
+                            let mut legs = [0; 2];
+                            legs[leg] = 1;
+                            s.trunks.insert(trunk.clone(), legs);
+                        }
+                    }
                 }
                 if let Some(p) = &m.callpath
                     && !paths.contains(&p.as_str())
                 {
                     paths.push(p);
-                    *s.callpaths.entry(p.clone()).or_default() += 1;
+                    match s.callpaths.get_mut(p.as_str()) {
+                        Some(n) => *n += 1,
+                        None => {
+                            s.callpaths.insert(p.clone(), 1);
+                        }
+                    }
                 }
             }
         }
