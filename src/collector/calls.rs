@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::families::Families;
 use super::trunks::TrunkState;
-use crate::pbx::types::{Call, MemberKind};
+use crate::pbx::types::MemberKind;
 
-pub use crate::pbx::types::Status;
+pub use crate::pbx::types::{Member, MergedCall, MergedCalls, Status};
 
 /// A call's direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,28 +38,6 @@ impl Direction {
     }
 }
 
-/// One member of a merged call.
-#[derive(Debug, Clone)]
-pub struct Member {
-    /// ext, inbound or outbound.
-    pub kind: MemberKind,
-    /// Its channel (the member's identity within the call).
-    pub channelid: String,
-    /// Its bucketed status.
-    pub status: Status,
-    /// The trunk of an inbound or outbound member.
-    pub trunk: Option<String>,
-    /// The feature number that set up the leg, if any.
-    pub callpath: Option<String>,
-}
-
-/// One merged call.
-#[derive(Debug, Clone, Default)]
-pub struct MergedCall {
-    /// Its members, each (kind, channel) once.
-    pub members: Vec<Member>,
-}
-
 impl MergedCall {
     /// The call's direction per the contract.
     pub fn direction(&self) -> Direction {
@@ -73,41 +51,7 @@ impl MergedCall {
     }
 }
 
-/// All calls of one scrape, merged by `callid`.
-#[derive(Debug, Default)]
-pub struct MergedCalls {
-    /// callid → call.
-    pub calls: HashMap<String, MergedCall>,
-}
-
 impl MergedCalls {
-    /// Adds the calls of one answer.
-    pub fn add(&mut self, calls: Vec<Call>) {
-        for call in calls {
-            let merged = self.calls.entry(call.callid).or_default();
-            for raw in call.members {
-                // An unknown member kind is skipped: it carries nothing the contract counts.
-                let Some((kind, info)) = raw.into_kind() else {
-                    continue;
-                };
-                if merged
-                    .members
-                    .iter()
-                    .any(|m| m.kind == kind && m.channelid == info.channelid)
-                {
-                    continue;
-                }
-                merged.members.push(Member {
-                    kind,
-                    channelid: info.channelid,
-                    status: info.memberstatus,
-                    trunk: info.trunkname.filter(|t| !t.is_empty()),
-                    callpath: info.callpath.filter(|c| !c.is_empty()),
-                });
-            }
-        }
-    }
-
     /// The series values of this set of calls at `now_secs`.
     pub fn stats(&self, now_secs: f64) -> CallStats {
         let mut s = CallStats::default();
@@ -321,7 +265,7 @@ mod tests {
     use super::*;
     use crate::pbx::types::CallQueryAnswer;
 
-    fn calls(json: &str) -> Vec<Call> {
+    fn calls(json: &str) -> MergedCalls {
         serde_json::from_str::<CallQueryAnswer>(json).unwrap().calls
     }
 

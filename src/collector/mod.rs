@@ -176,9 +176,12 @@ impl fmt::Debug for Target {
 
 /// Results of one collection, before rendering. `None`: collector not run this scrape.
 struct Results {
-    inbound: Result<CallQueryAnswer, PbxError>,
-    outbound: Result<CallQueryAnswer, PbxError>,
-    internal: Option<Result<ExtensionCallsAnswer, PbxError>>,
+    /// The calls of every call answer that came in, merged as each arrived (so no decoded answer
+    /// outlives its merge: a scrape's peak memory is one answer plus the merged calls).
+    merged: MergedCalls,
+    inbound: Result<(), PbxError>,
+    outbound: Result<(), PbxError>,
+    internal: Option<Result<(), PbxError>>,
     trunks: Option<Result<TrunkListAnswer, PbxError>>,
     extensions: Option<Result<ExtensionListAnswer, PbxError>>,
     device: Option<Result<DeviceInfoAnswer, PbxError>>,
@@ -320,13 +323,26 @@ impl Target {
         let (all, empty) = (json!({"number": "all"}), json!({}));
         // With one request in flight per PBX (the default), the limiter's queue is fair, so these
         // go out in the order written: the call queries first.
+        let merged = std::sync::Mutex::new(MergedCalls::default());
+        let merge = |calls: MergedCalls| lock(&merged).add(calls);
         let (inbound, outbound, internal, trunks, extensions, device, queues) = tokio::join!(
-            s.call::<CallQueryAnswer>("call/query", &inbound_q),
-            s.call::<CallQueryAnswer>("call/query", &outbound_q),
-            maybe(
-                self.runs(K::InternalCalls),
-                s.call::<ExtensionCallsAnswer>("extension/query_call", &all)
-            ),
+            async {
+                let a = s.call::<CallQueryAnswer>("call/query", &inbound_q).await?;
+                merge(a.calls);
+                Ok(())
+            },
+            async {
+                let a = s.call::<CallQueryAnswer>("call/query", &outbound_q).await?;
+                merge(a.calls);
+                Ok(())
+            },
+            maybe(self.runs(K::InternalCalls), async {
+                let a = s
+                    .call::<ExtensionCallsAnswer>("extension/query_call", &all)
+                    .await?;
+                merge(a.calllist);
+                Ok(())
+            }),
             maybe(
                 self.runs(K::Trunks),
                 s.call::<TrunkListAnswer>("trunk/list", &empty)
@@ -342,6 +358,7 @@ impl Target {
             maybe(self.runs(K::Queues), queues::fetch(s)),
         );
         let results = Results {
+            merged: merged.into_inner().unwrap_or_else(|p| p.into_inner()),
             inbound,
             outbound,
             internal,
@@ -359,13 +376,20 @@ impl Target {
     /// the code a scrape runs once the answers are in, without the network. Member-status ages
     /// carry over between calls as between scrapes.
     pub fn render_answers(&self, answers: &Answers) -> ScrapeOutput {
+        let mut merged = MergedCalls::default();
+        let mut calls = |bytes: &[u8]| {
+            decode_answer::<CallQueryAnswer>("call/query", bytes).map(|a| merged.add(a.calls))
+        };
+        let (inbound, outbound) = (calls(&answers.inbound), calls(&answers.outbound));
+        let internal = answers.internal.as_deref().map(|b| {
+            decode_answer::<ExtensionCallsAnswer>("extension/query_call", b)
+                .map(|a| merged.add(a.calllist))
+        });
         let results = Results {
-            inbound: decode_answer("call/query", &answers.inbound),
-            outbound: decode_answer("call/query", &answers.outbound),
-            internal: answers
-                .internal
-                .as_deref()
-                .map(|b| decode_answer("extension/query_call", b)),
+            merged,
+            inbound,
+            outbound,
+            internal,
             trunks: answers
                 .trunks
                 .as_deref()
@@ -449,15 +473,7 @@ impl Target {
         };
         if up {
             let internal_ok = matches!(r.internal, Some(Ok(_)));
-            let mut merged = MergedCalls::default();
-            for answer in [r.inbound, r.outbound].into_iter().flatten() {
-                merged.add(answer.calls);
-            }
-            if let Some(Ok(a)) = r.internal {
-                for ext in a.calllist {
-                    merged.add(ext.numbercalls);
-                }
-            }
+            let merged = r.merged;
             // Without the internal answer, extension-only members were not listed: keep their ages.
             let complete = internal_ok || !self.collectors.contains(CollectorKind::InternalCalls);
             let ages = lock(&self.state)
@@ -529,6 +545,7 @@ impl Results {
             endpoint: "call/query".into(),
         };
         Results {
+            merged: MergedCalls::default(),
             inbound: Err(t()),
             outbound: Err(t()),
             internal: Some(Err(t())),

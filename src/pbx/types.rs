@@ -6,6 +6,8 @@
 //! are skipped), and fields a firmware leaves out default to empty. Phone numbers (`from`, `to`, an
 //! extension's `number`) are deliberately not kept: nothing downstream may label a metric with them.
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Deserializer};
 
 /// Every answer carries `status` and, when it failed, `errno`.
@@ -101,7 +103,7 @@ pub struct CallQueryAnswer {
     errno: Option<String>,
     /// The active calls.
     #[serde(default, rename = "Calls", alias = "calls")]
-    pub calls: Vec<Call>,
+    pub calls: MergedCalls,
 }
 
 /// One call.
@@ -115,42 +117,63 @@ pub struct Call {
     pub members: Vec<RawMember>,
 }
 
-/// A member as the PBX sends it: an object with one key naming its kind.
-#[derive(Debug, Default, Deserialize, Clone)]
-pub struct RawMember {
-    #[serde(default)]
-    ext: Option<MemberInfo>,
-    #[serde(default)]
-    inbound: Option<MemberInfo>,
-    #[serde(default)]
-    outbound: Option<MemberInfo>,
+/// A member as the PBX sends it: an object with one key naming its kind (`ext`, `inbound`,
+/// `outbound`), read straight into that kind and its fields: a call list of thousands of members
+/// holds one small record per member, not a slot for every kind.
+#[derive(Debug, Default, Clone)]
+pub struct RawMember(Option<(MemberKind, MemberInfo)>);
+
+impl<'de> Deserialize<'de> for RawMember {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawMember;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawMember, A::Error> {
+                let mut found = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    let kind = match key.as_ref() {
+                        "ext" => Some(MemberKind::Ext),
+                        "inbound" => Some(MemberKind::Inbound),
+                        "outbound" => Some(MemberKind::Outbound),
+                        _ => None,
+                    };
+                    match kind {
+                        // The first known kind counts; an unknown kind (fax, …) is skipped.
+                        Some(kind) if found.is_none() => {
+                            if let Some(info) = map.next_value::<Option<MemberInfo>>()? {
+                                found = Some((kind, info));
+                            }
+                        }
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(RawMember(found))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 impl RawMember {
     /// The member's kind and fields, by value.
     pub fn into_kind(self) -> Option<(MemberKind, MemberInfo)> {
-        if let Some(m) = self.ext {
-            Some((MemberKind::Ext, m))
-        } else if let Some(m) = self.inbound {
-            Some((MemberKind::Inbound, m))
-        } else {
-            self.outbound.map(|m| (MemberKind::Outbound, m))
-        }
+        self.0
     }
 
     /// The member's kind and content; `None` for a kind this exporter does not know.
     pub fn get(&self) -> Option<(MemberKind, &MemberInfo)> {
-        if let Some(m) = &self.ext {
-            Some((MemberKind::Ext, m))
-        } else if let Some(m) = &self.inbound {
-            Some((MemberKind::Inbound, m))
-        } else {
-            self.outbound.as_ref().map(|m| (MemberKind::Outbound, m))
-        }
+        self.0.as_ref().map(|(k, m)| (*k, m))
     }
 }
 
-/// The three documented member kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MemberKind {
     /// An extension.
@@ -302,17 +325,181 @@ pub struct ExtensionCallsAnswer {
     status: Option<String>,
     #[serde(default, deserialize_with = "lenient_opt_string")]
     errno: Option<String>,
-    /// One entry per extension.
-    #[serde(default)]
-    pub calllist: Vec<ExtensionCalls>,
+    /// The calls of every extension's entry (`calllist[].numbercalls`), merged as they are read:
+    /// an extension-to-extension call is listed under each of its extensions.
+    #[serde(default, deserialize_with = "call_lists")]
+    pub calllist: MergedCalls,
 }
 
-/// The calls one extension is on.
-#[derive(Debug, Default, Deserialize)]
-pub struct ExtensionCalls {
-    /// Its calls.
-    #[serde(default)]
-    pub numbercalls: Vec<Call>,
+/// One member of a merged call.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// ext, inbound or outbound.
+    pub kind: MemberKind,
+    /// Its channel (the member's identity within the call).
+    pub channelid: String,
+    /// Its bucketed status.
+    pub status: Status,
+    /// The trunk of an inbound or outbound member.
+    pub trunk: Option<String>,
+    /// The feature number that set up the leg, if any.
+    pub callpath: Option<String>,
+}
+
+/// One merged call.
+#[derive(Debug, Clone, Default)]
+pub struct MergedCall {
+    /// Its members, each (kind, channel) once.
+    pub members: Vec<Member>,
+}
+
+/// Calls merged by `callid`, members de-duplicated by (kind, `channelid`). Call lists decode
+/// straight into it, one call at a time: a scrape never holds a decoded answer beside the merged
+/// calls, and a call listed many times is kept once.
+#[derive(Debug, Default)]
+pub struct MergedCalls {
+    /// callid → call.
+    pub calls: HashMap<String, MergedCall>,
+}
+
+impl MergedCalls {
+    /// Adds one call as the PBX listed it.
+    pub fn add_call(&mut self, call: Call) {
+        let merged = self.calls.entry(call.callid).or_default();
+        for raw in call.members {
+            // An unknown member kind is skipped: it carries nothing the contract counts.
+            let Some((kind, info)) = raw.into_kind() else {
+                continue;
+            };
+            if merged
+                .members
+                .iter()
+                .any(|m| m.kind == kind && m.channelid == info.channelid)
+            {
+                continue;
+            }
+            merged.members.push(Member {
+                kind,
+                channelid: info.channelid,
+                status: info.memberstatus,
+                trunk: info.trunkname.filter(|t| !t.is_empty()),
+                callpath: info.callpath.filter(|c| !c.is_empty()),
+            });
+        }
+    }
+
+    /// Adds the calls of another answer; where both have a member, the one already here stays.
+    pub fn add(&mut self, other: MergedCalls) {
+        if self.calls.is_empty() {
+            *self = other;
+            return;
+        }
+        for (callid, call) in other.calls {
+            match self.calls.entry(callid) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(call);
+                }
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let here = &mut o.get_mut().members;
+                    for m in call.members {
+                        if !here
+                            .iter()
+                            .any(|h| h.kind == m.kind && h.channelid == m.channelid)
+                        {
+                            here.push(m);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Merges a JSON array of calls into `0`, one call at a time (null counts as none).
+struct CallSeq<'a>(&'a mut MergedCalls);
+
+impl<'de> serde::de::DeserializeSeed<'de> for CallSeq<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for CallSeq<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of calls")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(call) = seq.next_element::<Call>()? {
+            self.0.add_call(call);
+        }
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for MergedCalls {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut out = MergedCalls::default();
+        serde::de::DeserializeSeed::deserialize(CallSeq(&mut out), d)?;
+        Ok(out)
+    }
+}
+
+/// `calllist`: an array of `{"number": …, "numbercalls": [calls]}`, every entry's calls merged into
+/// one set as they are read.
+fn call_lists<'de, D: Deserializer<'de>>(d: D) -> Result<MergedCalls, D::Error> {
+    struct Lists;
+    impl<'de> serde::de::Visitor<'de> for Lists {
+        type Value = MergedCalls;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of extensions' calls")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<MergedCalls, A::Error> {
+            let mut out = MergedCalls::default();
+            while seq.next_element_seed(Entry(&mut out))?.is_some() {}
+            Ok(out)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<MergedCalls, E> {
+            Ok(MergedCalls::default())
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<MergedCalls, E> {
+            Ok(MergedCalls::default())
+        }
+    }
+    struct Entry<'a>(&'a mut MergedCalls);
+    impl<'de> serde::de::DeserializeSeed<'de> for Entry<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> serde::de::Visitor<'de> for Entry<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an extension's calls")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                if key == "numbercalls" {
+                    map.next_value_seed(CallSeq(&mut *self.0))?;
+                } else {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+            Ok(())
+        }
+    }
+    d.deserialize_any(Lists)
 }
 
 /// `trunk/list`.
@@ -476,16 +663,16 @@ mod tests {
                 {"fax":{"channelid":"x"}}]}],"status":"Success"}"#,
         )
         .unwrap();
-        assert_eq!(a.calls.len(), 1);
-        assert_eq!(a.calls[0].callid, "1571386069.8");
-        let (kind, m) = a.calls[0].members[0].get().unwrap();
-        assert_eq!(kind, MemberKind::Inbound);
-        assert_eq!(m.callpath.as_deref(), Some("6500"));
-        assert!(a.calls[0].members[1].get().is_none());
+        assert_eq!(a.calls.calls.len(), 1);
+        // The fax member is skipped.
+        let members = &a.calls.calls["1571386069.8"].members;
+        assert_eq!(members.len(), 1);
+        assert_eq!(members[0].kind, MemberKind::Inbound);
+        assert_eq!(members[0].callpath.as_deref(), Some("6500"));
         let b: CallQueryAnswer =
             serde_json::from_str(r#"{"Calls":[{"callid":"1.2","members":[]}],"status":"Success"}"#)
                 .unwrap();
-        assert_eq!(b.calls[0].callid, "1.2");
+        assert!(b.calls.calls.contains_key("1.2"));
         let f: BareAnswer = serde_json::from_str(r#"{"status":"Failed","errno":20004}"#).unwrap();
         assert_eq!(f.errno(), Some("20004"));
     }
