@@ -11,9 +11,28 @@ use yeastar_exporter::pbx::{Auth, Client, ClientConfig, NoopObserver};
 use yeastar_exporter::secret::Secret;
 use yeastar_exporter::sim::{SimConfig, Simulator};
 
-// The shipped binary's allocator.
+use std::alloc::{GlobalAlloc, Layout};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The shipped binary's allocator, counting live bytes and their peak.
+struct Counting;
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+        PEAK.fetch_max(live, Ordering::Relaxed);
+        unsafe { mimalloc::MiMalloc.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+    }
+}
+
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Counting = Counting;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -52,9 +71,21 @@ fn main() {
     )
     .unwrap();
     let target = Target::new(Arc::new(client), CollectorSet::default(), clock);
+    drop(sim);
+    let input: usize = answers.parts().map(<[u8]>::len).sum();
+    let before = LIVE.load(Ordering::Relaxed);
+    PEAK.store(before, Ordering::Relaxed);
     let mut bytes = 0;
     for _ in 0..rounds {
         bytes += target.render_answers(&answers).text.len();
     }
-    println!("{rounds} rounds, {bytes} bytes of text");
+    let mib = |b: usize| b as f64 / (1 << 20) as f64;
+    println!(
+        "{rounds} rounds, {bytes} bytes of text; answers {:.1} MiB; heap before {:.1} MiB, peak during {:.1} MiB (+{:.1}), after {:.1} MiB",
+        mib(input),
+        mib(before),
+        mib(PEAK.load(Ordering::Relaxed)),
+        mib(PEAK.load(Ordering::Relaxed) - before),
+        mib(LIVE.load(Ordering::Relaxed))
+    );
 }

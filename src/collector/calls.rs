@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::families::Families;
 use super::trunks::TrunkState;
-use crate::pbx::types::MemberKind;
+use crate::pbx::types::{ChannelId, MemberKind};
 
 pub use crate::pbx::types::{Member, MergedCall, MergedCalls, Status};
 
@@ -202,8 +202,8 @@ pub struct CallStats {
 /// When each current member entered its current status, as this exporter observed it.
 #[derive(Debug, Default)]
 pub struct StatusAges {
-    /// callid → (channelid, status, first seen in it at unix millis) of each member.
-    since: HashMap<String, Vec<(String, Status, u64)>>,
+    /// callid → (channel, status, first seen in it at unix millis) of each member.
+    since: HashMap<String, Vec<(ChannelId, Status, u64)>>,
 }
 
 impl StatusAges {
@@ -213,7 +213,7 @@ impl StatusAges {
     /// query that should have listed some members failed) members not seen are kept for next time.
     /// A call seen before keeps its strings: in a steady state nothing is allocated.
     pub fn observe(&mut self, calls: &MergedCalls, now_millis: u64, complete: bool) -> [f64; 7] {
-        let mut next: HashMap<String, Vec<(String, Status, u64)>> =
+        let mut next: HashMap<String, Vec<(ChannelId, Status, u64)>> =
             HashMap::with_capacity(calls.calls.len());
         let mut max = [0f64; 7];
         for (callid, call) in &calls.calls {
@@ -229,7 +229,7 @@ impl StatusAges {
                             let (c, status, at) = before.swap_remove(i);
                             (c, if status == m.status { at } else { now_millis })
                         }
-                        None => (m.channelid.clone(), now_millis),
+                        None => (m.channelid, now_millis),
                     };
                 let age = now_millis.saturating_sub(first_seen) as f64 / 1000.0;
                 if age > max[m.status.index()] {

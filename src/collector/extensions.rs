@@ -4,28 +4,13 @@ use super::families::Families;
 use crate::pbx::types::ExtensionListAnswer;
 
 /// The `status` label values, in order; the last one takes every word not listed.
-pub const STATUSES: [&str; 9] = [
-    "registered",
-    "unavailable",
-    "ringing",
-    "busy",
-    "hold",
-    "idle",
-    "malfunction",
-    "fxsnoport",
-    "other",
-];
+pub use crate::pbx::types::EXTENSION_STATUSES as STATUSES;
 
 /// Extensions counted by [`STATUSES`] index.
 pub fn count_by_status(answer: &ExtensionListAnswer) -> [u64; 9] {
     let mut counts = [0u64; 9];
     for e in &answer.extlist {
-        let word = e.status.trim();
-        let i = STATUSES[..8]
-            .iter()
-            .position(|s| s.eq_ignore_ascii_case(word))
-            .unwrap_or(8);
-        counts[i] += 1;
+        counts[usize::from(e.status).min(8)] += 1;
     }
     counts
 }

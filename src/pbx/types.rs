@@ -6,6 +6,7 @@
 //! are skipped), and fields a firmware leaves out default to empty. Phone numbers (`from`, `to`, an
 //! extension's `number`) are deliberately not kept: nothing downstream may label a metric with them.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Deserializer};
@@ -106,35 +107,46 @@ pub struct CallQueryAnswer {
     pub calls: MergedCalls,
 }
 
-/// One call.
+/// One call as listed, borrowing from the answer's text where it can: a call listed again (an
+/// internal call appears under each of its extensions) is merged without copying its strings.
 #[derive(Debug, Default, Deserialize, Clone)]
-pub struct Call {
+pub struct Call<'a> {
     /// `<unix seconds>.<sequence>`.
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub callid: String,
+    #[serde(default, borrow, deserialize_with = "lenient_cow")]
+    pub callid: Cow<'a, str>,
     /// Its members, by kind.
-    #[serde(default)]
-    pub members: Vec<RawMember>,
+    #[serde(default, borrow)]
+    pub members: Vec<RawMember<'a>>,
+}
+
+fn lenient_cow<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'de, str>, D::Error> {
+    Ok(lenient_opt_cow(d)?.unwrap_or_default())
+}
+
+fn lenient_opt_cow_field<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'de, str>>, D::Error> {
+    lenient_opt_cow(d)
 }
 
 /// A member as the PBX sends it: an object with one key naming its kind (`ext`, `inbound`,
 /// `outbound`), read straight into that kind and its fields: a call list of thousands of members
 /// holds one small record per member, not a slot for every kind.
 #[derive(Debug, Default, Clone)]
-pub struct RawMember(Option<(MemberKind, MemberInfo)>);
+pub struct RawMember<'a>(Option<(MemberKind, MemberInfo<'a>)>);
 
-impl<'de> Deserialize<'de> for RawMember {
+impl<'de: 'a, 'a> Deserialize<'de> for RawMember<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct Visit;
         impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = RawMember;
+            type Value = RawMember<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a member object")
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<RawMember, A::Error> {
+            ) -> Result<RawMember<'de>, A::Error> {
                 let mut found = None;
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     let kind = match key.as_ref() {
@@ -146,7 +158,7 @@ impl<'de> Deserialize<'de> for RawMember {
                     match kind {
                         // The first known kind counts; an unknown kind (fax, …) is skipped.
                         Some(kind) if found.is_none() => {
-                            if let Some(info) = map.next_value::<Option<MemberInfo>>()? {
+                            if let Some(info) = map.next_value::<Option<MemberInfo<'de>>>()? {
                                 found = Some((kind, info));
                             }
                         }
@@ -162,14 +174,14 @@ impl<'de> Deserialize<'de> for RawMember {
     }
 }
 
-impl RawMember {
+impl<'a> RawMember<'a> {
     /// The member's kind and fields, by value.
-    pub fn into_kind(self) -> Option<(MemberKind, MemberInfo)> {
+    pub fn into_kind(self) -> Option<(MemberKind, MemberInfo<'a>)> {
         self.0
     }
 
     /// The member's kind and content; `None` for a kind this exporter does not know.
-    pub fn get(&self) -> Option<(MemberKind, &MemberInfo)> {
+    pub fn get(&self) -> Option<(MemberKind, &MemberInfo<'a>)> {
         self.0.as_ref().map(|(k, m)| (*k, m))
     }
 }
@@ -265,6 +277,68 @@ impl Status {
     }
 }
 
+/// A member's `channelid`, kept as a 64-bit keyed hash: it only identifies the member within its
+/// call (a handful of members), so the string itself is never stored. The key is random per
+/// process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ChannelId(pub u64);
+
+impl ChannelId {
+    /// The id of channel `name`.
+    pub fn of(name: &str) -> Self {
+        use std::hash::BuildHasher;
+        static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
+        ChannelId(KEY.get_or_init(std::hash::RandomState::new).hash_one(name))
+    }
+}
+
+/// `channelid`: hashed as it is read (a number is hashed as its decimal text).
+pub fn channel_id<'de, D: Deserializer<'de>>(d: D) -> Result<ChannelId, D::Error> {
+    Ok(ChannelId::of(&lenient_opt_cow(d)?.unwrap_or_default()))
+}
+
+/// Like [`lenient_opt_string`], without copying a string that needs no unescaping.
+fn lenient_opt_cow<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::borrow::Cow<'de, str>>, D::Error> {
+    use std::borrow::Cow;
+    struct Lenient;
+    impl<'de> serde::de::Visitor<'de> for Lenient {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or a number")
+        }
+        fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(Lenient)
+        }
+    }
+    d.deserialize_any(Lenient)
+}
+
 /// `memberstatus`: bucketed as it is read, without keeping the word (a number or null is `OTHER`).
 pub fn member_status<'de, D: Deserializer<'de>>(d: D) -> Result<Status, D::Error> {
     struct Word;
@@ -303,19 +377,19 @@ pub fn member_status<'de, D: Deserializer<'de>>(d: D) -> Result<Status, D::Error
 
 /// What the exporter reads of a member (never its numbers).
 #[derive(Debug, Default, Deserialize, Clone)]
-pub struct MemberInfo {
+pub struct MemberInfo<'a> {
     /// The trunk of an inbound or outbound member.
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub trunkname: Option<String>,
-    /// The member's channel.
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub channelid: String,
+    #[serde(default, borrow, deserialize_with = "lenient_opt_cow_field")]
+    pub trunkname: Option<Cow<'a, str>>,
+    /// The member's channel, hashed.
+    #[serde(default, deserialize_with = "channel_id")]
+    pub channelid: ChannelId,
     /// ALERT, RING, ANSWERED, ANSWER, HOLD, BYE — or something newer.
     #[serde(default, deserialize_with = "member_status")]
     pub memberstatus: Status,
     /// The IVR, queue, ring group… that set up this leg; absent is normal.
-    #[serde(default, deserialize_with = "lenient_opt_string")]
-    pub callpath: Option<String>,
+    #[serde(default, borrow, deserialize_with = "lenient_opt_cow_field")]
+    pub callpath: Option<Cow<'a, str>>,
 }
 
 /// `extension/query_call`.
@@ -337,7 +411,7 @@ pub struct Member {
     /// ext, inbound or outbound.
     pub kind: MemberKind,
     /// Its channel (the member's identity within the call).
-    pub channelid: String,
+    pub channelid: ChannelId,
     /// Its bucketed status.
     pub status: Status,
     /// The trunk of an inbound or outbound member.
@@ -363,9 +437,12 @@ pub struct MergedCalls {
 }
 
 impl MergedCalls {
-    /// Adds one call as the PBX listed it.
-    pub fn add_call(&mut self, call: Call) {
-        let merged = self.calls.entry(call.callid).or_default();
+    /// Adds one call as the PBX listed it (its strings are copied only where they are new).
+    pub fn add_call(&mut self, call: Call<'_>) {
+        let merged = match self.calls.get_mut(call.callid.as_ref()) {
+            Some(m) => m,
+            None => self.calls.entry(call.callid.into_owned()).or_default(),
+        };
         for raw in call.members {
             // An unknown member kind is skipped: it carries nothing the contract counts.
             let Some((kind, info)) = raw.into_kind() else {
@@ -382,8 +459,11 @@ impl MergedCalls {
                 kind,
                 channelid: info.channelid,
                 status: info.memberstatus,
-                trunk: info.trunkname.filter(|t| !t.is_empty()),
-                callpath: info.callpath.filter(|c| !c.is_empty()),
+                trunk: info
+                    .trunkname
+                    .filter(|t| !t.is_empty())
+                    .map(Cow::into_owned),
+                callpath: info.callpath.filter(|c| !c.is_empty()).map(Cow::into_owned),
             });
         }
     }
@@ -431,7 +511,7 @@ impl<'de> serde::de::Visitor<'de> for CallSeq<'_> {
         f.write_str("a list of calls")
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(call) = seq.next_element::<Call>()? {
+        while let Some(call) = seq.next_element::<Call<'de>>()? {
             self.0.add_call(call);
         }
         Ok(())
@@ -543,9 +623,32 @@ pub struct ExtensionListAnswer {
 /// One extension (its number is not kept).
 #[derive(Debug, Default, Deserialize)]
 pub struct Extension {
-    /// Registered, Unavailable, …
-    #[serde(default, deserialize_with = "lenient_string")]
-    pub status: String,
+    /// Registered, Unavailable, …: its index in [`EXTENSION_STATUSES`], bucketed as it is read.
+    #[serde(default, deserialize_with = "extension_status")]
+    pub status: u8,
+}
+
+/// The `status` label values of `yeastar_extensions`, in order; the last one takes every word not
+/// listed (case and surrounding spaces ignored).
+pub const EXTENSION_STATUSES: [&str; 9] = [
+    "registered",
+    "unavailable",
+    "ringing",
+    "busy",
+    "hold",
+    "idle",
+    "malfunction",
+    "fxsnoport",
+    "other",
+];
+
+fn extension_status<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    let word = lenient_opt_cow(d)?.unwrap_or_default();
+    let word = word.trim();
+    Ok(EXTENSION_STATUSES[..8]
+        .iter()
+        .position(|s| s.eq_ignore_ascii_case(word))
+        .unwrap_or(8) as u8)
 }
 
 /// `deviceinfo/query`.
