@@ -5,7 +5,9 @@
 //! (kind, `channelid`). From the merged set come the contract's call series; [`StatusAges`] keeps,
 //! per PBX, when each member was first seen in its current status, for the stuck-call ages.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 
 use super::families::Families;
 use super::trunks::TrunkState;

@@ -6,8 +6,8 @@
 //! are skipped), and fields a firmware leaves out default to empty. Phone numbers (`from`, `to`, an
 //! extension's `number`) are deliberately not kept: nothing downstream may label a metric with them.
 
+use foldhash::HashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 use serde::{Deserialize, Deserializer};
 
