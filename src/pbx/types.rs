@@ -287,8 +287,9 @@ impl ChannelId {
     /// The id of channel `name`.
     pub fn of(name: &str) -> Self {
         use std::hash::BuildHasher;
-        static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
-        ChannelId(KEY.get_or_init(std::hash::RandomState::new).hash_one(name))
+        static KEY: std::sync::OnceLock<foldhash::quality::RandomState> =
+            std::sync::OnceLock::new();
+        ChannelId(KEY.get_or_init(Default::default).hash_one(name))
     }
 }
 
