@@ -199,3 +199,47 @@ fn the_log_names_insecure_targets_and_certificate_failures() {
         "{failed}"
     );
 }
+
+/// The default trust is the system's: a CA in the system store (here through `SSL_CERT_FILE`, which
+/// the platform verifier honours like `/etc/ssl/certs`) is trusted with no `ca_file`.
+#[test]
+fn the_system_roots_are_trusted_by_default() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ca = Ca::new("site CA in the system store");
+    let pbx = rt.block_on(https_pbx(ca.leaf(&["127.0.0.1"]).server_config()));
+    let bundle = pem_file(&ca.pem(), "system-bundle.pem");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
+        .args([
+            "--pbx.url",
+            &pbx.https_url(),
+            "--pbx.username",
+            USERNAME,
+            "--web.listen-address",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("YEASTAR_EXPORTER_PBX_PASSWORD", PASSWORD)
+        .env("SSL_CERT_FILE", &bundle)
+        .env_remove("SSL_CERT_DIR")
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let text = rt.block_on(async {
+        for _ in 0..100 {
+            if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+                return r.text().await.unwrap();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the exporter never answered");
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(must(&text, "yeastar_up"), 1.0);
+    assert_eq!(pbx.count("login"), 1);
+}
