@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use serde_json::{Value, json};
-use yeastar_exporter::clock::{self, ManualClock, SharedClock};
+use serde_json::Value;
+use yeastar_exporter::clock::{self, ManualClock};
 use yeastar_exporter::collector::{Answers, CollectorSet, Target};
 use yeastar_exporter::pbx::types::MemberKind;
 use yeastar_exporter::pbx::{Auth, Client, ClientConfig, NoopObserver};
@@ -53,29 +53,10 @@ fn client_config(url: String) -> ClientConfig {
     }
 }
 
-/// A target that never touches the network: only `render_answers` is called on it.
-fn offline_target(clock: SharedClock) -> Target {
-    let client = Client::new(
-        client_config("http://127.0.0.1:9".into()),
-        Arc::new(NoopObserver),
-        clock.clone(),
-    )
-    .unwrap();
-    Target::new(Arc::new(client), CollectorSet::default(), clock)
-}
-
 /// The simulator's answers to one scrape of the default collectors, and the distinct calls in them.
 pub fn answers(calls: usize) -> (Answers, usize) {
     let sim = Simulator::new(SimConfig::traffic(1, calls), ManualClock::new(NOW));
-    let get = |endpoint: &str, body: Value| sim.answer_bytes(endpoint, &body);
-    let answers = Answers {
-        inbound: get("call/query", json!({"type": "inbound"})),
-        outbound: get("call/query", json!({"type": "outbound"})),
-        internal: Some(get("extension/query_call", json!({"number": "all"}))),
-        trunks: Some(get("trunk/list", json!({}))),
-        extensions: Some(get("extension/list", json!({}))),
-        device: Some(get("deviceinfo/query", json!({}))),
-    };
+    let answers = sim.scrape_answers();
     let distinct = sim.with_model(|m| {
         m.calls
             .iter()
@@ -96,7 +77,7 @@ fn scrape_work(c: &mut Criterion) {
         if calls >= 10_000 {
             g.sample_size(30);
         }
-        let target = offline_target(ManualClock::new(NOW + 10));
+        let target = Target::offline(CollectorSet::default(), ManualClock::new(NOW + 10));
         let out = target.render_answers(&answers);
         assert!(out.up, "{:?}", out.error);
         g.bench_with_input(BenchmarkId::new("exporter", calls), &answers, |b, a| {

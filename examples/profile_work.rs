@@ -1,14 +1,9 @@
 //! Runs the exporter's own work on a simulated N-call scrape in a loop, for a profiler:
 //!     cargo build --release --example profile_work
 //!     valgrind --tool=callgrind target/release/examples/profile_work 1000 20
-use std::sync::Arc;
-use std::time::Duration;
 
-use serde_json::json;
 use yeastar_exporter::clock::ManualClock;
-use yeastar_exporter::collector::{Answers, CollectorSet, Target};
-use yeastar_exporter::pbx::{Auth, Client, ClientConfig, NoopObserver};
-use yeastar_exporter::secret::Secret;
+use yeastar_exporter::collector::{CollectorSet, Target};
 use yeastar_exporter::sim::{SimConfig, Simulator};
 
 use std::alloc::{GlobalAlloc, Layout};
@@ -40,37 +35,8 @@ fn main() {
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
     let now = 1_700_000_000;
     let sim = Simulator::new(SimConfig::traffic(1, calls), ManualClock::new(now));
-    let get = |e: &str, b: serde_json::Value| sim.answer_bytes(e, &b);
-    let answers = Answers {
-        inbound: get("call/query", json!({"type": "inbound"})),
-        outbound: get("call/query", json!({"type": "outbound"})),
-        internal: Some(get("extension/query_call", json!({"number": "all"}))),
-        trunks: Some(get("trunk/list", json!({}))),
-        extensions: Some(get("extension/list", json!({}))),
-        device: Some(get("deviceinfo/query", json!({}))),
-    };
-    let clock = ManualClock::new(now + 10);
-    let client = Client::new(
-        ClientConfig {
-            target: "profile".into(),
-            url: "http://127.0.0.1:9".into(),
-            api_path: "/api/v2.0.0".into(),
-            auth: Auth::Credentials {
-                username: "api".into(),
-                password_md5: Secret::new("x").md5_hex(),
-            },
-            timeout: Duration::from_secs(5),
-            max_concurrent_requests: 1,
-            max_response_bytes: 64 << 20,
-            login_backoff: Duration::from_secs(600),
-            ca_file: None,
-            insecure_skip_verify: false,
-        },
-        Arc::new(NoopObserver),
-        clock.clone(),
-    )
-    .unwrap();
-    let target = Target::new(Arc::new(client), CollectorSet::default(), clock);
+    let answers = sim.scrape_answers();
+    let target = Target::offline(CollectorSet::default(), ManualClock::new(now + 10));
     drop(sim);
     let input: usize = answers.parts().map(<[u8]>::len).sum();
     let before = LIVE.load(Ordering::Relaxed);

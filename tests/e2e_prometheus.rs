@@ -30,6 +30,25 @@ fn bin(name: &str) -> String {
     std::env::var(&var).unwrap_or_else(|_| name.to_string())
 }
 
+/// A real Prometheus with `config`, its data under `dir`, listening on loopback `port`.
+fn prometheus(config: &Path, dir: &Path, port: u16) -> KillOnDrop {
+    KillOnDrop(
+        Command::new(bin("prometheus"))
+            .args([
+                &format!("--config.file={}", config.display()),
+                &format!("--storage.tsdb.path={}", dir.join("data").display()),
+                &format!("--web.listen-address=127.0.0.1:{port}"),
+                "--log.level=warn",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("prometheus not runnable ({e}); install Debian's prometheus package")
+            }),
+    )
+}
+
 fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
     let mut cmd = Command::new(bin("promtool"));
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -146,21 +165,7 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus() {
     .unwrap();
     let (ok, out) = promtool(&["check", "config", prom_cfg.to_str().unwrap()], None);
     assert!(ok, "{out}");
-    let _prom = KillOnDrop(
-        Command::new(bin("prometheus"))
-            .args([
-                &format!("--config.file={}", prom_cfg.display()),
-                &format!("--storage.tsdb.path={}", dir.join("data").display()),
-                &format!("--web.listen-address=127.0.0.1:{port}"),
-                "--log.level=warn",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("prometheus not runnable ({e}); install Debian's prometheus package")
-            }),
-    );
+    let _prom = prometheus(&prom_cfg, &dir, port);
     let prom = format!("http://127.0.0.1:{port}");
 
     // 2. Wait for data: a few samples of everything, enough for rate() over 30 s.
@@ -320,19 +325,7 @@ async fn prometheus_scrapes_over_tls_with_basic_auth() {
     .unwrap();
     let (ok, out) = promtool(&["check", "config", prom_cfg.to_str().unwrap()], None);
     assert!(ok, "{out}");
-    let _prom = KillOnDrop(
-        Command::new(bin("prometheus"))
-            .args([
-                &format!("--config.file={}", prom_cfg.display()),
-                &format!("--storage.tsdb.path={}", dir.join("data").display()),
-                &format!("--web.listen-address=127.0.0.1:{port}"),
-                "--log.level=warn",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus not runnable; install Debian's prometheus package"),
-    );
+    let _prom = prometheus(&prom_cfg, &dir, port);
     let prom = format!("http://127.0.0.1:{port}");
     // Prometheus may not be listening yet: a failed query is "no value".
     let value = |expr: &'static str| {

@@ -10,45 +10,21 @@
 //! Case counts are bounded (`PROPTEST_CASES` overrides them), so `cargo test` runs them in CI.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Arc;
-use std::time::Duration;
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use yeastar_exporter::clock::ManualClock;
 use yeastar_exporter::collector::{Answers, CollectorKind, CollectorSet, Target};
+use yeastar_exporter::pbx::decode_answer;
 use yeastar_exporter::pbx::types::{
     CallQueryAnswer, DeviceInfoAnswer, ExtensionCallsAnswer, ExtensionListAnswer,
     QueueStatusAnswer, TrunkListAnswer,
 };
-use yeastar_exporter::pbx::{Auth, Client, ClientConfig, NoopObserver, decode_answer};
-use yeastar_exporter::secret::Secret;
 
 const NOW: u64 = 1_700_000_000;
 
 fn target(collectors: CollectorSet) -> Target {
-    let clock = ManualClock::new(NOW);
-    let client = Client::new(
-        ClientConfig {
-            target: "prop".into(),
-            url: "http://127.0.0.1:9".into(),
-            api_path: "/api/v2.0.0".into(),
-            auth: Auth::Credentials {
-                username: "api".into(),
-                password_md5: Secret::new("x").md5_hex(),
-            },
-            timeout: Duration::from_secs(5),
-            max_concurrent_requests: 1,
-            max_response_bytes: 1 << 20,
-            login_backoff: Duration::from_secs(600),
-            ca_file: None,
-            insecure_skip_verify: false,
-        },
-        Arc::new(NoopObserver),
-        clock.clone(),
-    )
-    .unwrap();
-    Target::new(Arc::new(client), collectors, clock)
+    Target::offline(collectors, ManualClock::new(NOW))
 }
 
 fn config() -> ProptestConfig {

@@ -87,17 +87,25 @@ async fn tls_serves_scrapes_and_plain_http_to_the_tls_port_fails() {
     r.stop().await;
 }
 
+/// An exporter with TLS from `ca` that requires client certificates from `clients`, plus `extra`
+/// lines of `tls_server_config`.
+async fn mutual_tls(pbx: &FakePbx, ca: &Ca, clients: &Ca, extra: &str) -> Running {
+    let (dir, file) = web_dir(
+        ca,
+        &format!(
+            "{TLS_ONLY}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients.crt\n{extra}"
+        ),
+    );
+    std::fs::write(dir.join("clients.crt"), clients.pem()).unwrap();
+    start(pbx, &file, &[]).await
+}
+
 #[tokio::test]
 async fn require_and_verify_client_cert_refuses_clients_without_a_trusted_certificate() {
     let pbx = pbx().await;
     let ca = Ca::new("exporter CA");
     let clients = Ca::new("scrapers CA");
-    let (dir, file) = web_dir(
-        &ca,
-        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients.crt\n",
-    );
-    std::fs::write(dir.join("clients.crt"), clients.pem()).unwrap();
-    let r = start(&pbx, &file, &[]).await;
+    let r = mutual_tls(&pbx, &ca, &clients, "").await;
     let url = format!("{}/metrics", https(&r));
 
     assert!(client(&ca, None).get(&url).send().await.is_err());
@@ -114,12 +122,13 @@ async fn client_allowed_sans_admits_only_the_listed_names() {
     let pbx = pbx().await;
     let ca = Ca::new("exporter CA");
     let clients = Ca::new("scrapers CA");
-    let (dir, file) = web_dir(
+    let r = mutual_tls(
+        &pbx,
         &ca,
-        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients.crt\n  client_allowed_sans: [prometheus.example.com]\n",
-    );
-    std::fs::write(dir.join("clients.crt"), clients.pem()).unwrap();
-    let r = start(&pbx, &file, &[]).await;
+        &clients,
+        "  client_allowed_sans: [prometheus.example.com]\n",
+    )
+    .await;
     let url = format!("{}/-/healthy", https(&r));
     let allowed = clients.leaf(&["prometheus.example.com"]);
     let other = clients.leaf(&["grafana.example.com"]);

@@ -372,6 +372,27 @@ impl Target {
         out
     }
 
+    /// A target for [`Target::render_answers`] alone (benchmarks, property tests): its client
+    /// points at a closed port and is never used.
+    pub fn offline(collectors: CollectorSet, clock: SharedClock) -> Self {
+        let cfg = crate::pbx::ClientConfig {
+            target: "offline".into(),
+            url: "http://127.0.0.1:9".into(),
+            api_path: "/api/v2.0.0".into(),
+            auth: crate::pbx::Auth::StaticToken(crate::secret::Secret::new("unused")),
+            timeout: Duration::from_secs(5),
+            max_concurrent_requests: 1,
+            max_response_bytes: 64 << 20,
+            login_backoff: Duration::from_secs(600),
+            ca_file: None,
+            insecure_skip_verify: false,
+        };
+        let http = reqwest::Client::new();
+        let client =
+            Client::with_http(cfg, http, Arc::new(crate::pbx::NoopObserver), clock.clone());
+        Self::new(Arc::new(client), collectors, clock)
+    }
+
     /// The exporter's own work on one scrape's `answers`: decode each, aggregate, encode the text;
     /// the code a scrape runs once the answers are in, without the network. Member-status ages
     /// carry over between calls as between scrapes.

@@ -35,43 +35,7 @@ pub fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Erro
 
 /// Like [`lenient_string`], keeping `null` as `None`.
 pub fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    // A visitor rather than an untagged enum: untagged buffers every value first, and these
-    // fields are most of a call/query answer.
-    struct Lenient;
-    impl<'de> serde::de::Visitor<'de> for Lenient {
-        type Value = Option<String>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a string or a number")
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(Some(v.to_owned()))
-        }
-        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
-            Ok(Some(v))
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Some(v.to_string()))
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(Some(v.to_string()))
-        }
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            Ok(Some(v.to_string()))
-        }
-        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
-            Ok(Some(v.to_string()))
-        }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(Lenient)
-        }
-    }
-    d.deserialize_any(Lenient)
+    Ok(lenient_opt_cow(d)?.map(Cow::into_owned))
 }
 
 /// `login`.
@@ -298,7 +262,9 @@ pub fn channel_id<'de, D: Deserializer<'de>>(d: D) -> Result<ChannelId, D::Error
     Ok(ChannelId::of(&lenient_opt_cow(d)?.unwrap_or_default()))
 }
 
-/// Like [`lenient_opt_string`], without copying a string that needs no unescaping.
+/// A string, or a number or boolean as its text, or nothing; borrowed from the answer where it
+/// needs no unescaping. A visitor rather than an untagged enum: untagged buffers every value first,
+/// and these fields are most of a call/query answer.
 fn lenient_opt_cow<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<std::borrow::Cow<'de, str>>, D::Error> {
