@@ -238,8 +238,10 @@ impl WebConfig {
             }
             let value = HeaderValue::from_str(&value)
                 .map_err(|_| bad(path, &field, "not a valid header value"))?;
-            out.headers
-                .push((HeaderName::from_static(canonical_lower(canonical)), value));
+            // HeaderName keeps names lower-cased, as HTTP/2 and hyper want them.
+            let name = HeaderName::from_bytes(canonical.as_bytes())
+                .map_err(|_| bad(path, &field, "not a valid header name"))?;
+            out.headers.push((name, value));
         }
 
         if let Some(rl) = raw.rate_limit {
@@ -318,16 +320,6 @@ impl WebConfig {
             parts.push(format!("rate limit {b} per {i:?}"));
         }
         parts.join(", ")
-    }
-}
-
-fn canonical_lower(name: &'static str) -> &'static str {
-    match name {
-        "Strict-Transport-Security" => "strict-transport-security",
-        "X-Content-Type-Options" => "x-content-type-options",
-        "X-Frame-Options" => "x-frame-options",
-        "X-XSS-Protection" => "x-xss-protection",
-        _ => "content-security-policy",
     }
 }
 

@@ -149,11 +149,7 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus() {
     assert_ne!(alerts, lowered, "RING threshold not found in alerts.yml");
     let rules = dir.join("alerts.yml");
     std::fs::write(&rules, &lowered).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let prom_cfg = dir.join("prometheus.yml");
     std::fs::write(
         &prom_cfg,
@@ -309,11 +305,7 @@ async fn prometheus_scrapes_over_tls_with_basic_auth() {
     let exporter_addr = exporter.url.trim_start_matches("http://").to_string();
     let ca_file = dir.join("ca.crt");
     std::fs::write(&ca_file, ca.pem()).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let prom_cfg = dir.join("prometheus.yml");
     std::fs::write(
         &prom_cfg,

@@ -2,9 +2,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -379,28 +378,12 @@ fn sighup_reloads_and_config_check_validates() {
         String::from_utf8_lossy(&check.stderr)
     );
 
-    let mut child = Command::new(bin)
-        .args([
-            "--config.file",
-            path.to_str().unwrap(),
-            "--web.listen-address",
-            "127.0.0.1:0",
-        ])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("exited early").unwrap();
-        if let Some(i) = line.find("metrics=http://") {
-            let url = line[i + "metrics=".len()..]
-                .split_whitespace()
-                .next()
-                .unwrap();
-            break url.trim_end_matches("/metrics").to_string();
-        }
-    };
+    let Spawned {
+        mut child,
+        base,
+        lines,
+        ..
+    } = spawn_exporter(&["--config.file", path.to_str().unwrap()]);
     std::thread::spawn(move || for _ in lines {});
     let probe = |t: &str| {
         let url = format!("{base}/probe?target={t}");

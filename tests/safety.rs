@@ -348,11 +348,7 @@ async fn member_status_ages_follow_the_clock_and_restart_on_change() {
 fn secrets_never_reach_logs_or_metrics_and_shutdown_logs_out() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let h = rt.block_on(sim(yeastar_exporter::clock::system()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut child = Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
         .args([

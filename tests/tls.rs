@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
@@ -145,30 +144,12 @@ fn the_log_names_insecure_targets_and_certificate_failures() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
-        .args([
-            "--config.file",
-            cfg.to_str().unwrap(),
-            "--web.listen-address",
-            "127.0.0.1:0",
-        ])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut before_listening = Vec::new();
-    let base = loop {
-        let line = lines.next().expect("exited early").unwrap();
-        if let Some(i) = line.find("metrics=http://") {
-            let url = line[i + "metrics=".len()..]
-                .split_whitespace()
-                .next()
-                .unwrap();
-            break url.trim_end_matches("/metrics").to_string();
-        }
-        before_listening.push(line);
-    };
+    let Spawned {
+        mut child,
+        base,
+        before_listening,
+        mut lines,
+    } = spawn_exporter(&["--config.file", cfg.to_str().unwrap()]);
     let warned: Vec<_> = before_listening
         .iter()
         .filter(|l| l.contains("level=warn") && l.contains("insecure_skip_verify"))
@@ -208,11 +189,7 @@ fn the_system_roots_are_trusted_by_default() {
     let ca = Ca::new("site CA in the system store");
     let pbx = rt.block_on(https_pbx(ca.leaf(&["127.0.0.1"]).server_config()));
     let bundle = pem_file(&ca.pem(), "system-bundle.pem");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
         .args([
             "--pbx.url",

@@ -420,3 +420,54 @@ pub fn tempdir(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A loopback port free a moment ago (for processes that must be told their port up front).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The real binary, started with `args` on a loopback port of its choosing.
+pub struct Spawned {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`, read from its "listening" log line.
+    pub base: String,
+    /// The log lines before that one.
+    pub before_listening: Vec<String>,
+    /// The rest of its log, line by line.
+    pub lines: std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+}
+
+/// Starts the binary with `args` plus `--web.listen-address 127.0.0.1:0` and waits for it to listen.
+pub fn spawn_exporter(args: &[&str]) -> Spawned {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
+        .args(args)
+        .args(["--web.listen-address", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut before_listening = Vec::new();
+    let base = loop {
+        let line = lines.next().expect("exited early").unwrap();
+        if let Some(i) = line.find("metrics=http://") {
+            let url = line[i + "metrics=".len()..]
+                .split_whitespace()
+                .next()
+                .unwrap();
+            break url.trim_end_matches("/metrics").to_string();
+        }
+        before_listening.push(line);
+    };
+    Spawned {
+        child,
+        base,
+        before_listening,
+        lines,
+    }
+}
