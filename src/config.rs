@@ -112,9 +112,14 @@ pub struct ExporterFlags {
         default_value_t = 1
     )]
     pub pbx_max_concurrent_requests: usize,
-    /// No login for this long after a rejected one (plus up to 10% jitter), so the PBX never locks this host out.
+    /// No login for this long after a rejected one (plus up to 10% jitter); at least 3m. Whatever
+    /// it is, at most 2 logins without a token reach a PBX in any 10 minutes (it locks out at 5).
     #[arg(long = "pbx.login-backoff", env = "YEASTAR_EXPORTER_PBX_LOGIN_BACKOFF", default_value = "10m", value_parser = parse_duration)]
     pub pbx_login_backoff: Duration,
+    /// A directory for the login ledger (failed and unanswered logins of the last 10 minutes), so
+    /// the login back-off survives restarts. Without it a restart forgets them.
+    #[arg(long = "pbx.state-dir", env = "YEASTAR_EXPORTER_PBX_STATE_DIR")]
+    pub pbx_state_dir: Option<PathBuf>,
     /// PBX answers larger than this many bytes are cut off and counted as decode errors.
     #[arg(long = "pbx.max-response-bytes", env = "YEASTAR_EXPORTER_PBX_MAX_RESPONSE_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub pbx_max_response_bytes: usize,
@@ -247,10 +252,38 @@ pub struct Config {
     pub header_read_timeout: Duration,
     /// `--web.max-connections`.
     pub max_connections: usize,
+    /// `--pbx.state-dir`: where the login ledger is kept (read at start only).
+    pub state_dir: Option<PathBuf>,
     /// The PBXes (one, named `default`, from the flags; or those of the config file).
     pub targets: Vec<TargetConfig>,
     /// Single-PBX mode (flags): `/metrics` carries the PBX's metrics too.
     pub single: bool,
+}
+
+/// Refuses a login back-off short enough that 5 rejected logins, one per back-off, could reach the
+/// PBX within its 10-minute lockout window.
+pub fn check_login_backoff(field: &str, backoff: Duration) -> Result<(), ConfigError> {
+    let min = crate::pbx::MIN_LOGIN_BACKOFF;
+    if backoff < min {
+        return Err(invalid(
+            field,
+            format!(
+                "{} is too short: the PBX locks this host out after 5 failed logins in 10 minutes, and one login per back-off would reach 5 in {}; use at least {}m (default 10m)",
+                format_duration(backoff),
+                format_duration(backoff * 4),
+                min.as_secs() / 60
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn format_duration(d: Duration) -> String {
+    if d.subsec_millis() != 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs())
+    }
 }
 
 /// Reads a secret file: surrounding whitespace (a trailing newline) is not part of the secret.
@@ -342,6 +375,7 @@ impl ExporterFlags {
         if self.pbx_max_response_bytes < 1024 {
             return Err(invalid("--pbx.max-response-bytes", "must be at least 1024"));
         }
+        check_login_backoff("--pbx.login-backoff", self.pbx_login_backoff)?;
         self.config(
             vec![TargetConfig {
                 client: ClientConfig {
@@ -380,6 +414,7 @@ impl ExporterFlags {
             web_config_file: self.web_config_file.clone(),
             header_read_timeout: self.header_read_timeout,
             max_connections: self.max_connections,
+            state_dir: self.pbx_state_dir.clone(),
             targets,
             single,
         })
@@ -585,6 +620,7 @@ pub fn parse_file(
             };
         let timeout = duration("timeout", get!(timeout), base.timeout)?;
         let login_backoff = duration("login_backoff", get!(login_backoff), base.login_backoff)?;
+        check_login_backoff(&field("login_backoff"), login_backoff)?;
         let max_concurrent_requests =
             get!(max_concurrent_requests).unwrap_or(base.max_concurrent_requests);
         if max_concurrent_requests == 0 {

@@ -16,7 +16,8 @@ use crate::clock::SharedClock;
 use crate::collector::Target;
 use crate::config::{Config, ConfigError, TargetConfig};
 use crate::metrics::ExporterMetrics;
-use crate::pbx::{BuildError, Client, HttpSettings, Observer, http_client};
+use crate::pbx::ledger::LedgerError;
+use crate::pbx::{BuildError, Client, HttpSettings, LoginLedger, Observer, http_client};
 use crate::web::{Web, WebConfig};
 
 /// The configured targets, by name.
@@ -65,6 +66,9 @@ pub enum ReloadError {
     /// A target's client could not be built (CA file).
     #[error("{0}")]
     Build(#[from] BuildError),
+    /// The login ledger in `--pbx.state-dir` cannot be used.
+    #[error("{0}")]
+    Ledger(#[from] LedgerError),
 }
 
 /// The web configuration `config` names (none: plain HTTP, no authentication).
@@ -84,9 +88,19 @@ pub struct App {
     loader: Option<Loader>,
     reload_lock: std::sync::Mutex<()>,
     clock: SharedClock,
-    targets: RwLock<Arc<TargetSet>>,
-    settings: RwLock<Arc<Config>>,
+    ledger: Arc<LoginLedger>,
+    /// The configuration and the targets built from it, swapped as one value.
+    current: RwLock<Arc<Current>>,
     ready: AtomicBool,
+}
+
+/// One configuration in force: its settings and its targets.
+#[derive(Debug)]
+pub struct Current {
+    /// The settings.
+    pub config: Arc<Config>,
+    /// The targets.
+    pub targets: Arc<TargetSet>,
 }
 
 impl std::fmt::Debug for App {
@@ -110,42 +124,61 @@ impl App {
         loader: Option<Loader>,
     ) -> Result<Arc<Self>, ReloadError> {
         let web = load_web(&config)?;
+        let ledger = match &config.state_dir {
+            Some(dir) => Arc::new(LoginLedger::open(dir, clock.now_millis())?),
+            None => Arc::new(LoginLedger::in_memory()),
+        };
         let app = Arc::new(Self {
             metrics: ExporterMetrics::new(),
             web: Web::new(web),
             loader,
             reload_lock: std::sync::Mutex::new(()),
             clock,
-            targets: RwLock::new(Arc::new(TargetSet::default())),
-            settings: RwLock::new(Arc::new(config.clone())),
+            ledger,
+            current: RwLock::new(Arc::new(Current {
+                config: Arc::new(config.clone()),
+                targets: Arc::new(TargetSet::default()),
+            })),
             ready: AtomicBool::new(false),
         });
         app.apply(config)?;
+        // A rejection from before a restart keeps its back-off.
+        for t in app.targets().iter() {
+            t.client().restore_suspension();
+        }
         Ok(app)
+    }
+
+    /// Where the login ledger is kept (`--pbx.state-dir`), if anywhere.
+    pub fn ledger_path(&self) -> Option<&std::path::Path> {
+        self.ledger.path()
+    }
+
+    /// The configuration in force and its targets, as one value.
+    pub fn current(&self) -> Arc<Current> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The current targets.
     pub fn targets(&self) -> Arc<TargetSet> {
-        self.targets
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current().targets.clone()
     }
 
     /// The current settings.
     pub fn settings(&self) -> Arc<Config> {
-        self.settings
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current().config.clone()
     }
 
     /// The single target of flag mode (`/metrics` includes its metrics), if that is the mode.
     pub fn single_target(&self) -> Option<Arc<Target>> {
-        if !self.settings().single {
+        let current = self.current();
+        if !current.config.single {
             return None;
         }
-        self.targets().iter().next().cloned()
+        current.targets.iter().next().cloned()
     }
 
     /// Reads the configuration again and switches to it; on error keeps the running one, logs the
@@ -208,6 +241,7 @@ impl App {
                     let client = Client::with_http(
                         tc.client.clone(),
                         http,
+                        self.ledger.clone(),
                         Arc::new(self.metrics.clone()),
                         self.clock.clone(),
                     );
@@ -237,6 +271,14 @@ impl App {
                     "TLS certificate verification is off for this PBX (insecure_skip_verify): anyone on the network path can impersonate it and read its password and token; prefer ca_file"
                 );
             }
+            if let Some(ca) = &cfg.ca_file
+                && cfg.url.starts_with("https://")
+                && !cfg.insecure_skip_verify
+                && let Some(warning) =
+                    crate::pbx::tls::name_warning(ca, &crate::pbx::ledger::host_of(&cfg.url))
+            {
+                tracing::warn!(target_name = %name, pbx = %cfg.url, "{warning}");
+            }
             let Some(before) = before else {
                 continue;
             };
@@ -261,8 +303,10 @@ impl App {
             })
             .map(|(_, (_, t))| t.clone())
             .collect();
-        *self.targets.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
-        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Current {
+            config: Arc::new(config),
+            targets: Arc::new(next),
+        });
         let now = self.clock.now_secs();
         self.metrics.reload_ok.set(1.0);
         self.metrics.reload_time.set(now.floor());

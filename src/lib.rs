@@ -133,6 +133,15 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
         Arc::new(move || flags.load(password_env.clone()))
     };
     let app = exporter::App::with_loader(config.clone(), clock, Some(loader))?;
+    match app.ledger_path() {
+        Some(path) => {
+            tracing::info!(path = %path.display(), "login ledger kept here: the login back-off survives restarts")
+        }
+        None if !flags.demo => tracing::warn!(
+            "no --pbx.state-dir: a restart forgets recent failed logins (the back-off starts afresh); set it so a crash loop cannot add up to a PBX lockout"
+        ),
+        None => {}
+    }
     let web = app.web.current();
     let scheme = if web.tls().is_some() { "https" } else { "http" };
     let shown = if local.ip().is_unspecified() {

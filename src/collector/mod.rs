@@ -388,8 +388,13 @@ impl Target {
             insecure_skip_verify: false,
         };
         let http = reqwest::Client::new();
-        let client =
-            Client::with_http(cfg, http, Arc::new(crate::pbx::NoopObserver), clock.clone());
+        let client = Client::with_http(
+            cfg,
+            http,
+            Arc::new(crate::pbx::LoginLedger::in_memory()),
+            Arc::new(crate::pbx::NoopObserver),
+            clock.clone(),
+        );
         Self::new(Arc::new(client), collectors, clock)
     }
 

@@ -101,8 +101,20 @@ pub fn errno_meaning(errno: &str) -> &'static str {
     }
 }
 
+/// The longest piece of PBX-supplied text (an errno, a status word, a redirect target) kept in an
+/// error: a hostile or broken PBX must not fill logs and the landing page.
+pub const MAX_PBX_TEXT: usize = 200;
+
+/// `text` cut to at most `max` characters (on a character boundary), with `…` when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((i, _)) => format!("{}…", &text[..i]),
+    }
+}
+
 /// A failed exchange with the PBX.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PbxError {
     /// No connection, or it closed before an answer.
     #[error("POST {endpoint}: connection failed: {reason}")]
@@ -111,6 +123,23 @@ pub enum PbxError {
         endpoint: String,
         /// The transport's words, URL removed.
         reason: String,
+        /// Whether the request may have reached the PBX (false: refused, DNS, TLS before sending).
+        sent: bool,
+    },
+    /// The PBX answered with a redirect, which is never followed: it would carry the login body
+    /// or the token (in the query string) to wherever it points.
+    #[error(
+        "POST {endpoint}: the PBX redirects (HTTP {status}) to {location}; redirects are never followed (they would carry the password and token elsewhere): {hint}"
+    )]
+    Redirect {
+        /// The API endpoint.
+        endpoint: String,
+        /// The 3xx status.
+        status: u16,
+        /// Scheme, host and port of the redirect target (no path, no query), or what it was.
+        location: String,
+        /// What to configure.
+        hint: String,
     },
     /// The deadline passed.
     #[error("POST {endpoint}: no answer before the deadline")]
@@ -171,6 +200,16 @@ pub enum PbxError {
     /// A login failed earlier in this scrape; it is not retried within the scrape.
     #[error("not logged in: {0}")]
     NotLoggedIn(String),
+    /// The PBX refused, on its first use, the token its login had just given: counted as a failed
+    /// login (logins are suspended), never a reason for another login at once.
+    #[error(
+        "the PBX refused the token it had just issued (errno {errno}, {}); counted as a failed login",
+        errno_meaning(errno)
+    )]
+    FreshTokenRefused {
+        /// The PBX's error number.
+        errno: String,
+    },
 }
 
 impl PbxError {
@@ -179,21 +218,25 @@ impl PbxError {
         match self {
             PbxError::Connect { .. } => Outcome::ConnectError,
             PbxError::Timeout { .. } => Outcome::Timeout,
-            PbxError::Http { .. } => Outcome::HttpError,
+            PbxError::Http { .. } | PbxError::Redirect { .. } => Outcome::HttpError,
             PbxError::Decode { .. } => Outcome::DecodeError,
             PbxError::Api { .. }
             | PbxError::LoginRejected
             | PbxError::LoginLocked
             | PbxError::LoginSuspended { .. }
             | PbxError::NotLoggedIn(_) => Outcome::ApiError,
-            PbxError::TokenExpired { .. } => Outcome::TokenExpired,
+            PbxError::TokenExpired { .. } | PbxError::FreshTokenRefused { .. } => {
+                Outcome::TokenExpired
+            }
         }
     }
 
     /// The errno of an API error.
     pub fn errno(&self) -> Option<&str> {
         match self {
-            PbxError::Api { errno, .. } | PbxError::TokenExpired { errno, .. } => Some(errno),
+            PbxError::Api { errno, .. }
+            | PbxError::TokenExpired { errno, .. }
+            | PbxError::FreshTokenRefused { errno } => Some(errno),
             PbxError::LoginRejected => Some("20003"),
             PbxError::LoginLocked => Some("20002"),
             _ => None,
@@ -228,23 +271,35 @@ fn find_tls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a 
 /// A failed TLS handshake with a PBX, in words that say what to do.
 pub(crate) fn tls_reason(err: &rustls::Error) -> String {
     use rustls::CertificateError as C;
-    let rustls::Error::InvalidCertificate(cert) = err else {
-        return format!("TLS handshake failed: {err}");
+    const PIN: &str = "give the PBX's own certificate as ca_file (--pbx.ca-file) to pin it";
+    let cert = match err {
+        rustls::Error::InvalidCertificate(cert) => cert,
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            return "TLS: the PBX did not answer with TLS (is this port plain HTTP? then use \
+                    an http:// URL)"
+                .into();
+        }
+        rustls::Error::AlertReceived(alert) => {
+            return format!(
+                "TLS: the PBX ended the handshake (alert {}): it may accept no TLS version or \
+                 cipher this exporter offers (TLS 1.2 and 1.3), or want a client certificate",
+                clip(&format!("{alert:?}"), 40)
+            );
+        }
+        other => return format!("TLS handshake failed: {}", clip(&other.to_string(), 200)),
     };
     match cert {
-        C::UnknownIssuer => {
-            "TLS: the PBX's certificate is not signed by a trusted CA (unknown issuer; \
-             a self-signed certificate?): give its CA or the certificate itself as ca_file \
+        C::UnknownIssuer => "TLS: the PBX's certificate is not signed by a trusted CA (unknown \
+             issuer; a self-signed certificate?): give its CA or the certificate itself as ca_file \
              (--pbx.ca-file)"
-                .into()
-        }
+            .into(),
         C::NotValidForName => "TLS: the PBX's certificate is not valid for the host in the URL \
              (name mismatch): use a name or address the certificate lists"
             .into(),
         C::NotValidForNameContext { presented, .. } => format!(
             "TLS: the PBX's certificate is not valid for the host in the URL (name mismatch; it \
              lists {}): use a name or address the certificate lists",
-            presented.join(", ")
+            clip(&presented.join(", "), 200)
         ),
         C::Expired | C::ExpiredContext { .. } => "TLS: the PBX's certificate has expired \
              (renew it, or check this host's clock)"
@@ -252,9 +307,26 @@ pub(crate) fn tls_reason(err: &rustls::Error) -> String {
         C::NotValidYet | C::NotValidYetContext { .. } => "TLS: the PBX's certificate is not \
              valid yet (check this host's clock)"
             .into(),
-        other => format!("TLS: the PBX's certificate was refused: {other:?}"),
+        C::BadSignature | C::UnsupportedSignatureAlgorithmContext { .. } => format!(
+            "TLS: the PBX's certificate signature cannot be verified (bad or unsupported \
+             signature algorithm): {PIN}"
+        ),
+        C::InvalidPurpose | C::InvalidPurposeContext { .. } => format!(
+            "TLS: the PBX's certificate is not meant for a server (extended key usage): {PIN}"
+        ),
+        C::BadEncoding => "TLS: the PBX's certificate is malformed".into(),
+        C::Revoked => "TLS: the PBX's certificate has been revoked".into(),
+        C::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => format!(
+            "TLS: the PBX presents a CA certificate (CA:TRUE, as `openssl req -x509` makes) as \
+             its own: {PIN}"
+        ),
+        _ => format!("TLS: the PBX's certificate could not be verified: {PIN}"),
     }
 }
+
+/// Words for a plain-HTTP exchange whose answer was not HTTP: most likely an HTTPS port.
+const NOT_HTTP: &str =
+    "the PBX's answer is not HTTP (is this an HTTPS port? then use an https:// URL)";
 
 /// The text of a transport error and its sources, without the URL.
 pub(crate) fn transport_reason(err: reqwest::Error) -> String {
@@ -264,7 +336,13 @@ pub(crate) fn transport_reason(err: reqwest::Error) -> String {
     }
     let mut text = err.to_string();
     let mut source = std::error::Error::source(&err);
+    let mut not_http = false;
     while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>()
+            && h.is_parse()
+        {
+            not_http = true;
+        }
         let s_text = s.to_string();
         if !text.contains(&s_text) {
             text.push_str(": ");
@@ -272,7 +350,10 @@ pub(crate) fn transport_reason(err: reqwest::Error) -> String {
         }
         source = s.source();
     }
-    text
+    if not_http {
+        return format!("{}: {NOT_HTTP}", clip(&text, MAX_PBX_TEXT));
+    }
+    clip(&text, MAX_PBX_TEXT)
 }
 
 impl fmt::Display for Outcome {

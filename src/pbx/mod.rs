@@ -5,15 +5,24 @@
 //! deadline and enforces the per-scrape login rules: a failed login is never retried within the
 //! scrape, and a token error (20004/20005/20006) costs one new login and one retry of that request.
 //! The client knows nothing of metrics; it reports each request and login to an [`Observer`].
+//!
+//! Logins are the one thing that can hurt the PBX (it locks the exporter's address out after 5
+//! failed logins in 10 minutes, counting those whose answer was never read), so they follow the
+//! [`ledger`]'s invariant, run as their own task to their own bound (a scrape's deadline never cuts
+//! one short, so its answer is always read), and one PBX has at most one login in flight.
 
 pub mod error;
+pub mod ledger;
+pub mod tls;
 pub mod types;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
@@ -21,8 +30,19 @@ use tokio::time::Instant;
 
 use crate::clock::SharedClock;
 use crate::secret::Secret;
-pub use error::{LoginOutcome, Outcome, PbxError, errno_meaning};
+pub use error::{LoginOutcome, Outcome, PbxError, clip, errno_meaning};
+use ledger::Failure;
+pub use ledger::LoginLedger;
 use types::{BareAnswer, Envelope, LoginAnswer};
+
+/// The shortest bound a login runs to, whatever the scrape's deadline or `--pbx.timeout`: long
+/// enough that a slow PBX's answer is read rather than abandoned (an abandoned login may count as
+/// a failure at the PBX).
+pub const LOGIN_MIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The shortest `login_backoff` accepted: with less, 5 rejected logins (one per back-off) could
+/// fall within the PBX's 10-minute window (4 × 150 s = 10 min) before the ledger's own limit.
+pub const MIN_LOGIN_BACKOFF: Duration = Duration::from_secs(180);
 
 /// How the exporter authenticates to a PBX.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,29 +139,20 @@ impl HttpSettings {
 }
 
 /// An HTTP client for PBXes with these TLS settings. Timeouts are set per request.
+///
+/// It never follows a redirect (a 3xx is an error naming where it points): a redirected login
+/// would carry the password's MD5, and a redirected query the token, to another address. No
+/// connection pool either: the PBX's web server closes every connection after one answer.
 pub fn http_client(settings: &HttpSettings) -> Result<reqwest::Client, BuildError> {
-    let mut builder = reqwest::Client::builder()
+    let tls = tls::client_config(settings)?;
+    reqwest::Client::builder()
         // The PBX is on the site's network: an HTTP proxy from the environment must never see
         // its credentials.
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
         .user_agent(concat!("yeastar-exporter/", env!("CARGO_PKG_VERSION")))
-        .danger_accept_invalid_certs(settings.insecure_skip_verify);
-    if let Some(path) = &settings.ca_file {
-        let ca_error = |reason: String| BuildError::CaFile {
-            path: path.clone(),
-            reason,
-        };
-        let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-        let certs =
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ca_error(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(ca_error("no PEM certificate in the file".into()));
-        }
-        for cert in certs {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    builder
+        .use_preconfigured_tls(tls)
         .build()
         .map_err(|e| BuildError::Http(error::transport_reason(e)))
 }
@@ -151,6 +162,8 @@ struct Suspension {
     until_millis: u64,
 }
 
+type SharedLogin = Shared<BoxFuture<'static, Result<Secret, PbxError>>>;
+
 /// The client of one PBX. Cheap to share (`Arc`); its state lives as long as the target's config.
 pub struct Client {
     cfg: ClientConfig,
@@ -159,8 +172,22 @@ pub struct Client {
     token: Mutex<Option<Secret>>,
     /// When the token was obtained or last extended (unix millis).
     token_refreshed: Mutex<u64>,
+    /// Whether the held token has answered a request since its login (a token refused on its
+    /// first use is a failed login, not a reason for another).
+    token_proven: AtomicBool,
     login_lock: tokio::sync::Mutex<()>,
+    /// The login in flight (one per PBX), and its number.
+    login_inflight: Mutex<Option<(u64, SharedLogin)>>,
+    login_seq: AtomicU64,
     suspension: Mutex<Option<Suspension>>,
+    /// Whether `login_suspended(true)` was reported last.
+    reported_suspended: AtomicBool,
+    /// Logged out for good (shutdown, or removed or replaced by a reload): a login that ends
+    /// after this logs its token out at once.
+    retired: AtomicBool,
+    ledger: Arc<LoginLedger>,
+    /// The PBX host, the ledger's key.
+    host: String,
     observer: Arc<dyn Observer>,
     clock: SharedClock,
 }
@@ -176,22 +203,30 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client for one PBX, with an HTTP client of its own.
+    /// A client for one PBX, with an HTTP client of its own and a ledger in memory.
     pub fn new(
         cfg: ClientConfig,
         observer: Arc<dyn Observer>,
         clock: SharedClock,
     ) -> Result<Self, BuildError> {
         let http = http_client(&HttpSettings::of(&cfg))?;
-        Ok(Self::with_http(cfg, http, observer, clock))
+        Ok(Self::with_http(
+            cfg,
+            http,
+            Arc::new(LoginLedger::in_memory()),
+            observer,
+            clock,
+        ))
     }
 
     /// A client for one PBX sending through `http`, which must have been built by
     /// [`http_client`] for this config's [`HttpSettings`] (targets with the same TLS settings share
-    /// one: its root store is the largest part of a target's memory).
+    /// one: its root store is the largest part of a target's memory), writing its logins in
+    /// `ledger` (one per process).
     pub fn with_http(
         cfg: ClientConfig,
         http: reqwest::Client,
+        ledger: Arc<LoginLedger>,
         observer: Arc<dyn Observer>,
         clock: SharedClock,
     ) -> Self {
@@ -201,12 +236,19 @@ impl Client {
         };
         Self {
             limiter: Semaphore::new(cfg.max_concurrent_requests.max(1)),
+            host: ledger::host_of(&cfg.url),
             cfg,
             http,
             token: Mutex::new(token),
             token_refreshed: Mutex::new(clock.now_millis()),
+            token_proven: AtomicBool::new(true),
             login_lock: tokio::sync::Mutex::new(()),
+            login_inflight: Mutex::new(None),
+            login_seq: AtomicU64::new(0),
             suspension: Mutex::new(None),
+            reported_suspended: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
+            ledger,
             observer,
             clock,
         }
@@ -218,7 +260,7 @@ impl Client {
     }
 
     /// A session for one scrape, ending at `deadline`.
-    pub fn session(&self, deadline: Instant) -> Session<'_> {
+    pub fn session(self: &Arc<Self>, deadline: Instant) -> Session<'_> {
         Session {
             client: self,
             deadline,
@@ -228,21 +270,55 @@ impl Client {
         }
     }
 
-    /// Whether logins are suspended now; clears an expired suspension.
+    /// Whether logins are suspended now — after a rejected login (the back-off), or because the
+    /// ledger already holds the most failed attempts allowed in 10 minutes — and for how long.
+    /// Clears an expired suspension.
     pub fn suspended_for(&self) -> Option<Duration> {
         let now = self.clock.now_millis();
-        let mut s = lock(&self.suspension);
-        match &*s {
-            Some(sus) if sus.until_millis > now => {
-                Some(Duration::from_millis(sus.until_millis - now))
+        let backoff = {
+            let mut s = lock(&self.suspension);
+            match &*s {
+                Some(sus) if sus.until_millis > now => Some(sus.until_millis),
+                Some(_) => {
+                    *s = None;
+                    None
+                }
+                None => None,
             }
-            Some(_) => {
-                *s = None;
-                self.observer.login_suspended(&self.cfg.target, false);
-                None
-            }
-            None => None,
+        };
+        let ledger = match self.cfg.auth {
+            Auth::Credentials { .. } => self.ledger.allowed(&self.host, now).err(),
+            Auth::StaticToken(_) => None,
+        };
+        let until = backoff.max(ledger);
+        let suspended = until.is_some();
+        if self.reported_suspended.swap(suspended, Ordering::SeqCst) != suspended {
+            self.observer.login_suspended(&self.cfg.target, suspended);
         }
+        until.map(|u| Duration::from_millis(u - now))
+    }
+
+    /// At start: a rejection that the ledger remembers from before a restart suspends logins
+    /// for the rest of its back-off, as if the process had not restarted.
+    pub fn restore_suspension(&self) {
+        if !matches!(self.cfg.auth, Auth::Credentials { .. }) {
+            return;
+        }
+        let now = self.clock.now_millis();
+        if let Some(at) = self.ledger.last_rejection(&self.host, now) {
+            let until = at + self.cfg.login_backoff.as_millis() as u64;
+            if until > now {
+                *lock(&self.suspension) = Some(Suspension {
+                    until_millis: until,
+                });
+                tracing::warn!(
+                    target_name = %self.cfg.target,
+                    next_attempt_in_secs = (until - now) / 1000,
+                    "a login was rejected before this restart (login ledger): logins stay suspended for the rest of the back-off"
+                );
+            }
+        }
+        self.suspended_for();
     }
 
     /// Takes over `old`'s token and login suspension (a reload that changed only settings such
@@ -253,6 +329,8 @@ impl Client {
         {
             *lock(&self.token) = Some(t);
             *lock(&self.token_refreshed) = *lock(&old.token_refreshed);
+            self.token_proven
+                .store(old.token_proven.load(Ordering::SeqCst), Ordering::SeqCst);
         }
         let until = lock(&old.suspension).as_ref().map(|s| s.until_millis);
         if let Some(until_millis) = until {
@@ -260,22 +338,31 @@ impl Client {
         }
     }
 
-    /// Ends the token with `logout` (shutdown, removed target). Static tokens are left alone: they
-    /// belong to someone else.
+    /// Ends the token with `logout` (shutdown, removed target) and retires the client: a login
+    /// still in flight logs its token out as soon as it arrives. Static tokens are left alone:
+    /// they belong to someone else.
     pub async fn logout(&self, deadline: Instant) {
-        if matches!(self.cfg.auth, Auth::StaticToken(_)) {
-            return;
-        }
-        let token = lock(&self.token).take();
+        let token = {
+            let mut held = lock(&self.token);
+            self.retired.store(true, Ordering::SeqCst);
+            if matches!(self.cfg.auth, Auth::StaticToken(_)) {
+                return;
+            }
+            held.take()
+        };
         if let Some(token) = token {
-            match self
-                .send::<BareAnswer>("logout", Some(&token), &json!({}), deadline)
-                .await
-            {
-                Ok(_) => tracing::debug!(target_name = %self.cfg.target, "logged out"),
-                Err(e) => {
-                    tracing::debug!(target_name = %self.cfg.target, error = %e, "logout failed")
-                }
+            self.send_logout(&token, deadline).await;
+        }
+    }
+
+    async fn send_logout(&self, token: &Secret, deadline: Instant) {
+        match self
+            .send::<BareAnswer>("logout", Some(token), &json!({}), deadline)
+            .await
+        {
+            Ok(_) => tracing::debug!(target_name = %self.cfg.target, "logged out"),
+            Err(e) => {
+                tracing::debug!(target_name = %self.cfg.target, error = %e, "logout failed")
             }
         }
     }
@@ -293,14 +380,140 @@ impl Client {
         *lock(&self.suspension) = Some(Suspension {
             until_millis: until,
         });
-        self.observer.login_suspended(&self.cfg.target, true);
+        self.suspended_for();
         tracing::warn!(
             target_name = %self.cfg.target,
             cause = %why,
             next_attempt_unix = until / 1000,
             next_attempt_in_secs = wait_ms / 1000,
-            "logins to the PBX suspended so that it never locks this host out; fix the credentials or unblock the host in the PBX, then wait or reload"
+            "logins to the PBX suspended (at most 2 unsuccessful logins per 10 minutes, the PBX locks out at 5); fix the credentials or unblock the host in the PBX, then wait or reload"
         );
+    }
+
+    /// How long a login may take, whatever the scrape's deadline.
+    fn login_timeout(&self) -> Duration {
+        self.cfg.timeout.max(LOGIN_MIN_TIMEOUT)
+    }
+
+    /// The login in flight, if any.
+    fn login_in_flight(&self) -> Option<SharedLogin> {
+        lock(&self.login_inflight).as_ref().map(|(_, f)| f.clone())
+    }
+
+    /// Starts a login as a task of its own: it runs to its own bound even when every scrape
+    /// waiting for it has gone, so its answer is always read and counted.
+    fn start_login(self: &Arc<Self>) -> SharedLogin {
+        // The slot stays locked until it holds the new login, so the task (which clears it when
+        // done) cannot finish before it is there.
+        let mut slot = lock(&self.login_inflight);
+        if let Some((_, f)) = &*slot {
+            return f.clone();
+        }
+        let seq = self.login_seq.fetch_add(1, Ordering::SeqCst);
+        let client = self.clone();
+        let task = tokio::spawn(async move {
+            let result = client.login_once().await;
+            let mut slot = lock(&client.login_inflight);
+            if slot.as_ref().is_some_and(|(s, _)| *s == seq) {
+                *slot = None;
+            }
+            result
+        });
+        let shared = async move {
+            task.await
+                .unwrap_or_else(|e| Err(PbxError::NotLoggedIn(format!("login task ended: {e}"))))
+        }
+        .boxed()
+        .shared();
+        *slot = Some((seq, shared.clone()));
+        shared
+    }
+
+    /// One login, written in the ledger before it is sent and settled there when it ends.
+    async fn login_once(&self) -> Result<Secret, PbxError> {
+        let Auth::Credentials {
+            username,
+            password_md5,
+        } = &self.cfg.auth
+        else {
+            return Err(PbxError::NotLoggedIn("static-token mode".into()));
+        };
+        let target = &self.cfg.target;
+        let now = self.clock.now_millis();
+        if let Err(at) = self.ledger.allowed(&self.host, now) {
+            return Err(PbxError::LoginSuspended {
+                retry_in_secs: at.saturating_sub(now).div_ceil(1000),
+            });
+        }
+        let id = self.ledger.begin(&self.host, now);
+        let body = json!({
+            "username": username,
+            "password": password_md5.expose(),
+            "version": "2.0.0",
+        });
+        let bound = Instant::now() + self.login_timeout();
+        let result = self.send::<LoginAnswer>("login", None, &body, bound).await;
+        let now = self.clock.now_millis();
+        let err = match result {
+            Ok(answer) => match answer.token {
+                Some(t) if !t.is_empty() => {
+                    self.ledger.erase(&self.host, id, now);
+                    self.observer.login(target, LoginOutcome::Success);
+                    let t = Secret::new(t);
+                    let kept = {
+                        let mut held = lock(&self.token);
+                        if self.retired.load(Ordering::SeqCst) {
+                            false
+                        } else {
+                            *held = Some(t.clone());
+                            *lock(&self.token_refreshed) = now;
+                            self.token_proven.store(false, Ordering::SeqCst);
+                            true
+                        }
+                    };
+                    if !kept {
+                        // Retired while the login was out: this token is nobody's; end it.
+                        self.send_logout(&t, Instant::now() + self.login_timeout())
+                            .await;
+                        return Err(PbxError::NotLoggedIn(
+                            "the target was removed or replaced by a reload".into(),
+                        ));
+                    }
+                    tracing::debug!(target_name = %target, "logged in");
+                    return Ok(t);
+                }
+                _ => PbxError::Decode {
+                    endpoint: "login".into(),
+                    reason: "Success without a token".into(),
+                },
+            },
+            Err(PbxError::Api { errno, .. }) if errno == "20003" => PbxError::LoginRejected,
+            Err(PbxError::Api { errno, .. }) if errno == "20002" => PbxError::LoginLocked,
+            Err(e) => e,
+        };
+        let (kind, outcome) = match &err {
+            PbxError::LoginRejected => (Some(Failure::Rejected), LoginOutcome::Rejected),
+            PbxError::LoginLocked => (Some(Failure::Locked), LoginOutcome::Locked),
+            // Never left this host: the PBX did not see it.
+            PbxError::Connect { sent: false, .. } => (None, LoginOutcome::Error),
+            _ => (Some(Failure::Unseen), LoginOutcome::Error),
+        };
+        match kind {
+            Some(k) => self.ledger.fail(&self.host, id, k, now),
+            None => self.ledger.erase(&self.host, id, now),
+        }
+        self.observer.login(target, outcome);
+        match kind {
+            Some(Failure::Rejected | Failure::Locked) => self.suspend(&err),
+            Some(_) => tracing::warn!(
+                target_name = %target,
+                cause = %err,
+                failed_attempts_in_window = self.ledger.count(&self.host, now),
+                "a login ended without a token; the PBX may count it as a failed login, so the exporter does too (at most 2 per 10 minutes)"
+            ),
+            None => {}
+        }
+        Err(err)
     }
 
     fn url(&self, endpoint: &str, token: Option<&Secret>) -> String {
@@ -352,6 +565,46 @@ impl Client {
         result
     }
 
+    /// What a redirect's `Location` points at (scheme, host and port only), and what to do.
+    fn redirect_error(&self, endpoint: &str, status: u16, location: Option<&str>) -> PbxError {
+        let location = location.unwrap_or("").trim();
+        let origin = match location.split_once("://") {
+            Some((scheme, rest)) => {
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+                let authority = authority.rsplit('@').next().unwrap_or("");
+                Some(format!("{}://{authority}", scheme.to_ascii_lowercase()))
+            }
+            None => None,
+        };
+        let (location, hint) = match origin {
+            Some(o) if o.eq_ignore_ascii_case(&self.cfg.url) => (
+                clip(&o, 200),
+                "a path on the same PBX: check the API path (--pbx.api-path) and that the API is enabled".to_string(),
+            ),
+            Some(o) => (
+                clip(&o, 200),
+                format!(
+                    "set the target's url (--pbx.url) to {} (with default web settings the PBX moves plain HTTP on port 80 to HTTPS on 8088)",
+                    clip(&o, 200)
+                ),
+            ),
+            None if location.is_empty() => (
+                "nowhere (no Location header)".to_string(),
+                "check the target's url (--pbx.url): HTTPS on port 8088 is the vendor's default".to_string(),
+            ),
+            None => (
+                "a path on the same PBX".to_string(),
+                "check the API path (--pbx.api-path) and that the API is enabled".to_string(),
+            ),
+        };
+        PbxError::Redirect {
+            endpoint: endpoint.to_string(),
+            status,
+            location,
+            hint,
+        }
+    }
+
     async fn exchange<T: DeserializeOwned + Envelope>(
         &self,
         endpoint: &str,
@@ -366,6 +619,7 @@ impl Client {
             } else {
                 PbxError::Connect {
                     endpoint: endpoint.to_string(),
+                    sent: !(e.is_connect() || e.is_builder()),
                     reason: error::transport_reason(e),
                 }
             }
@@ -377,16 +631,23 @@ impl Client {
         let mut resp = self
             .http
             .post(self.url(endpoint, token))
-            .timeout(self.cfg.timeout)
             .header("Content-Type", "application/json; charset=utf-8")
             .body(body.to_string())
             .send()
             .await
             .map_err(transport)?;
-        if resp.status() != reqwest::StatusCode::OK {
+        let status = resp.status();
+        if status.is_redirection() {
+            let location = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            return Err(self.redirect_error(endpoint, status.as_u16(), location.as_deref()));
+        }
+        if status != reqwest::StatusCode::OK {
             return Err(PbxError::Http {
                 endpoint: endpoint.to_string(),
-                status: resp.status().as_u16(),
+                status: status.as_u16(),
             });
         }
         let cap = self.cfg.max_response_bytes;
@@ -394,45 +655,60 @@ impl Client {
         if resp.content_length().is_some_and(|n| n > cap as u64) {
             return Err(too_large());
         }
-        let mut buf =
-            Vec::with_capacity(resp.content_length().unwrap_or(8192).min(cap as u64) as usize);
+        // The chunks as they came, joined once at the end: no doubling buffer, so an answer cut
+        // at the cap holds about the cap, not a multiple of it.
+        let mut chunks: Vec<bytes::Bytes> = Vec::new();
+        let mut total = 0usize;
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
-                    if buf.len() + chunk.len() > cap {
+                    total += chunk.len();
+                    if total > cap {
                         return Err(too_large());
                     }
-                    buf.extend_from_slice(&chunk);
+                    chunks.push(chunk);
                 }
                 Ok(None) => break,
                 Err(e) if e.is_timeout() => return Err(transport(e)),
                 Err(e) => return Err(decode(format!("body: {}", error::transport_reason(e)))),
             }
         }
-        decode_answer(endpoint, &buf)
+        drop(resp);
+        match chunks.len() {
+            1 => decode_answer(endpoint, &chunks[0]),
+            _ => {
+                let mut buf = Vec::with_capacity(total);
+                for c in chunks.drain(..) {
+                    buf.extend_from_slice(&c);
+                }
+                decode_answer(endpoint, &buf)
+            }
+        }
     }
 }
 
 /// Decodes a PBX answer to `endpoint`: the type's fields, then its `status` (and `errno`).
+///
+/// Bytes that are not UTF-8 (a trunk named in Latin-1) become U+FFFD rather than failing the
+/// answer; PBX-supplied words kept in an error are cut to [`error::MAX_PBX_TEXT`].
 pub fn decode_answer<T: DeserializeOwned + Envelope>(
     endpoint: &str,
     bytes: &[u8],
 ) -> Result<T, PbxError> {
     let decode = |reason: String| PbxError::Decode {
         endpoint: endpoint.to_string(),
-        reason,
+        reason: clip(&reason, error::MAX_PBX_TEXT),
     };
-    // One UTF-8 check of the whole answer is cheaper than one per string read; an answer with
-    // stray bytes in a field nobody reads still decodes, through the slice reader.
+    // One UTF-8 check of the whole answer is cheaper than one per string read.
     let answer: T = match std::str::from_utf8(bytes) {
         Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(bytes),
+        Err(_) => serde_json::from_str(&String::from_utf8_lossy(bytes)),
     }
     .map_err(|e| decode(e.to_string()))?;
     match answer.status() {
         Some(s) if s.eq_ignore_ascii_case("success") => Ok(answer),
         Some(s) if s.eq_ignore_ascii_case("failed") => {
-            let errno = answer.errno().unwrap_or("").to_string();
+            let errno = clip(answer.errno().unwrap_or(""), 32);
             if matches!(errno.as_str(), "20004" | "20005" | "20006") {
                 Err(PbxError::TokenExpired {
                     endpoint: endpoint.to_string(),
@@ -445,17 +721,17 @@ pub fn decode_answer<T: DeserializeOwned + Envelope>(
                 })
             }
         }
-        Some(other) => Err(decode(format!("unknown status {other:?}"))),
+        Some(other) => Err(decode(format!("unknown status {:?}", clip(other, 40)))),
         None => Err(decode("no status field".into())),
     }
 }
 
 /// One scrape's use of a [`Client`].
 pub struct Session<'a> {
-    client: &'a Client,
+    client: &'a Arc<Client>,
     deadline: Instant,
     logins: AtomicU32,
-    login_failed: Mutex<Option<String>>,
+    login_failed: Mutex<Option<PbxError>>,
     heartbeat_tried: AtomicBool,
 }
 
@@ -471,35 +747,61 @@ impl Session<'_> {
         self.deadline
     }
 
-    /// Calls `endpoint` with `body`, logging in first if needed, and once more on a token error.
+    /// Calls `endpoint` with `body`, logging in first if needed, and once more on a token error
+    /// (unless the token came from a login just now: then the PBX refused what it had just
+    /// issued, and that counts as a failed login).
     pub async fn call<T: DeserializeOwned + Envelope>(
         &self,
         endpoint: &str,
         body: &Value,
     ) -> Result<T, PbxError> {
+        let client = self.client;
         let token = self.token().await?;
-        match self
-            .client
+        match client
             .send::<T>(endpoint, Some(&token), body, self.deadline)
             .await
         {
-            Err(PbxError::TokenExpired { .. })
-                if matches!(self.client.cfg.auth, Auth::Credentials { .. }) =>
+            Err(PbxError::TokenExpired { errno, .. })
+                if matches!(client.cfg.auth, Auth::Credentials { .. }) =>
             {
-                // Forget this token (unless a concurrent request already replaced it), log in again,
-                // retry once.
-                {
-                    let mut held = lock(&self.client.token);
+                // Forget this token (unless a concurrent request already replaced it).
+                let fresh = {
+                    let mut held = lock(&client.token);
                     if held.as_ref() == Some(&token) {
                         *held = None;
+                        !client.token_proven.load(Ordering::SeqCst)
+                    } else {
+                        false
                     }
+                };
+                if fresh {
+                    let err = PbxError::FreshTokenRefused { errno };
+                    client
+                        .ledger
+                        .fail_after_token(&client.host, client.clock.now_millis());
+                    client.suspend(&err);
+                    return Err(err);
                 }
                 let token = self.token().await?;
-                self.client
+                let result = client
                     .send::<T>(endpoint, Some(&token), body, self.deadline)
-                    .await
+                    .await;
+                self.proven(&token, &result);
+                result
             }
-            other => other,
+            other => {
+                self.proven(&token, &other);
+                other
+            }
+        }
+    }
+
+    /// Notes that `token` answered a request.
+    fn proven<T>(&self, token: &Secret, result: &Result<T, PbxError>) {
+        if !matches!(result, Err(PbxError::TokenExpired { .. }))
+            && lock(&self.client.token).as_ref() == Some(token)
+        {
+            self.client.token_proven.store(true, Ordering::SeqCst);
         }
     }
 
@@ -522,36 +824,38 @@ impl Session<'_> {
         if let Some(t) = self.fresh_token() {
             return Ok(t);
         }
-        let (username, password_md5) = match &self.client.cfg.auth {
-            Auth::Credentials {
-                username,
-                password_md5,
-            } => (username, password_md5),
+        let client = self.client;
+        if matches!(client.cfg.auth, Auth::StaticToken(_)) {
             // A static token is always held; it was dropped only by logout at shutdown.
-            Auth::StaticToken(_) => return Err(PbxError::NotLoggedIn("static token ended".into())),
+            return Err(PbxError::NotLoggedIn("static token ended".into()));
+        }
+        let login_timeout = || PbxError::Timeout {
+            endpoint: "login".into(),
         };
-        // One login (or heartbeat) at a time per PBX: concurrent requests wait here and use its
-        // token.
-        let _guard = self.client.login_lock.lock().await;
+        // One login (or heartbeat) decision at a time per PBX: concurrent requests wait here and
+        // use its token.
+        let Ok(_guard) = tokio::time::timeout_at(self.deadline, client.login_lock.lock()).await
+        else {
+            return Err(login_timeout());
+        };
         if let Some(t) = self.fresh_token() {
             return Ok(t);
         }
-        let held = lock(&self.client.token).clone();
+        let held = lock(&client.token).clone();
         if let Some(t) = held {
             if self.heartbeat_tried.swap(true, Ordering::SeqCst) {
                 return Ok(t);
             }
-            match self
-                .client
+            match client
                 .send::<BareAnswer>("heartbeat", Some(&t), &json!({}), self.deadline)
                 .await
             {
                 Ok(_) => {
-                    *lock(&self.client.token_refreshed) = self.client.clock.now_millis();
+                    *lock(&client.token_refreshed) = client.clock.now_millis();
                     return Ok(t);
                 }
                 Err(PbxError::TokenExpired { .. }) => {
-                    let mut token = lock(&self.client.token);
+                    let mut token = lock(&client.token);
                     if token.as_ref() == Some(&t) {
                         *token = None;
                     }
@@ -561,59 +865,40 @@ impl Session<'_> {
                 Err(_) => return Ok(t),
             }
         }
-        if let Some(reason) = lock(&self.login_failed).clone() {
-            return Err(PbxError::NotLoggedIn(reason));
+        if let Some(e) = lock(&self.login_failed).clone() {
+            return Err(PbxError::NotLoggedIn(e.to_string()));
         }
-        if let Some(left) = self.client.suspended_for() {
-            return Err(PbxError::LoginSuspended {
-                retry_in_secs: left.as_secs(),
-            });
-        }
-        if self.logins.fetch_add(1, Ordering::SeqCst) >= MAX_LOGINS_PER_SCRAPE {
-            return Err(PbxError::NotLoggedIn(
-                "login limit for one scrape reached".into(),
-            ));
-        }
-        let body = json!({
-            "username": username,
-            "password": password_md5.expose(),
-            "version": "2.0.0",
-        });
-        let target = &self.client.cfg.target;
-        let result = self
-            .client
-            .send::<LoginAnswer>("login", None, &body, self.deadline)
-            .await;
-        let err = match result {
-            Ok(answer) => match answer.token {
-                Some(t) if !t.is_empty() => {
-                    let t = Secret::new(t);
-                    *lock(&self.client.token) = Some(t.clone());
-                    *lock(&self.client.token_refreshed) = self.client.clock.now_millis();
-                    self.client.observer.login(target, LoginOutcome::Success);
-                    tracing::debug!(target_name = %target, "logged in");
-                    return Ok(t);
+        let login = match client.login_in_flight() {
+            // Someone's login is out: wait for it, it costs nothing more.
+            Some(f) => f,
+            None => {
+                if client.retired.load(Ordering::SeqCst) {
+                    return Err(PbxError::NotLoggedIn(
+                        "the target was removed or replaced by a reload".into(),
+                    ));
                 }
-                _ => PbxError::Decode {
-                    endpoint: "login".into(),
-                    reason: "Success without a token".into(),
-                },
-            },
-            Err(PbxError::Api { errno, .. }) if errno == "20003" => PbxError::LoginRejected,
-            Err(PbxError::Api { errno, .. }) if errno == "20002" => PbxError::LoginLocked,
-            Err(e) => e,
+                if let Some(left) = client.suspended_for() {
+                    return Err(PbxError::LoginSuspended {
+                        retry_in_secs: left.as_millis().div_ceil(1000) as u64,
+                    });
+                }
+                if self.logins.fetch_add(1, Ordering::SeqCst) >= MAX_LOGINS_PER_SCRAPE {
+                    return Err(PbxError::NotLoggedIn(
+                        "login limit for one scrape reached".into(),
+                    ));
+                }
+                client.start_login()
+            }
         };
-        let outcome = match err {
-            PbxError::LoginRejected => LoginOutcome::Rejected,
-            PbxError::LoginLocked => LoginOutcome::Locked,
-            _ => LoginOutcome::Error,
-        };
-        self.client.observer.login(target, outcome);
-        if matches!(outcome, LoginOutcome::Rejected | LoginOutcome::Locked) {
-            self.client.suspend(&err);
+        // The login goes on to its own bound if this scrape's deadline comes first.
+        match tokio::time::timeout_at(self.deadline, login).await {
+            Ok(Ok(t)) => Ok(t),
+            Ok(Err(e)) => {
+                *lock(&self.login_failed) = Some(e.clone());
+                Err(e)
+            }
+            Err(_) => Err(login_timeout()),
         }
-        *lock(&self.login_failed) = Some(err.to_string());
-        Err(err)
     }
 }
 

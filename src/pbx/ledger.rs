@@ -1,0 +1,347 @@
+//! The login ledger: every login attempt that did not yield a token, per PBX host, kept on disk.
+//!
+//! The PBX locks an address out for 10 minutes after 5 failed logins in 10 minutes, and it counts a
+//! login whose answer the exporter never read. So the exporter keeps the one invariant that holds
+//! whatever the PBX, the scrape rate or the deadlines do: **at most [`MAX_UNSEEN_FAILURES`] login
+//! attempts that did not yield a token in any [`WINDOW`], per PBX host**. An attempt is written down
+//! (and, with a state directory, written to disk) *before* it is sent, as a possible failure; only
+//! a token coming back erases it. A request that never left this host (connection refused, DNS,
+//! TLS refused before the request) is erased too: the PBX never saw it. The ledger is keyed by host,
+//! not by target: the PBX counts failures per source address, whatever port or scheme they used.
+//!
+//! With `--pbx.state-dir` the ledger survives restarts (a crash loop with a wrong password makes at
+//! most 2 attempts in 10 minutes); it is written atomically (temporary file, fsync, rename).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::lock;
+
+/// The PBX's lockout window.
+pub const WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// Login attempts without a token the exporter allows itself in any [`WINDOW`] (the PBX locks out
+/// at 5).
+pub const MAX_UNSEEN_FAILURES: usize = 2;
+
+/// The state file's name inside `--pbx.state-dir`.
+pub const STATE_FILE: &str = "login-ledger.json";
+
+/// Why an attempt is in the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// Sent, no outcome yet (or the process ended before it came).
+    Pending,
+    /// errno 20003: wrong username or password.
+    Rejected,
+    /// errno 20002: the host is locked out.
+    Locked,
+    /// The outcome was not seen (timeout, closed connection, HTTP error, no token, undecodable), or
+    /// the token it gave was refused on first use.
+    Unseen,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    id: u64,
+    /// When the attempt ended (unix millis); while pending, when it began.
+    at_ms: u64,
+    kind: Failure,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct File {
+    version: u32,
+    /// PBX host → attempts.
+    hosts: BTreeMap<String, Vec<Entry>>,
+}
+
+/// Why the state file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// Reading or parsing failed.
+    #[error(
+        "--pbx.state-dir: cannot use {path}: {source}; fix or delete it (the PBX may still count recent failed logins)"
+    )]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The ledger of every PBX this process logs in to. One per process (all targets share it).
+#[derive(Debug)]
+pub struct LoginLedger {
+    path: Option<PathBuf>,
+    state: Mutex<(File, u64)>,
+}
+
+impl LoginLedger {
+    /// A ledger in memory only: restarts forget it.
+    pub fn in_memory() -> Self {
+        Self {
+            path: None,
+            state: Mutex::new((File::default(), 0)),
+        }
+    }
+
+    /// The ledger of `dir` (created if missing). Attempts left pending by a previous process are
+    /// taken as failures at `now_ms`: their outcome was never seen.
+    pub fn open(dir: &Path, now_ms: u64) -> Result<Self, LedgerError> {
+        let path = dir.join(STATE_FILE);
+        let err = |source: std::io::Error| LedgerError::Read {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let mut file = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice::<File>(&bytes)
+                .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
+            Err(e) => return Err(err(e)),
+        };
+        let mut next_id = 0;
+        for entries in file.hosts.values_mut() {
+            for e in entries.iter_mut() {
+                if e.kind == Failure::Pending {
+                    e.kind = Failure::Unseen;
+                    e.at_ms = e.at_ms.max(now_ms);
+                }
+                next_id = next_id.max(e.id + 1);
+            }
+        }
+        let ledger = Self {
+            path: Some(path.clone()),
+            state: Mutex::new((file, next_id)),
+        };
+        // Proves the directory is writable now rather than at the first failed login.
+        ledger
+            .save(&mut lock(&ledger.state).0, now_ms)
+            .map_err(err)?;
+        Ok(ledger)
+    }
+
+    /// Where it is kept, if anywhere.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// `Ok` when a login to `host` may be attempted at `now_ms`; else the unix millis from which
+    /// one may.
+    pub fn allowed(&self, host: &str, now_ms: u64) -> Result<(), u64> {
+        let state = lock(&self.state);
+        let Some(entries) = state.0.hosts.get(host) else {
+            return Ok(());
+        };
+        let live: Vec<u64> = entries
+            .iter()
+            .filter(|e| e.kind == Failure::Pending || in_window(e.at_ms, now_ms))
+            .map(|e| e.at_ms)
+            .collect();
+        if live.len() < MAX_UNSEEN_FAILURES {
+            return Ok(());
+        }
+        // The oldest must leave the window for one more to fit.
+        let mut sorted = live;
+        sorted.sort_unstable();
+        let k = sorted.len() - MAX_UNSEEN_FAILURES;
+        Err(sorted[k] + WINDOW.as_millis() as u64)
+    }
+
+    /// Writes down an attempt about to be sent; returns its id.
+    pub fn begin(&self, host: &str, now_ms: u64) -> u64 {
+        let mut state = lock(&self.state);
+        let id = state.1;
+        state.1 += 1;
+        state
+            .0
+            .hosts
+            .entry(host.to_string())
+            .or_default()
+            .push(Entry {
+                id,
+                at_ms: now_ms,
+                kind: Failure::Pending,
+            });
+        self.persist(&mut state.0, now_ms);
+        id
+    }
+
+    /// The attempt yielded a token, or never reached the PBX: it is not a failure.
+    pub fn erase(&self, host: &str, id: u64, now_ms: u64) {
+        let mut state = lock(&self.state);
+        if let Some(entries) = state.0.hosts.get_mut(host) {
+            entries.retain(|e| e.id != id);
+        }
+        self.persist(&mut state.0, now_ms);
+    }
+
+    /// The attempt ended at `now_ms` without a token, for `kind`.
+    pub fn fail(&self, host: &str, id: u64, kind: Failure, now_ms: u64) {
+        let mut state = lock(&self.state);
+        let entries = state.0.hosts.entry(host.to_string()).or_default();
+        match entries.iter_mut().find(|e| e.id == id) {
+            Some(e) => {
+                e.kind = kind;
+                e.at_ms = now_ms;
+            }
+            None => entries.push(Entry {
+                id,
+                at_ms: now_ms,
+                kind,
+            }),
+        }
+        self.persist(&mut state.0, now_ms);
+    }
+
+    /// A login that had yielded a token counts as failed after all (the PBX refused that token on
+    /// first use): recorded as a new failure at `now_ms`.
+    pub fn fail_after_token(&self, host: &str, now_ms: u64) {
+        let id = {
+            let mut state = lock(&self.state);
+            let id = state.1;
+            state.1 += 1;
+            id
+        };
+        self.fail(host, id, Failure::Unseen, now_ms);
+    }
+
+    /// The latest rejection (20003 or 20002) of `host` still in the window, unix millis.
+    pub fn last_rejection(&self, host: &str, now_ms: u64) -> Option<u64> {
+        lock(&self.state)
+            .0
+            .hosts
+            .get(host)?
+            .iter()
+            .filter(|e| matches!(e.kind, Failure::Rejected | Failure::Locked))
+            .filter(|e| in_window(e.at_ms, now_ms))
+            .map(|e| e.at_ms)
+            .max()
+    }
+
+    /// Attempts of `host` in the ledger now (pending or failed within the window).
+    pub fn count(&self, host: &str, now_ms: u64) -> usize {
+        lock(&self.state).0.hosts.get(host).map_or(0, |entries| {
+            entries
+                .iter()
+                .filter(|e| e.kind == Failure::Pending || in_window(e.at_ms, now_ms))
+                .count()
+        })
+    }
+
+    fn persist(&self, file: &mut File, now_ms: u64) {
+        if let Err(e) = self.save(file, now_ms)
+            && let Some(path) = &self.path
+        {
+            // Still safe within this process (the ledger in memory holds); only a restart would
+            // forget the attempt.
+            tracing::error!(path = %path.display(), error = %e, "cannot write the login ledger; a restart now would forget recent failed logins");
+        }
+    }
+
+    /// Drops what left the window, then writes the file (temporary file, fsync, rename). A few
+    /// hundred bytes, written only around logins: done inline, so an attempt is on disk before
+    /// it is sent.
+    fn save(&self, file: &mut File, now_ms: u64) -> std::io::Result<()> {
+        for entries in file.hosts.values_mut() {
+            entries.retain(|e| e.kind == Failure::Pending || in_window(e.at_ms, now_ms));
+        }
+        file.hosts.retain(|_, entries| !entries.is_empty());
+        file.version = 1;
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let tmp = path.with_extension("json.tmp");
+        let bytes = serde_json::to_vec_pretty(file).map_err(std::io::Error::other)?;
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent()
+            && let Ok(d) = std::fs::File::open(dir)
+        {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+fn in_window(at_ms: u64, now_ms: u64) -> bool {
+    now_ms.saturating_sub(at_ms) < WINDOW.as_millis() as u64
+}
+
+/// The host part of a PBX base URL (`https://10.0.0.5:8088` → `10.0.0.5`), lower-cased: the
+/// PBX counts failed logins per source address, whatever port or scheme they came to.
+pub fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    host.to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: u64 = 60_000;
+
+    #[test]
+    fn two_failures_per_window_then_wait_for_the_oldest() {
+        let l = LoginLedger::in_memory();
+        assert_eq!(l.allowed("pbx", 0), Ok(()));
+        let a = l.begin("pbx", 0);
+        l.fail("pbx", a, Failure::Unseen, 5_000);
+        let b = l.begin("pbx", MIN);
+        // Pending counts.
+        assert_eq!(l.allowed("pbx", MIN), Err(5_000 + 10 * MIN));
+        l.fail("pbx", b, Failure::Rejected, MIN);
+        assert_eq!(l.allowed("pbx", 10 * MIN), Err(5_000 + 10 * MIN));
+        assert_eq!(l.allowed("pbx", 5_000 + 10 * MIN), Ok(()));
+        assert_eq!(l.last_rejection("pbx", 2 * MIN), Some(MIN));
+        // Another host is not affected; a success erases.
+        let c = l.begin("other", 0);
+        l.erase("other", c, 0);
+        assert_eq!(l.count("other", 0), 0);
+    }
+
+    #[test]
+    fn hosts_ignore_scheme_and_port() {
+        assert_eq!(host_of("https://PBX.example:8088"), "pbx.example");
+        assert_eq!(host_of("http://10.0.0.5"), "10.0.0.5");
+        assert_eq!(host_of("http://[fe80::1]:80"), "fe80::1");
+    }
+
+    #[test]
+    fn the_file_survives_and_pending_becomes_failure() {
+        let dir = std::env::temp_dir().join(format!("ledger-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let l = LoginLedger::open(&dir, 0).unwrap();
+        let a = l.begin("pbx", 0);
+        l.fail("pbx", a, Failure::Rejected, 1_000);
+        l.begin("pbx", 2_000); // the process "dies" here
+        drop(l);
+        let l = LoginLedger::open(&dir, 3_000).unwrap();
+        assert_eq!(l.count("pbx", 3_000), 2);
+        assert_eq!(l.allowed("pbx", 3_000), Err(1_000 + 10 * MIN));
+        std::fs::write(dir.join(STATE_FILE), "{broken").unwrap();
+        let e = LoginLedger::open(&dir, 0).unwrap_err().to_string();
+        assert!(e.starts_with("--pbx.state-dir: cannot use "), "{e}");
+        assert!(e.contains("login-ledger.json: "), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

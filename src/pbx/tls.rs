@@ -1,0 +1,238 @@
+//! TLS towards the PBX: the system's roots, the CA file, and pinned self-signed certificates.
+//!
+//! Real units carry a self-signed certificate, often marked `CA:TRUE` (what `openssl req -x509`
+//! makes) and issued for a name or address the exporter does not use. WebPKI refuses such a
+//! certificate even when it is in the trust store ("CA used as end entity"). So a certificate in
+//! `ca_file` that is *exactly* the one the PBX presents is trusted as such — pinned, byte for byte,
+//! whatever its basic constraints or names say; every other certificate goes through the ordinary
+//! WebPKI checks against the system's roots plus the CA file. Signatures of the handshake itself
+//! are always verified, pinned or not.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::DigitallySignedStruct;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ClientConfig, WebPkiServerVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+use super::{BuildError, HttpSettings};
+
+/// The certificates of a PEM file.
+pub fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, BuildError> {
+    use rustls::pki_types::pem::PemObject;
+    let ca_error = |reason: String| BuildError::CaFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ca_error(format!("not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(ca_error("no PEM certificate in the file".into()));
+    }
+    Ok(certs)
+}
+
+/// The rustls client configuration for PBXes with these settings.
+pub fn client_config(settings: &HttpSettings) -> Result<ClientConfig, BuildError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| BuildError::Http(e.to_string()))?;
+    let verifier: Arc<dyn ServerCertVerifier> = if settings.insecure_skip_verify {
+        Arc::new(AnyCertificate(provider))
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        // The system's roots: a host-installed CA is trusted. Unreadable ones are skipped, as
+        // every TLS client does.
+        let native = rustls_native_certs::load_native_certs();
+        roots.add_parsable_certificates(native.certs);
+        let pinned = match &settings.ca_file {
+            Some(path) => {
+                let certs = read_pem(path)?;
+                roots.add_parsable_certificates(certs.iter().cloned());
+                certs
+            }
+            None => Vec::new(),
+        };
+        if roots.is_empty() {
+            return Err(BuildError::Http(
+                "no trusted certificate: the system has no CA roots and no ca_file is set".into(),
+            ));
+        }
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| BuildError::Http(e.to_string()))?;
+        Arc::new(Pinning { pinned, webpki })
+    };
+    let mut config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// Trusts a certificate of the CA file presented as is; everything else by WebPKI.
+#[derive(Debug)]
+struct Pinning {
+    pinned: Vec<CertificateDer<'static>>,
+    webpki: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for Pinning {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self
+            .pinned
+            .iter()
+            .any(|p| p.as_ref() == end_entity.as_ref())
+        {
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+/// `insecure_skip_verify`: any certificate, but the handshake's signatures are still checked (the
+/// peer holds the key of the certificate it shows).
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Names (DNS SANs, IP SANs, CN) a certificate lists, lower-cased.
+fn names_of(der: &[u8]) -> Vec<String> {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let mut names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for n in &san.value.general_names {
+            match n {
+                x509_parser::extensions::GeneralName::DNSName(d) => {
+                    names.push(d.to_ascii_lowercase())
+                }
+                x509_parser::extensions::GeneralName::IPAddress(ip) => match ip.len() {
+                    4 => names.push(
+                        std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*ip).unwrap_or_default())
+                            .to_string(),
+                    ),
+                    16 => names.push(
+                        std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*ip).unwrap_or_default())
+                            .to_string(),
+                    ),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+    }
+    for cn in cert.subject().iter_common_name() {
+        if let Ok(s) = cn.as_str() {
+            names.push(s.to_ascii_lowercase());
+        }
+    }
+    names
+}
+
+/// When no certificate of `ca_file` lists `host`: a warning for the start-up log (a pinned
+/// certificate is still trusted; an ordinary CA-signed one would be refused for the name).
+pub fn name_warning(ca_file: &Path, host: &str) -> Option<String> {
+    let certs = read_pem(ca_file).ok()?;
+    let host = host.to_ascii_lowercase();
+    let matches = |name: &str| {
+        name == host
+            || name
+                .strip_prefix("*.")
+                .is_some_and(|rest| host.split_once('.').is_some_and(|(_, h)| h == rest))
+    };
+    let all: Vec<String> = certs.iter().flat_map(|c| names_of(c)).collect();
+    if all.iter().any(|n| matches(n)) {
+        return None;
+    }
+    Some(format!(
+        "no certificate in {} lists {host} (it lists: {}); the PBX is still trusted if it presents exactly one of these certificates (pinned), but not one merely signed by them",
+        ca_file.display(),
+        if all.is_empty() {
+            "no names".to_string()
+        } else {
+            super::error::clip(&all.join(", "), 200)
+        }
+    ))
+}
