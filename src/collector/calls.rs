@@ -201,6 +201,10 @@ pub struct CallStats {
     pub max_age: [f64; 3],
 }
 
+/// Most members whose status age one target tracks: far above what an S-Series unit carries (tens
+/// of calls), low enough that a lying PBX cannot grow the exporter without bound.
+pub const MAX_TRACKED_MEMBERS: usize = 20_000;
+
 /// When each current member entered its current status, as this exporter observed it.
 #[derive(Debug, Default)]
 pub struct StatusAges {
@@ -210,14 +214,17 @@ pub struct StatusAges {
 
 impl StatusAges {
     /// Records the members of this scrape at `now_millis` and returns the longest time spent in
-    /// each status (seconds, by [`Status`] index). With `complete` the map is rebuilt from exactly
-    /// the members present, so memory is bounded by the calls of one scrape; without it (a call
-    /// query that should have listed some members failed) members not seen are kept for next time.
-    /// A call seen before keeps its strings: in a steady state nothing is allocated.
-    pub fn observe(&mut self, calls: &MergedCalls, now_millis: u64, complete: bool) -> [f64; 7] {
+    /// each status (seconds, by [`Status`] index) and how many members were not tracked because
+    /// of [`MAX_TRACKED_MEMBERS`]. The map is rebuilt from exactly the members present, so memory
+    /// is bounded by the calls of one scrape: a member the scrape could not see (its collector
+    /// unsupported, off or failing) is not kept. A call seen before keeps its strings: in a steady
+    /// state nothing is allocated.
+    pub fn observe(&mut self, calls: &MergedCalls, now_millis: u64) -> ([f64; 7], u64) {
         let mut next: HashMap<String, Vec<(ChannelId, Status, u64)>> =
-            HashMap::with_capacity(calls.calls.len());
+            HashMap::with_capacity(calls.calls.len().min(MAX_TRACKED_MEMBERS));
         let mut max = [0f64; 7];
+        let mut tracked = 0usize;
+        let mut dropped = 0u64;
         for (callid, call) in &calls.calls {
             let (key, mut before) = self
                 .since
@@ -237,18 +244,19 @@ impl StatusAges {
                 if age > max[m.status.index()] {
                     max[m.status.index()] = age;
                 }
-                members.push((channel, m.status, first_seen));
+                if tracked < MAX_TRACKED_MEMBERS {
+                    tracked += 1;
+                    members.push((channel, m.status, first_seen));
+                } else {
+                    dropped += 1;
+                }
             }
-            if !complete {
-                members.append(&mut before);
+            if !members.is_empty() {
+                next.insert(key, members);
             }
-            next.insert(key, members);
-        }
-        if !complete {
-            next.extend(self.since.drain());
         }
         self.since = next;
-        max
+        (max, dropped)
     }
 
     /// Members tracked now.

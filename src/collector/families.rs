@@ -2,7 +2,9 @@
 
 use std::cell::RefCell;
 
-use prometheus::proto::{Gauge as ProtoGauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::proto::{
+    Counter as ProtoCounter, Gauge as ProtoGauge, LabelPair, Metric, MetricFamily, MetricType,
+};
 use prometheus::{Encoder, TextEncoder};
 
 /// One scrape's metric families, built directly as the text encoder's input: a scrape needs no
@@ -48,6 +50,20 @@ impl Families {
             index: families.len() - 1,
             labels,
         }
+    }
+
+    /// A counter without labels, set to `value` (a total the target keeps across scrapes).
+    pub(crate) fn counter(&self, name: &str, help: &str, value: f64) {
+        let mut f = MetricFamily::default();
+        f.set_name(name.to_string());
+        f.set_help(help.to_string());
+        f.set_field_type(MetricType::COUNTER);
+        let mut c = ProtoCounter::default();
+        c.set_value(value);
+        let mut m = Metric::default();
+        m.set_counter(c);
+        f.mut_metric().push(m);
+        self.families.borrow_mut().push(f);
     }
 
     pub(crate) fn encode(self) -> String {

@@ -151,6 +151,8 @@ struct TargetState {
     /// Collector → when to ask its endpoint again (unix millis) after 10003.
     unsupported: HashMap<CollectorKind, u64>,
     last: Option<Arc<ScrapeOutput>>,
+    /// Members left untracked by [`calls::MAX_TRACKED_MEMBERS`], in total.
+    members_dropped: u64,
 }
 
 /// One configured PBX and the state its scrapes share.
@@ -219,6 +221,15 @@ impl Answers {
             ])
             .flatten()
             .map(Vec::as_slice)
+    }
+}
+
+/// A call list answered `Failed` with errno 10007 ("call does not exist") is how some firmware
+/// says no call is up: an empty list, not a failure.
+fn idle<T: Default>(answer: Result<T, PbxError>) -> Result<T, PbxError> {
+    match answer {
+        Err(e) if e.errno() == Some("10007") => Ok(T::default()),
+        other => other,
     }
 }
 
@@ -327,19 +338,20 @@ impl Target {
         let merge = |calls: MergedCalls| lock(&merged).add(calls);
         let (inbound, outbound, internal, trunks, extensions, device, queues) = tokio::join!(
             async {
-                let a = s.call::<CallQueryAnswer>("call/query", &inbound_q).await?;
+                let a = idle(s.call::<CallQueryAnswer>("call/query", &inbound_q).await)?;
                 merge(a.calls);
                 Ok(())
             },
             async {
-                let a = s.call::<CallQueryAnswer>("call/query", &outbound_q).await?;
+                let a = idle(s.call::<CallQueryAnswer>("call/query", &outbound_q).await)?;
                 merge(a.calls);
                 Ok(())
             },
             maybe(self.runs(K::InternalCalls), async {
-                let a = s
-                    .call::<ExtensionCallsAnswer>("extension/query_call", &all)
-                    .await?;
+                let a = idle(
+                    s.call::<ExtensionCallsAnswer>("extension/query_call", &all)
+                        .await,
+                )?;
                 merge(a.calllist);
                 Ok(())
             }),
@@ -404,12 +416,15 @@ impl Target {
     pub fn render_answers(&self, answers: &Answers) -> ScrapeOutput {
         let mut merged = MergedCalls::default();
         let mut calls = |bytes: &[u8]| {
-            decode_answer::<CallQueryAnswer>("call/query", bytes).map(|a| merged.add(a.calls))
+            idle(decode_answer::<CallQueryAnswer>("call/query", bytes)).map(|a| merged.add(a.calls))
         };
         let (inbound, outbound) = (calls(&answers.inbound), calls(&answers.outbound));
         let internal = answers.internal.as_deref().map(|b| {
-            decode_answer::<ExtensionCallsAnswer>("extension/query_call", b)
-                .map(|a| merged.add(a.calllist))
+            idle(decode_answer::<ExtensionCallsAnswer>(
+                "extension/query_call",
+                b,
+            ))
+            .map(|a| merged.add(a.calllist))
         });
         let results = Results {
             merged,
@@ -500,11 +515,14 @@ impl Target {
         if up {
             let internal_ok = matches!(r.internal, Some(Ok(_)));
             let merged = r.merged;
-            // Without the internal answer, extension-only members were not listed: keep their ages.
-            let complete = internal_ok || !self.collectors.contains(CollectorKind::InternalCalls);
-            let ages = lock(&self.state)
-                .ages
-                .observe(&merged, now_millis, complete);
+            // Only what this scrape saw is kept: without the internal answer (unsupported, off,
+            // failing) extension-only members lose their ages rather than pile up.
+            let ages = {
+                let mut state = lock(&self.state);
+                let (ages, dropped) = state.ages.observe(&merged, now_millis);
+                state.members_dropped += dropped;
+                ages
+            };
             calls::write(
                 &m,
                 merged.stats(now_secs),
@@ -527,6 +545,11 @@ impl Target {
         if let Some(Ok(list)) = &r.queues {
             queues::write(&m, list);
         }
+        m.counter(
+            "yeastar_status_age_members_dropped_total",
+            "Call members whose status age was not tracked because the per-target cap (20000) was reached.",
+            lock(&self.state).members_dropped as f64,
+        );
         m.gauge(
             "yeastar_scrape_duration_seconds",
             "Wall time of this scrape's PBX work.",

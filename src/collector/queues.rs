@@ -33,8 +33,17 @@ pub struct QueueState {
     pub agents: [u64; 11],
 }
 
-/// Turns one `queue/query_status` answer into the state of `queue`.
-pub fn queue_state(queue: &str, answer: &QueueStatusAnswer) -> QueueState {
+/// Turns one `queue/query_status` answer into the state of `queue`. A `callercount` or
+/// `agentstatus` that is not a number is a decode error for the collector, never a silent 0
+/// (`""` is none; an unknown status code counts as `unknown`).
+pub fn queue_state(queue: &str, answer: &QueueStatusAnswer) -> Result<QueueState, PbxError> {
+    let unreadable = |field: &str, value: &str| PbxError::Decode {
+        endpoint: "queue/query_status".into(),
+        reason: format!(
+            "{field} {:?} of queue {queue} is not a number",
+            crate::pbx::clip(value, 40)
+        ),
+    };
     let mut state = QueueState {
         queue: queue.to_string(),
         waiting: 0,
@@ -46,12 +55,22 @@ pub fn queue_state(queue: &str, answer: &QueueStatusAnswer) -> QueueState {
         .filter(|q| q.number.is_empty() || q.number == queue)
     {
         for status in &entry.queuestatus {
-            state.waiting += status.callercount.trim().parse::<u64>().unwrap_or(0);
+            let count = status.callercount.trim();
+            if !count.is_empty() {
+                let n = count
+                    .parse::<u64>()
+                    .map_err(|_| unreadable("callercount", count))?;
+                state.waiting = state.waiting.saturating_add(n);
+            }
             for agent in &status.members {
-                let i = agent
-                    .agentstatus
-                    .trim()
-                    .parse::<usize>()
+                let code = agent.agentstatus.trim();
+                let i = if code.is_empty() {
+                    0
+                } else {
+                    code.parse::<u64>()
+                        .map_err(|_| unreadable("agentstatus", code))?
+                };
+                let i = usize::try_from(i)
                     .ok()
                     .filter(|i| *i < AGENT_STATUSES.len())
                     .unwrap_or(0);
@@ -59,7 +78,7 @@ pub fn queue_state(queue: &str, answer: &QueueStatusAnswer) -> QueueState {
             }
         }
     }
-    state
+    Ok(state)
 }
 
 /// Lists the queues and asks each for its status, one request at a time.
@@ -80,7 +99,7 @@ pub async fn fetch(session: &Session<'_>) -> Result<Vec<QueueState>, PbxError> {
         let answer: QueueStatusAnswer = session
             .call("queue/query_status", &json!({ "number": number }))
             .await?;
-        out.push(queue_state(&number, &answer));
+        out.push(queue_state(&number, &answer)?);
     }
     Ok(out)
 }

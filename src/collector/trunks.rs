@@ -16,11 +16,12 @@ pub struct TrunkState {
     pub up: bool,
 }
 
-/// A status word as a label value: lower case, runs of spaces and dashes as one `_`.
+/// A status word as a label value: lower case, runs of anything but letters and digits as one `_`
+/// (`Registered (Unmonitored)` → `registered_unmonitored`), at most 40 characters.
 pub fn status_label(word: &str) -> String {
     let mut out = String::with_capacity(word.len());
     for part in word
-        .split(|c: char| c.is_whitespace() || c == '-')
+        .split(|c: char| !c.is_alphanumeric())
         .filter(|p| !p.is_empty())
     {
         if !out.is_empty() {
@@ -31,11 +32,25 @@ pub fn status_label(word: &str) -> String {
     if out.is_empty() {
         out.push_str("unknown");
     }
+    if let Some((i, _)) = out.char_indices().nth(40) {
+        out.truncate(i);
+    }
     out
+}
+
+/// A status the exporter cannot judge: the PBX does not monitor the trunk (a peer trunk's
+/// `Unknown`, `Registered (Unmonitored)`). Such a trunk reads as up: it may well carry calls, and
+/// paging on it would be a false alarm; `yeastar_trunk_status` shows the word.
+pub fn unmonitored(status: &str) -> bool {
+    let status = status.trim();
+    status.eq_ignore_ascii_case("unknown") || status.to_ascii_lowercase().contains("unmonitored")
 }
 
 /// Whether a trunk of `kind` in `status` can carry calls (case-insensitive).
 pub fn can_carry_calls(kind: &str, status: &str) -> bool {
+    if unmonitored(status) {
+        return true;
+    }
     let status = status.trim();
     let is = |w: &str| status.eq_ignore_ascii_case(w);
     match kind.to_ascii_uppercase().as_str() {
@@ -98,5 +113,12 @@ mod tests {
         assert!(can_carry_calls("GSM", "Busy"));
         assert!(!can_carry_calls("GSM", "No SIM"));
         assert!(can_carry_calls("E1", "UP"));
+        assert!(can_carry_calls("SIP", "Unknown"));
+        assert!(can_carry_calls("SIP", "Registered (Unmonitored)"));
+        assert_eq!(
+            status_label("Registered (Unmonitored)"),
+            "registered_unmonitored"
+        );
+        assert!(!can_carry_calls("SIP", "Failure"));
     }
 }

@@ -263,47 +263,38 @@ pub fn channel_id<'de, D: Deserializer<'de>>(d: D) -> Result<ChannelId, D::Error
 }
 
 /// A string, or a number or boolean as its text, or nothing; borrowed from the answer where it
-/// needs no unescaping. A visitor rather than an untagged enum: untagged buffers every value first,
-/// and these fields are most of a call/query answer.
+/// needs no unescaping. A number is kept exactly as the PBX wrote it (a trunk named
+/// `111111111111111111111` stays that, never rounded through `f64`): the value is taken as raw JSON
+/// text first. Objects and arrays are errors.
 fn lenient_opt_cow<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<std::borrow::Cow<'de, str>>, D::Error> {
+    use serde::de::Error;
     use std::borrow::Cow;
-    struct Lenient;
-    impl<'de> serde::de::Visitor<'de> for Lenient {
-        type Value = Option<Cow<'de, str>>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a string or a number")
+    let raw: &'de serde_json::value::RawValue = Deserialize::deserialize(d)?;
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'"') => {
+            let inner = &text[1..text.len() - 1];
+            if inner.contains('\\') {
+                serde_json::from_str::<String>(text)
+                    .map(|s| Some(Cow::Owned(s)))
+                    .map_err(D::Error::custom)
+            } else {
+                Ok(Some(Cow::Borrowed(inner)))
+            }
         }
-        fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Borrowed(v)))
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v.to_owned())))
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v.to_string())))
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v.to_string())))
-        }
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v.to_string())))
-        }
-        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
-            Ok(Some(Cow::Owned(v.to_string())))
-        }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_any(Lenient)
-        }
+        Some(b'n') => Ok(None),
+        Some(b'-' | b'0'..=b'9' | b't' | b'f') => Ok(Some(Cow::Borrowed(text))),
+        _ => Err(D::Error::custom(format!(
+            "expected a string or a number, found {}",
+            if text.starts_with('[') {
+                "a list"
+            } else {
+                "an object"
+            }
+        ))),
     }
-    d.deserialize_any(Lenient)
 }
 
 /// `memberstatus`: bucketed as it is read, without keeping the word (a number or null is `OTHER`).
