@@ -313,25 +313,30 @@ mod tests {
         let mut ages = StatusAges::default();
         let mut m = MergedCalls::default();
         m.add(calls(ring));
-        assert_eq!(ages.observe(&m, 0, true)[Status::Ring as usize], 0.0);
-        assert_eq!(
-            ages.observe(&m, 180_000, true)[Status::Ring as usize],
-            180.0
-        );
+        assert_eq!(ages.observe(&m, 0).0[Status::Ring as usize], 0.0);
+        assert_eq!(ages.observe(&m, 180_000).0[Status::Ring as usize], 180.0);
         let mut m2 = MergedCalls::default();
         m2.add(calls(up));
-        let a = ages.observe(&m2, 200_000, true);
+        let (a, _) = ages.observe(&m2, 200_000);
         assert_eq!(
             (a[Status::Ring as usize], a[Status::Answer as usize]),
             (0.0, 0.0)
         );
-        assert_eq!(
-            ages.observe(&m2, 230_000, true)[Status::Answer as usize],
-            30.0
-        );
-        ages.observe(&MergedCalls::default(), 240_000, false);
+        assert_eq!(ages.observe(&m2, 230_000).0[Status::Answer as usize], 30.0);
+        // A scrape that saw no call keeps nothing.
         assert_eq!(ages.len(), 1);
-        ages.observe(&MergedCalls::default(), 250_000, true);
+        ages.observe(&MergedCalls::default(), 250_000);
         assert!(ages.is_empty());
+        // The cap: members beyond it are counted, not kept.
+        let mut many = MergedCalls::default();
+        let list: Vec<String> = (0..MAX_TRACKED_MEMBERS + 5)
+            .map(|i| format!(r#"{{"callid":"1.{i}","members":[{{"ext":{{"channelid":"c{i}","memberstatus":"RING"}}}}]}}"#))
+            .collect();
+        many.add(calls(&format!(
+            r#"{{"Calls":[{}],"status":"Success"}}"#,
+            list.join(",")
+        )));
+        assert_eq!(ages.observe(&many, 260_000).1, 5);
+        assert_eq!(ages.len(), MAX_TRACKED_MEMBERS);
     }
 }
