@@ -103,7 +103,7 @@ impl ExporterMetrics {
         let suspended = GaugeVec::new(
             Opts::new(
                 "yeastar_exporter_login_suspended",
-                "1 while logins to that PBX are suspended after a rejected login.",
+                "1 while logins to that PBX are suspended (after a rejected login, or at most 2 logins without a token in 10 minutes).",
             ),
             &["target"],
         )

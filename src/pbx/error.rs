@@ -192,7 +192,9 @@ pub enum PbxError {
     #[error("login refused: the PBX has locked this host out (errno 20002)")]
     LoginLocked,
     /// A login failed earlier; no new attempt until the back-off ends.
-    #[error("logins suspended after a rejected login; next attempt in {retry_in_secs}s")]
+    #[error(
+        "logins suspended (a login failed, or its outcome was not seen); next attempt in {retry_in_secs}s"
+    )]
     LoginSuspended {
         /// Seconds until the next attempt is allowed.
         retry_in_secs: u64,

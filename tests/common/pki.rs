@@ -84,6 +84,22 @@ impl Leaf {
         }
     }
 
+    /// A self-signed certificate marked `CA:TRUE`, as `openssl req -x509` makes by default.
+    pub fn self_signed_ca(names: &[&str]) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().to_vec(),
+            key_der: key.serialize_der(),
+        }
+    }
+
     /// A TLS server presenting this certificate.
     pub fn server_config(&self) -> Arc<ServerConfig> {
         let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
