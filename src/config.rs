@@ -76,7 +76,11 @@ pub struct ExporterFlags {
     /// long an idle keep-alive connection stays open.
     #[arg(long = "web.header-read-timeout", env = "YEASTAR_EXPORTER_WEB_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: Duration,
-    /// Most client connections open at once; further ones wait in the listen queue.
+    /// Longest a client may leave its answer unread (no byte accepted) before it is disconnected.
+    #[arg(long = "web.write-timeout", env = "YEASTAR_EXPORTER_WEB_WRITE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub write_timeout: Duration,
+    /// Most client connections open at once; at the cap, the connection that has waited longest
+    /// for its request head is closed to make room.
     #[arg(
         long = "web.max-connections",
         env = "YEASTAR_EXPORTER_WEB_MAX_CONNECTIONS",
@@ -250,6 +254,8 @@ pub struct Config {
     pub web_config_file: Option<PathBuf>,
     /// `--web.header-read-timeout`.
     pub header_read_timeout: Duration,
+    /// `--web.write-timeout`.
+    pub write_timeout: Duration,
     /// `--web.max-connections`.
     pub max_connections: usize,
     /// `--pbx.state-dir`: where the login ledger is kept (read at start only).
@@ -407,12 +413,16 @@ impl ExporterFlags {
         if self.max_connections == 0 {
             return Err(invalid("--web.max-connections", "must be at least 1"));
         }
+        if self.write_timeout.is_zero() {
+            return Err(invalid("--web.write-timeout", "must be greater than 0"));
+        }
         Ok(Config {
             listen_address: self.listen_address.clone(),
             telemetry_path: self.telemetry_path.clone(),
             timeout_offset: self.timeout_offset,
             web_config_file: self.web_config_file.clone(),
             header_read_timeout: self.header_read_timeout,
+            write_timeout: self.write_timeout,
             max_connections: self.max_connections,
             state_dir: self.pbx_state_dir.clone(),
             targets,
@@ -740,7 +750,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         total += value * factor;
         rest = &unit_rest[unit_end..];
     }
-    Ok(Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).map_err(|_| format!("{text:?}: too long"))
 }
 
 /// Turns `:PORT` into `0.0.0.0:PORT`; other addresses pass through.
@@ -765,6 +775,10 @@ mod tests {
         assert_eq!(
             parse_duration("5"),
             Err("\"5\": missing unit (ms, s, m, h, d)".to_string())
+        );
+        assert_eq!(
+            parse_duration("99999999999999999999999d"),
+            Err("\"99999999999999999999999d\": too long".to_string())
         );
         assert_eq!(
             parse_duration("5y"),

@@ -85,6 +85,8 @@ pub struct App {
     pub metrics: ExporterMetrics,
     /// The endpoint's TLS, authentication and headers (`--web.config.file`).
     pub web: Web,
+    /// The HTTP server's open connections.
+    pub connections: Arc<crate::conn::Registry>,
     loader: Option<Loader>,
     reload_lock: std::sync::Mutex<()>,
     clock: SharedClock,
@@ -131,6 +133,7 @@ impl App {
         let app = Arc::new(Self {
             metrics: ExporterMetrics::new(),
             web: Web::new(web),
+            connections: Default::default(),
             loader,
             reload_lock: std::sync::Mutex::new(()),
             clock,
@@ -312,21 +315,18 @@ impl App {
         self.metrics.reload_time.set(now.floor());
         let current = self.targets();
         for t in removed {
-            let gone = current.find(t.name()).is_none();
-            if gone {
+            // A removed target's series go now, for good: reports from its scrapes still in
+            // flight are dropped by the metrics.
+            if current.find(t.name()).is_none() {
                 self.metrics.remove_target(t.name());
             }
-            // Tokens of removed or changed targets end now, in the background; a removed target's
-            // series go once its logout is counted.
+            // Tokens of removed or changed targets end now, in the background; a login still in
+            // flight for one ends its own token when it arrives (the client is retired).
             if tokio::runtime::Handle::try_current().is_ok() {
-                let metrics = self.metrics.clone();
                 tokio::spawn(async move {
                     t.client()
                         .logout(Instant::now() + Duration::from_secs(5))
                         .await;
-                    if gone {
-                        metrics.remove_target(t.name());
-                    }
                 });
             }
         }

@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::collector::Target;
+use crate::conn::WriteTimeout;
 use crate::exporter::App;
 use crate::web::Access;
 
@@ -56,10 +57,6 @@ pub async fn serve(
     let limit = Arc::new(Semaphore::new(app.settings().max_connections));
     app.set_ready();
     loop {
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-            _ = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(x) => x,
@@ -72,10 +69,24 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
+        let permit = match limit.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                // At the cap: the connection that has waited longest for a request head makes
+                // room (a slowloris or idle client, never one being served); if every one is
+                // being served, wait for one to finish.
+                app.connections.evict_oldest_idle();
+                tokio::select! {
+                    p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                    _ = &mut shutdown => break,
+                }
+            }
+        };
+        let entry = app.connections.register();
         let app = app.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            connection(app, stream, peer, watcher).await;
+            connection(app, stream, peer, watcher, entry).await;
             drop(permit);
         });
     }
@@ -93,14 +104,30 @@ pub async fn serve(
 /// What a plain-HTTP client gets from the TLS port (Go's servers say the same).
 const PLAIN_HTTP_TO_TLS: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
 
-async fn connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr, watcher: Watcher) {
-    let timeout = app.settings().header_read_timeout;
+async fn connection(
+    app: Arc<App>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    watcher: Watcher,
+    entry: crate::conn::Entry,
+) {
+    let settings = app.settings();
+    let timeout = settings.header_read_timeout;
+    let write_timeout = settings.write_timeout;
     let tls = app.web.current().tls().cloned();
+    let conn = entry.conn.clone();
     let svc = {
         let app = app.clone();
+        let conn = conn.clone();
         service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(handle(&app, req).await) }
+            let conn = conn.clone();
+            async move {
+                conn.busy();
+                let response = handle(&app, req).await;
+                app.connections.idle(&conn);
+                Ok::<_, Infallible>(response)
+            }
         })
     };
     let mut builder = http1::Builder::new();
@@ -108,45 +135,54 @@ async fn connection(app: Arc<App>, stream: TcpStream, peer: SocketAddr, watcher:
         .timer(TokioTimer::new())
         .header_read_timeout(timeout)
         .max_buf_size(MAX_REQUEST_HEAD);
-    let result = match tls {
-        None => {
-            watcher
-                .watch(builder.serve_connection(TokioIo::new(stream), svc))
-                .await
-        }
-        Some(tls) => {
-            let handshake = async {
-                // A TLS client speaks first with a handshake record (0x16); a letter is plain HTTP.
-                let mut first = [0u8; 1];
-                stream.peek(&mut first).await?;
-                if first[0].is_ascii_alphabetic() {
-                    let mut stream = stream;
-                    stream.write_all(PLAIN_HTTP_TO_TLS).await?;
-                    let _ = stream.shutdown().await;
-                    return Err(std::io::Error::other("plain HTTP request to the TLS port"));
-                }
-                TlsAcceptor::from(tls).accept(stream).await
-            };
-            match tokio::time::timeout(timeout, handshake).await {
-                Ok(Ok(stream)) => {
-                    watcher
-                        .watch(builder.serve_connection(TokioIo::new(stream), svc))
-                        .await
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(peer = %peer, "TLS handshake timed out");
-                    return;
+    let serve = async {
+        match tls {
+            None => {
+                let io = TokioIo::new(WriteTimeout::new(stream, write_timeout));
+                watcher.watch(builder.serve_connection(io, svc)).await
+            }
+            Some(tls) => {
+                let handshake = async {
+                    // A TLS client speaks first with a handshake record (0x16); a letter is plain
+                    // HTTP.
+                    let mut first = [0u8; 1];
+                    stream.peek(&mut first).await?;
+                    if first[0].is_ascii_alphabetic() {
+                        let mut stream = stream;
+                        stream.write_all(PLAIN_HTTP_TO_TLS).await?;
+                        let _ = stream.shutdown().await;
+                        return Err(std::io::Error::other("plain HTTP request to the TLS port"));
+                    }
+                    TlsAcceptor::from(tls).accept(stream).await
+                };
+                match tokio::time::timeout(timeout, handshake).await {
+                    Ok(Ok(stream)) => {
+                        let io = TokioIo::new(WriteTimeout::new(stream, write_timeout));
+                        watcher.watch(builder.serve_connection(io, svc)).await
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                        Ok(())
+                    }
+                    Err(_) => {
+                        tracing::debug!(peer = %peer, "TLS handshake timed out");
+                        Ok(())
+                    }
                 }
             }
+        }
+    };
+    let result = tokio::select! {
+        r = serve => r,
+        _ = conn.evicted() => {
+            tracing::debug!(peer = %peer, "connection closed to make room: it had waited longest for a request head");
+            Ok(())
         }
     };
     if let Err(e) = result {
         tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
     }
+    drop(entry);
 }
 
 /// The web configuration's part of every request: rate limit, basic auth, no bodies, headers.
@@ -190,54 +226,39 @@ fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
 }
 
 fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    query?.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == key).then(|| percent_decode(v))
-    })
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
 }
 
-fn percent_decode(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let decoded = match bytes[i] {
-            b'%' if i + 2 < bytes.len() => hex(bytes[i + 1]).zip(hex(bytes[i + 2])),
-            _ => None,
-        };
-        match (decoded, bytes[i]) {
-            (Some((hi, lo)), _) => {
-                out.push(hi * 16 + lo);
-                i += 3;
-            }
-            (None, b'+') => {
-                out.push(b' ');
-                i += 1;
-            }
-            (None, b) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// The scrape's timeout from Prometheus's `X-Prometheus-Scrape-Timeout-Seconds` minus `offset`,
+/// at most `cap`; `cap` when the header is missing, unreadable, not positive or not finite (or
+/// too large for a `Duration`). Never less than 0.1 s.
+pub fn scrape_timeout(header: Option<&[u8]>, offset: Duration, cap: Duration) -> Duration {
+    let Some(seconds) = header
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+    else {
+        return cap;
+    };
+    let left = (seconds - offset.as_secs_f64()).max(0.1);
+    Duration::try_from_secs_f64(left).map_or(cap, |d| d.min(cap))
 }
 
 /// The scrape's deadline: Prometheus's timeout minus the offset, capped by the target's timeout.
 fn deadline(app: &App, req: &Request<Incoming>, target: &Target) -> Instant {
-    let cap = target.client().config().timeout;
-    let offset = app.settings().timeout_offset;
-    let from_header = req
-        .headers()
-        .get("X-Prometheus-Scrape-Timeout-Seconds")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(|s| Duration::from_secs_f64((s - offset.as_secs_f64()).max(0.1)));
-    Instant::now() + from_header.map_or(cap, |h| h.min(cap))
+    let timeout = scrape_timeout(
+        req.headers()
+            .get("X-Prometheus-Scrape-Timeout-Seconds")
+            .map(|v| v.as_bytes()),
+        app.settings().timeout_offset,
+        target.client().config().timeout,
+    );
+    let now = Instant::now();
+    // A timeout too large for the clock (a config of centuries) is a day: never a panic.
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(86_400))
 }
 
 async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
@@ -359,6 +380,29 @@ mod tests {
             Some("http://10.0.0.5:8088".into())
         );
         assert_eq!(query_param(Some("a=1"), "target"), None);
-        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(
+            query_param(Some("target=%zz%4"), "target"),
+            Some("%zz%4".into())
+        );
+        assert_eq!(
+            query_param(Some("target=a+b"), "target"),
+            Some("a b".into())
+        );
+    }
+
+    #[test]
+    fn scrape_timeouts_never_panic() {
+        let (off, cap) = (Duration::from_millis(500), Duration::from_secs(5));
+        let t = |h: &str| scrape_timeout(Some(h.as_bytes()), off, cap);
+        assert_eq!(t("1e308"), cap);
+        assert_eq!(t("1.85e19"), cap);
+        assert_eq!(t("NaN"), cap);
+        assert_eq!(t("inf"), cap);
+        assert_eq!(t("-0"), cap);
+        assert_eq!(t("-1"), cap);
+        assert_eq!(t("0.3"), Duration::from_millis(100));
+        assert_eq!(t("2"), Duration::from_millis(1500));
+        assert_eq!(scrape_timeout(Some(&[0xff, 0x31]), off, cap), cap);
+        assert_eq!(scrape_timeout(None, off, cap), cap);
     }
 }

@@ -15,6 +15,7 @@
 pub mod clock;
 pub mod collector;
 pub mod config;
+pub mod conn;
 pub mod exporter;
 pub mod http;
 pub mod metrics;
@@ -78,6 +79,29 @@ pub fn init_tracing(level: &str, format: &str) {
     if let Err(e) = result {
         eprintln!("logging already initialised: {e}");
     }
+}
+
+/// Makes a panic one log line (where, and its message cut to 300 characters) instead of a
+/// backtrace on stderr. A panicking task (one request, one collection) is dropped by tokio; the
+/// exporter keeps serving.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(
+            panic = %pbx::clip(&message, 300),
+            location = %location,
+            "a task panicked; its request or collection was dropped and the exporter keeps serving"
+        );
+    }));
 }
 
 /// Runs the exporter with `flags` until SIGINT/SIGTERM; logs every token out on the way down.

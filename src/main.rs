@@ -15,6 +15,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     yeastar_exporter::init_tracing(&cli.exporter.log_level, &cli.exporter.log_format);
+    yeastar_exporter::install_panic_hook();
     let result = match cli.command {
         Some(Command::Simulate(flags)) => yeastar_exporter::sim::run(flags).await,
         Some(Command::HashPassword { cost }) => yeastar_exporter::web::hash_password_command(cost),

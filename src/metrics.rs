@@ -4,6 +4,8 @@
 //! attempt, every suspension. It lives as long as the process; target metrics, by contrast, are built
 //! fresh for every scrape by [`crate::collector`].
 
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use prometheus::{
@@ -38,6 +40,10 @@ pub struct ExporterMetrics {
     pub reload_ok: Gauge,
     /// `yeastar_exporter_config_last_reload_success_timestamp_seconds`.
     pub reload_time: Gauge,
+    /// Targets in the configuration. A report about any other (a scrape that began before a
+    /// reload removed its target) is dropped, so a removed target's series never come back; the
+    /// lock is held across each update, so removal cannot slip between check and write.
+    live: Arc<RwLock<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for ExporterMetrics {
@@ -143,11 +149,18 @@ impl ExporterMetrics {
             suspended,
             reload_ok,
             reload_time,
+            live: Default::default(),
         }
+    }
+
+    fn live(&self) -> std::sync::RwLockReadGuard<'_, HashSet<String>> {
+        self.live.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Creates the series of a target with zeros, so rates and alerts see them from the start.
     pub fn init_target(&self, target: &str) {
+        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
+        live.insert(target.to_string());
         for outcome in Outcome::ALL {
             self.requests
                 .with_label_values(&[target, "call/query", outcome.as_str()]);
@@ -160,6 +173,8 @@ impl ExporterMetrics {
 
     /// Removes the series of a target that left the configuration.
     pub fn remove_target(&self, target: &str) {
+        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
+        live.remove(target);
         // Removing a series that was never created is an error we do not care about.
         for endpoint in ENDPOINTS {
             for outcome in Outcome::ALL {
@@ -186,6 +201,10 @@ impl ExporterMetrics {
 
 impl Observer for ExporterMetrics {
     fn request(&self, target: &str, endpoint: &str, outcome: Outcome, elapsed: Duration) {
+        let live = self.live();
+        if !live.contains(target) {
+            return;
+        }
         self.requests
             .with_label_values(&[target, endpoint, outcome.as_str()])
             .inc();
@@ -195,12 +214,20 @@ impl Observer for ExporterMetrics {
     }
 
     fn login(&self, target: &str, outcome: LoginOutcome) {
+        let live = self.live();
+        if !live.contains(target) {
+            return;
+        }
         self.logins
             .with_label_values(&[target, outcome.as_str()])
             .inc();
     }
 
     fn login_suspended(&self, target: &str, suspended: bool) {
+        let live = self.live();
+        if !live.contains(target) {
+            return;
+        }
         self.suspended
             .with_label_values(&[target])
             .set(if suspended { 1.0 } else { 0.0 });

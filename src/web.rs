@@ -6,14 +6,15 @@
 //!   (`client_auth_type`, `client_ca_file`, `client_allowed_sans`), versions, cipher suites, curves.
 //!   Served with rustls, which speaks TLS 1.2 and 1.3 only.
 //! - `basic_auth_users`: user → bcrypt hash. A check's result is cached per (user, hash, password)
-//!   and bcrypt runs one at a time, so a flood of requests cannot burn the CPU.
+//!   (least recently used evicted) and bcrypt runs one at a time, its slot taken before a blocking
+//!   thread is, so a flood of requests can neither burn the CPU nor fill the blocking pool.
 //! - `http_server_config.headers`: the security headers the toolkit allows, on every response.
 //! - `rate_limit`: a token bucket over all requests (429 when empty).
 //!
 //! The file, and every certificate it names, is read at start and again on each reload; a bad file
 //! is refused with the field named and the running configuration stays.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -74,8 +75,8 @@ const GO_CIPHER_SUITES: [&str; 17] = [
 /// balancers) need no credentials, and the answers say nothing but "Healthy"/"Ready".
 pub const UNAUTHENTICATED_PATHS: [&str; 2] = ["/-/healthy", "/-/ready"];
 
-/// Most cached basic-auth results kept; when full, one is dropped for each new one.
-const AUTH_CACHE_ENTRIES: usize = 1024;
+/// Most cached basic-auth results kept; when full, the least recently used goes.
+const AUTH_CACHE_CAPACITY: std::num::NonZeroUsize = std::num::NonZeroUsize::new(1024).unwrap();
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -795,8 +796,12 @@ struct Bucket {
 /// the rate limiter's bucket.
 pub struct Web {
     current: RwLock<Arc<WebConfig>>,
-    cache: Mutex<HashMap<[u8; 32], bool>>,
-    bcrypt_lock: Arc<Mutex<()>>,
+    /// Verified (user, hash, password) digests → result, least recently used dropped first.
+    cache: Mutex<lru::LruCache<[u8; 32], bool>>,
+    /// One bcrypt at a time, taken *before* a blocking thread is: a flood of wrong passwords
+    /// waits here, in async tasks, instead of filling the blocking pool (which reqwest's DNS
+    /// lookups share).
+    bcrypt_slots: Arc<tokio::sync::Semaphore>,
     bcrypt_runs: std::sync::atomic::AtomicU64,
     bucket: Mutex<Bucket>,
 }
@@ -815,8 +820,8 @@ impl Web {
         let burst = config.rate_limit.map_or(0, |(_, b)| b);
         Self {
             current: RwLock::new(Arc::new(config)),
-            cache: Mutex::new(HashMap::new()),
-            bcrypt_lock: Arc::new(Mutex::new(())),
+            cache: Mutex::new(lru::LruCache::new(AUTH_CACHE_CAPACITY)),
+            bcrypt_slots: Arc::new(tokio::sync::Semaphore::new(1)),
             bcrypt_runs: Default::default(),
             bucket: Mutex::new(Bucket {
                 tokens: f64::from(burst),
@@ -891,28 +896,38 @@ impl Web {
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
             .copied();
+
         let ok = match cached {
             Some(ok) => ok,
             None => {
-                self.bcrypt_runs
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let lock = self.bcrypt_lock.clone();
-                let ok = tokio::task::spawn_blocking(move || {
-                    // One bcrypt at a time: a flood of wrong passwords gets one core, not all.
-                    let _one = lock.lock().unwrap_or_else(|p| p.into_inner());
-                    bcrypt::verify(password.expose(), &hash).unwrap_or(false)
-                })
-                .await
-                .unwrap_or(false)
-                    && known;
-                let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-                if cache.len() >= AUTH_CACHE_ENTRIES
-                    && let Some(old) = cache.keys().next().copied()
-                {
-                    cache.remove(&old);
+                // The semaphore is never closed.
+                let Ok(slot) = self.bcrypt_slots.clone().acquire_owned().await else {
+                    return Access::Unauthorized;
+                };
+                let again = self
+                    .cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&key)
+                    .copied();
+                if let Some(ok) = again {
+                    ok
+                } else {
+                    self.bcrypt_runs
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let ok = tokio::task::spawn_blocking(move || {
+                        let _slot = slot;
+                        bcrypt::verify(password.expose(), &hash).unwrap_or(false)
+                    })
+                    .await
+                    .unwrap_or(false)
+                        && known;
+                    self.cache
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .put(key, ok);
+                    ok
                 }
-                cache.insert(key, ok);
-                ok
             }
         };
         if ok && known {

@@ -355,7 +355,7 @@ async fn a_tls_client_that_never_finishes_the_handshake_is_cut_off() {
 }
 
 #[tokio::test]
-async fn connections_beyond_the_cap_wait_until_one_closes() {
+async fn at_the_cap_the_longest_idle_connection_makes_room() {
     let pbx = pbx().await;
     let r = Running::start(
         config(&pbx.url(), &["--web.max-connections", "2"]),
@@ -363,23 +363,74 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
     )
     .await;
     let addr = r.url.trim_start_matches("http://").to_string();
-    let first = TcpStream::connect(&addr).await.unwrap();
-    let _second = TcpStream::connect(&addr).await.unwrap();
+    let mut first = TcpStream::connect(&addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut second = TcpStream::connect(&addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
     let mut third = TcpStream::connect(&addr).await.unwrap();
     third
         .write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
-    let (got, _) = read_until_closed(&mut third, Duration::from_millis(700)).await;
-    assert!(got.is_empty(), "answered over the cap");
-    drop(first);
-    let (got, closed) = read_until_closed(&mut third, Duration::from_secs(10)).await;
+    let (got, closed) = read_until_closed(&mut third, Duration::from_secs(5)).await;
     assert!(closed);
     assert!(
         String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200 OK"),
         "{}",
         String::from_utf8_lossy(&got)
     );
+    // The first had waited longest for a request head: it was closed; the second was not.
+    let (_, first_closed) = read_until_closed(&mut first, Duration::from_secs(2)).await;
+    assert!(first_closed, "the oldest idle connection was kept");
+    let (_, second_closed) = read_until_closed(&mut second, Duration::from_millis(300)).await;
+    assert!(!second_closed, "a younger idle connection was closed");
+    assert_eq!(r.app.connections.evicted(), 1);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn connections_being_served_are_never_displaced() {
+    let pbx = pbx().await;
+    pbx.script(
+        "call/query:inbound",
+        vec![Reply::Slow(
+            Duration::from_millis(800),
+            Box::new(Reply::Json(r#"{"Calls":[],"status":"Success"}"#.into())),
+        )],
+    );
+    let r = Running::start(
+        config(&pbx.url(), &["--web.max-connections", "2"]),
+        ManualClock::new(1_700_000_000),
+    )
+    .await;
+    let addr = r.url.trim_start_matches("http://").to_string();
+    // Two scrapes in progress hold both slots.
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        busy.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = TcpStream::connect(&addr).await.unwrap();
+    third
+        .write_all(b"GET /-/healthy HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (got, _) = read_until_closed(&mut third, Duration::from_millis(300)).await;
+    assert!(got.is_empty(), "answered over the cap");
+    // Both scrapes finish with their answers; then the third is served.
+    for mut s in busy {
+        let (got, closed) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+        assert!(closed);
+        assert!(String::from_utf8_lossy(&got).contains("yeastar_up 1"));
+    }
+    let (got, closed) = read_until_closed(&mut third, Duration::from_secs(10)).await;
+    assert!(closed);
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200 OK"));
+    assert_eq!(r.app.connections.evicted(), 0);
     r.stop().await;
 }
 

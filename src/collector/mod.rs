@@ -16,6 +16,7 @@ pub mod trunks;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -162,8 +163,9 @@ pub struct Target {
     collectors: CollectorSet,
     clock: SharedClock,
     state: Mutex<TargetState>,
-    /// The collection in flight and its deadline.
-    inflight: Mutex<Option<(Instant, SharedScrape)>>,
+    /// The collection in flight, and its number.
+    inflight: Mutex<Option<(u64, SharedScrape)>>,
+    seq: AtomicU64,
 }
 
 impl fmt::Debug for Target {
@@ -247,6 +249,7 @@ impl Target {
             clock,
             state: Mutex::new(TargetState::default()),
             inflight: Mutex::new(None),
+            seq: AtomicU64::new(0),
         }
     }
 
@@ -277,32 +280,51 @@ impl Target {
         lock(&self.state).ages.len()
     }
 
-    /// Scrapes the PBX, or joins the scrape already in flight, answering by `deadline`.
+    /// Scrapes the PBX, or joins the collection already in flight, answering by `deadline`.
+    ///
+    /// A collection is a task of its own, bound by the target's timeout (`--pbx.timeout`, the
+    /// longest deadline any scrape can have): a scraper with a short deadline answers alone when
+    /// it passes, and never cuts short the collection others wait for; a collection whose
+    /// scrapers all went away still finishes (so its logins are read) and releases its permits.
     pub async fn scrape(self: &Arc<Self>, deadline: Instant) -> Arc<ScrapeOutput> {
         let started = Instant::now();
         let shared = {
             let mut slot = lock(&self.inflight);
             match &*slot {
-                // A collection whose deadline has passed is not joined: its scraper went away
-                // (Prometheus gave up and dropped it) and it would answer nothing but timeouts.
-                Some((until, f)) if *until > started => f.clone(),
-                _ => {
-                    let f = self.clone().collect(deadline).boxed().shared();
-                    *slot = Some((deadline, f.clone()));
+                Some((_, f)) => f.clone(),
+                None => {
+                    let seq = self.seq.fetch_add(1, Ordering::SeqCst);
+                    let bound = started + self.client.config().timeout;
+                    let this = self.clone();
+                    // The slot is held while spawning, so the task (which empties it when done)
+                    // cannot finish before it is there.
+                    let task = tokio::spawn(async move {
+                        let out = this.clone().collect(bound).await;
+                        let mut slot = lock(&this.inflight);
+                        if slot.as_ref().is_some_and(|(s, _)| *s == seq) {
+                            *slot = None;
+                        }
+                        out
+                    });
+                    let this = self.clone();
+                    let f = async move {
+                        match task.await {
+                            Ok(out) => out,
+                            // A panic in the collection: an answer like a timeout, not a hang.
+                            Err(_) => Arc::new(this.render(Results::timed_out(), Duration::ZERO)),
+                        }
+                    }
+                    .boxed()
+                    .shared();
+                    *slot = Some((seq, f.clone()));
                     f
                 }
             }
         };
-        match tokio::time::timeout_at(deadline, shared.clone()).await {
-            Ok(out) => {
-                let mut slot = lock(&self.inflight);
-                if slot.as_ref().is_some_and(|(_, f)| f.ptr_eq(&shared)) {
-                    *slot = None;
-                }
-                out
-            }
-            // Joined a collection that runs to a later deadline than ours: answer with what we
-            // know — nothing — by our own deadline; the collection goes on for the others.
+        match tokio::time::timeout_at(deadline, shared).await {
+            Ok(out) => out,
+            // Our deadline came first: answer with what we know — nothing — now; the collection
+            // goes on for the others.
             Err(_) => Arc::new(self.render(Results::timed_out(), started.elapsed())),
         }
     }
