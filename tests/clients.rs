@@ -272,9 +272,9 @@ async fn reloads_under_load_are_atomic_and_log_every_token_out_once() {
         let mut text = String::from(
             "auth_modules:\n  main:\n    username: api\n    password: demo-password\ndefaults:\n  auth: main\n  collectors: [calls]\ntargets:\n",
         );
-        let keep = if n % 2 == 0 { 4 } else { 2 };
+        let keep = if n.is_multiple_of(2) { 4 } else { 2 };
         for (i, name) in names.iter().take(keep).enumerate() {
-            let timeout = if n % 2 == 0 { "5s" } else { "4s" };
+            let timeout = if n.is_multiple_of(2) { "5s" } else { "4s" };
             text.push_str(&format!(
                 "  {name}:\n    url: {}\n    timeout: {timeout}\n",
                 sims[i].url()
