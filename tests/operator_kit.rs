@@ -212,6 +212,8 @@ fn systemd_unit_is_hardened_and_reloads_with_sighup() {
         "ExecReload=/bin/kill -HUP $MAINPID",
         "LoadCredential=pbx-password:",
         "--pbx.password-file=${CREDENTIALS_DIRECTORY}/pbx-password",
+        "--pbx.state-dir=${STATE_DIRECTORY}",
+        "StateDirectory=yeastar-exporter\n",
     ] {
         assert!(unit.contains(line), "unit lacks {line:?}");
     }
@@ -225,6 +227,18 @@ fn compose_and_kubernetes_refer_to_what_exists() {
     for (_, svc) in compose["services"].as_object().unwrap() {
         for v in svc["volumes"].as_array().into_iter().flatten() {
             let host = v.as_str().unwrap().split(':').next().unwrap();
+            if !host.starts_with('.') {
+                // A named volume: the login ledger's.
+                assert_eq!(
+                    v.as_str().unwrap(),
+                    "exporter-state:/var/lib/yeastar-exporter"
+                );
+                assert!(
+                    compose["volumes"].get(host).is_some(),
+                    "undeclared volume {host}"
+                );
+                continue;
+            }
             assert!(base.join(host).exists(), "compose mounts missing {host}");
             mounts += 1;
         }
@@ -234,6 +248,17 @@ fn compose_and_kubernetes_refer_to_what_exists() {
     let c = &dep["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/-/healthy");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/-/ready");
+    assert!(
+        c["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "--pbx.state-dir=/var/lib/yeastar-exporter")
+    );
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["volumes"][0]["name"], "state",
+        "the ledger's volume"
+    );
     assert_eq!(
         dep["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
         true

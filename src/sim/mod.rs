@@ -74,6 +74,17 @@ pub struct SimFlags {
     /// Tokens live this long instead of 30 minutes.
     #[arg(long = "fault.token-lifetime", value_parser = crate::config::parse_duration)]
     pub token_lifetime: Option<Duration>,
+    /// Endpoints that answer errno 10003, as on older firmware (comma-separated, e.g.
+    /// `extension/query_call`).
+    #[arg(long = "fault.unsupported", value_delimiter = ',')]
+    pub unsupported: Vec<String>,
+    /// Pad every successful answer with this many bytes of whitespace (oversized answers).
+    #[arg(long = "fault.pad-bytes", default_value_t = 0)]
+    pub pad_bytes: usize,
+    /// Answer every request with a 307 redirect to this URL (as a PBX whose plain-HTTP port
+    /// moves clients to HTTPS).
+    #[arg(long = "fault.redirect-to")]
+    pub redirect_to: Option<String>,
 }
 
 impl SimFlags {
@@ -94,7 +105,9 @@ impl SimFlags {
                 http500_rate: self.http500_rate,
                 malformed_rate: self.malformed_rate,
                 close_rate: self.close_rate,
-                ..Faults::default()
+                unsupported: self.unsupported.clone(),
+                pad_bytes: self.pad_bytes,
+                redirect_to: self.redirect_to.clone(),
             },
             token_lifetime: self
                 .token_lifetime
@@ -121,6 +134,8 @@ pub struct Faults {
     pub unsupported: Vec<String>,
     /// Pad every successful answer with this many bytes of whitespace (oversized answers).
     pub pad_bytes: usize,
+    /// Answer everything with a 307 to this URL.
+    pub redirect_to: Option<String>,
 }
 
 /// What the simulator accepts and how it behaves.
@@ -363,6 +378,13 @@ impl Simulator {
             _ => endpoint.clone(),
         };
         self.count(key);
+        if let Some(to) = &faults.redirect_to {
+            let mut r = respond(StatusCode::TEMPORARY_REDIRECT, Bytes::new());
+            if let Ok(v) = hyper::header::HeaderValue::from_str(to) {
+                r.headers_mut().insert(hyper::header::LOCATION, v);
+            }
+            return Ok(r);
+        }
         if self.roll(faults.close_rate) {
             return Err(CloseWithoutAnswer);
         }
