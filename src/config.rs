@@ -39,7 +39,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the simulated Yeastar PBX alone.
-    Simulate(crate::sim::SimFlags),
+    Simulate(Box<crate::sim::SimFlags>),
     /// Read a password on standard input and print its bcrypt hash for `basic_auth_users`.
     HashPassword {
         /// bcrypt cost: each step doubles the work of every uncached check.

@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
     yeastar_exporter::init_tracing(&cli.exporter.log_level, &cli.exporter.log_format);
     yeastar_exporter::install_panic_hook();
     let result = match cli.command {
-        Some(Command::Simulate(flags)) => yeastar_exporter::sim::run(flags).await,
+        Some(Command::Simulate(flags)) => yeastar_exporter::sim::run(*flags).await,
         Some(Command::HashPassword { cost }) => yeastar_exporter::web::hash_password_command(cost),
         None => yeastar_exporter::run_exporter(cli.exporter).await,
     };
