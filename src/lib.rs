@@ -12,6 +12,7 @@
 //!
 //! Dependencies point one way: `http → exporter → collector → pbx`; everything may read `config`.
 
+pub mod alloc;
 pub mod clock;
 pub mod collector;
 pub mod config;

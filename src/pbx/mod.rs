@@ -35,6 +35,9 @@ use ledger::Failure;
 pub use ledger::LoginLedger;
 use types::{BareAnswer, Envelope, LoginAnswer};
 
+/// An answer at least this large gives the allocator's free pages back when it is done with.
+const RELEASE_AFTER_BYTES: usize = 4 << 20;
+
 /// The shortest bound a login runs to, whatever the scrape's deadline or `--pbx.timeout`: long
 /// enough that a slow PBX's answer is read rather than abandoned (an abandoned login may count as
 /// a failure at the PBX).
@@ -655,6 +658,17 @@ impl Client {
         if resp.content_length().is_some_and(|n| n > cap as u64) {
             return Err(too_large());
         }
+        // Big answers (a cut one above all) leave pages the allocator keeps while the exporter
+        // idles; hand them back once this answer is done with.
+        struct GiveBack(usize);
+        impl Drop for GiveBack {
+            fn drop(&mut self) {
+                if self.0 >= RELEASE_AFTER_BYTES {
+                    crate::alloc::release_free_memory();
+                }
+            }
+        }
+        let mut give_back = GiveBack(0);
         // The chunks as they came, joined once at the end: no doubling buffer, so an answer cut
         // at the cap holds about the cap, not a multiple of it.
         let mut chunks: Vec<bytes::Bytes> = Vec::new();
@@ -663,7 +677,9 @@ impl Client {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
                     total += chunk.len();
+                    give_back.0 = total;
                     if total > cap {
+                        drop(chunks);
                         return Err(too_large());
                     }
                     chunks.push(chunk);
@@ -674,7 +690,7 @@ impl Client {
             }
         }
         drop(resp);
-        match chunks.len() {
+        let answer = match chunks.len() {
             1 => decode_answer(endpoint, &chunks[0]),
             _ => {
                 let mut buf = Vec::with_capacity(total);
@@ -683,7 +699,9 @@ impl Client {
                 }
                 decode_answer(endpoint, &buf)
             }
-        }
+        };
+        drop(chunks);
+        answer
     }
 }
 
