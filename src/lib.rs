@@ -2,13 +2,17 @@
 //!
 //! - [`config`] turns flags and environment variables into one validated [`config::Config`]; secrets
 //!   live in [`secret::Secret`], which never prints.
-//! - [`pbx`] is the PBX's HTTP API client: transport, login and token lifecycle, login back-off, the
-//!   per-PBX request limit, serde types. It knows nothing of metrics.
+//! - [`pbx`] is the PBX's HTTP API client: transport, login and token lifecycle, the login ledger
+//!   ([`pbx::ledger`]: at most 2 logins without a token per PBX in any 10 minutes, kept across
+//!   restarts), login back-off, the per-PBX request limit, TLS with pinned certificates
+//!   ([`pbx::tls`]), serde types. It knows nothing of metrics.
 //! - [`collector`] turns PBX answers into the metric families of the contract, fresh for every scrape,
 //!   and keeps the little state that must outlive a scrape (member-status ages, missing endpoints).
 //! - [`metrics`] holds the exporter's own metrics and counts every PBX request and login.
-//! - [`exporter`] holds the running set of targets; [`http`] serves them.
-//! - [`sim`] is a simulated PBX for demo mode, tests and benchmarks; [`clock`] makes time injectable.
+//! - [`exporter`] holds the running set of targets and settings (swapped as one value on reload);
+//!   [`http`] serves them, with [`conn`] keeping slow and idle clients from holding the server.
+//! - [`sim`] is a simulated PBX for demo mode, tests and benchmarks; [`clock`] makes time injectable;
+//!   [`alloc`] gives memory back after huge answers.
 //!
 //! Dependencies point one way: `http → exporter → collector → pbx`; everything may read `config`.
 

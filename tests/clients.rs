@@ -40,12 +40,12 @@ async fn get_with_timeout(url: &str, timeout: &str) -> String {
         .unwrap()
 }
 
-/// One client with a 0.6 s timeout (a 0.1 s deadline) keeps scraping a PBX that takes 0.1 s per
-/// request (a collection takes ~0.6 s): the 15 normal scrapes beside it are all up (the issue
+/// One client with a 0.6 s timeout (a 0.1 s deadline) keeps scraping a PBX that takes 0.05 s per
+/// request (a collection takes ~0.3 s): the 15 normal scrapes beside it are all up (the issue
 /// saw 0 of 15).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_deadline_client_does_not_make_the_pbx_look_down() {
-    let h = slow_sim(100).await;
+    let h = slow_sim(50).await;
     let exporter = Arc::new(
         Running::start(
             sim_config(&h.url(), &["--pbx.timeout", "8s"]),

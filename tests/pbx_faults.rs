@@ -315,29 +315,36 @@ async fn no_fault_makes_more_than_two_logins_in_ten_minutes() {
             Duration::from_millis(300),
         ),
     ];
+    // Each case on its own clock, all at once.
+    let mut runs = Vec::new();
     for timeout in ["0.6", "10"] {
-        for (name, login, query, delay) in &cases {
-            let clock = ManualClock::new(T0);
-            let pbx = Hostile::start(clock.clone(), login.clone(), query.clone()).await;
-            pbx.set_delay(*delay);
-            let cfg = config(&pbx.url(), &["--pbx.timeout", "5s"]);
-            let exporter = Running::start(cfg, clock.clone()).await;
-            day(&exporter, &clock, timeout).await;
-            let logins = pbx.logins();
-            let most = pbx.max_logins_in_window();
-            assert!(
-                most <= 2,
-                "{name} at timeout {timeout}: {most} logins in 10 minutes: {logins:?}"
-            );
-            // Logins went on being tried (about every 10 minutes), never more.
-            assert!(
-                logins.len() >= 3 && logins.len() <= 8,
-                "{name} at timeout {timeout}: {} logins",
-                logins.len()
-            );
-            assert!(!pbx.locked_ever(), "{name}: locked out");
-            exporter.stop().await;
+        for (name, login, query, delay) in cases.clone() {
+            runs.push(tokio::spawn(async move {
+                let clock = ManualClock::new(T0);
+                let pbx = Hostile::start(clock.clone(), login, query).await;
+                pbx.set_delay(delay);
+                let cfg = config(&pbx.url(), &["--pbx.timeout", "5s"]);
+                let exporter = Running::start(cfg, clock.clone()).await;
+                day(&exporter, &clock, timeout).await;
+                let logins = pbx.logins();
+                let most = pbx.max_logins_in_window();
+                assert!(
+                    most <= 2,
+                    "{name} at timeout {timeout}: {most} logins in 10 minutes: {logins:?}"
+                );
+                // Logins went on being tried (about every 10 minutes), never more.
+                assert!(
+                    logins.len() >= 3 && logins.len() <= 8,
+                    "{name} at timeout {timeout}: {} logins",
+                    logins.len()
+                );
+                assert!(!pbx.locked_ever(), "{name}: locked out");
+                exporter.stop().await;
+            }));
         }
+    }
+    for r in runs {
+        r.await.unwrap();
     }
 }
 
@@ -818,4 +825,59 @@ async fn pinned_self_signed_certificates_and_wrong_schemes() {
         "{:?}",
         run.before_listening
     );
+}
+
+/// Multi-target mode goes through the same client: a target whose PBX (the simulator, told to
+/// redirect as a plain-HTTP port does) answers 307 is down with the redirect named, and the other
+/// PBX it points at never hears of it.
+#[tokio::test]
+async fn multi_target_probes_never_follow_redirects_either() {
+    use clap::Parser;
+    use yeastar_exporter::sim::{Faults, SimConfig, Simulator};
+    let clock = ManualClock::new(T0);
+    let elsewhere = Simulator::start(SimConfig::traffic(1, 5), clock.clone(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let redirecting = Simulator::start(SimConfig::traffic(2, 5), clock.clone(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    redirecting.sim.set_faults(Faults {
+        redirect_to: Some(format!("{}/api/v2.0.0/login", elsewhere.url())),
+        ..Default::default()
+    });
+    let dir = tempdir("multi-redirect");
+    let path = dir.join("c.yml");
+    std::fs::write(
+        &path,
+        format!(
+            "auth_modules:\n  a: {{username: api, password: demo-password}}\ndefaults: {{auth: a}}\ntargets:\n  moved: {{url: '{}'}}\n",
+            redirecting.url()
+        ),
+    )
+    .unwrap();
+    let cfg = yeastar_exporter::config::Cli::try_parse_from([
+        "x",
+        "--config.file",
+        path.to_str().unwrap(),
+    ])
+    .unwrap()
+    .exporter
+    .load(None)
+    .unwrap();
+    let exporter = Running::start(cfg, clock.clone()).await;
+    let (status, text) = exporter.get("/probe?target=moved").await;
+    assert_eq!(status, 200);
+    assert_eq!(must(&text, "yeastar_up"), 0.0);
+    let target = exporter.app.targets().iter().next().unwrap().clone();
+    let error = target.last().unwrap().error.clone().unwrap();
+    assert!(
+        error.starts_with(&format!(
+            "POST login: the PBX redirects (HTTP 307) to {}; redirects are never followed",
+            elsewhere.url()
+        )),
+        "{error}"
+    );
+    assert_eq!(elsewhere.sim.total_requests(), 0);
+    assert_eq!(redirecting.sim.requests("login"), 1);
+    exporter.stop().await;
 }
