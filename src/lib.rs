@@ -21,6 +21,7 @@ pub mod clock;
 pub mod collector;
 pub mod config;
 pub mod conn;
+pub mod duration;
 pub mod exporter;
 pub mod http;
 pub mod metrics;

@@ -33,7 +33,8 @@ use rustls::{
 };
 use serde::Deserialize;
 
-use crate::config::{ConfigError, parse_duration, yaml_error};
+use crate::config::{ConfigError, yaml_error};
+use crate::duration::parse_go_duration;
 use crate::secret::Secret;
 
 /// The flag that names the file, used as the field of every error about it.
@@ -249,7 +250,7 @@ impl WebConfig {
             let interval = match rl.interval.as_deref() {
                 None | Some("") | Some("0") | Some("0s") => Duration::ZERO,
                 Some(text) => {
-                    parse_duration(text).map_err(|e| bad(path, "rate_limit.interval", e))?
+                    parse_go_duration(text).map_err(|e| bad(path, "rate_limit.interval", e))?
                 }
             };
             if !interval.is_zero() {

@@ -57,7 +57,7 @@ pub struct SimFlags {
     #[arg(long, default_value = "demo-password")]
     pub password: String,
     /// Added latency for every answer.
-    #[arg(long = "fault.latency", default_value = "0s", value_parser = crate::config::parse_duration)]
+    #[arg(long = "fault.latency", default_value = "0s", value_parser = crate::duration::parse_duration)]
     pub latency: Duration,
     /// Share of answers that are `{"status":"Failed","errno":"30003"}`.
     #[arg(long = "fault.error-rate", default_value_t = 0.0)]
@@ -72,7 +72,7 @@ pub struct SimFlags {
     #[arg(long = "fault.close-rate", default_value_t = 0.0)]
     pub close_rate: f64,
     /// Tokens live this long instead of 30 minutes.
-    #[arg(long = "fault.token-lifetime", value_parser = crate::config::parse_duration)]
+    #[arg(long = "fault.token-lifetime", value_parser = crate::duration::parse_duration)]
     pub token_lifetime: Option<Duration>,
     /// Endpoints that answer errno 10003, as on older firmware (comma-separated, e.g.
     /// `extension/query_call`).
