@@ -19,11 +19,25 @@ pub const DEFAULT_PORT: u16 = 11088;
 /// The environment variable that carries the PBX password.
 pub const PASSWORD_ENV: &str = "YEASTAR_EXPORTER_PBX_PASSWORD";
 
+/// What `--version` prints, in the Prometheus exporters' shape.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision: ",
+    env!("YEASTAR_EXPORTER_REVISION"),
+    ")\n  build date:       ",
+    env!("YEASTAR_EXPORTER_BUILD_DATE"),
+    "\n  rustc version:    ",
+    env!("YEASTAR_EXPORTER_RUSTC_VERSION"),
+    "\n  platform:         ",
+    env!("YEASTAR_EXPORTER_TARGET"),
+);
+
 /// The command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "yeastar-exporter",
     version,
+    long_version = LONG_VERSION,
     about = "Prometheus exporter for Yeastar S-Series PBXes: live calls, trunks, extensions and queues from the PBX's HTTP API."
 )]
 pub struct Cli {

@@ -266,3 +266,34 @@ fn compose_and_kubernetes_refer_to_what_exists() {
     let probe = yaml(&Path::new(ROOT).join("deploy/kubernetes/probe.yml"));
     assert_eq!(probe["spec"]["prober"]["path"], "/probe");
 }
+
+#[test]
+fn version_prints_revision_date_rustc_and_platform() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "yeastar-exporter {} (revision: ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    for (line, key) in lines[1..]
+        .iter()
+        .zip(["build date:", "rustc version:", "platform:"])
+    {
+        assert!(line.trim_start().starts_with(key), "{text}");
+        assert!(
+            line.split(':').nth(1).is_some_and(|v| !v.trim().is_empty()),
+            "{text}"
+        );
+    }
+    let license = std::fs::read_to_string(Path::new(ROOT).join("LICENSE")).unwrap();
+    assert!(license.contains("Apache License") && license.contains("Version 2.0, January 2004"));
+}
