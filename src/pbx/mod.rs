@@ -718,11 +718,16 @@ pub fn decode_answer<T: DeserializeOwned + Envelope>(
         reason: clip(&reason, error::MAX_PBX_TEXT),
     };
     // One UTF-8 check of the whole answer is cheaper than one per string read.
-    let answer: T = match std::str::from_utf8(bytes) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_str(&String::from_utf8_lossy(bytes)),
-    }
-    .map_err(|e| decode(e.to_string()))?;
+    let lossy;
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(_) => {
+            lossy = String::from_utf8_lossy(bytes);
+            &*lossy
+        }
+    };
+    let answer: T =
+        types::decode_exact(|| serde_json::from_str(text)).map_err(|e| decode(e.to_string()))?;
     match answer.status() {
         Some(s) if s.eq_ignore_ascii_case("success") => Ok(answer),
         Some(s) if s.eq_ignore_ascii_case("failed") => {

@@ -262,11 +262,83 @@ pub fn channel_id<'de, D: Deserializer<'de>>(d: D) -> Result<ChannelId, D::Error
     Ok(ChannelId::of(&lenient_opt_cow(d)?.unwrap_or_default()))
 }
 
+thread_local! {
+    /// Set while an answer is decoded a second time because it held a number that `f64` cannot
+    /// carry exactly: strings and numbers are then read as raw JSON text.
+    static RAW_NUMBERS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Set when a lenient field met such a number.
+    static SAW_INEXACT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Decodes with `decode`; when a lenient field met a number beyond what `u64`/`i64` hold (read as
+/// `f64`, so possibly rounded), decodes again reading every such field as its raw JSON text, so a
+/// trunk named `111111111111111111111` keeps every digit. The fast path costs nothing extra; the
+/// second pass happens only for such answers.
+pub fn decode_exact<T>(mut decode: impl FnMut() -> T) -> T {
+    SAW_INEXACT.with(|s| s.set(false));
+    let first = decode();
+    if !SAW_INEXACT.with(|s| s.replace(false)) {
+        return first;
+    }
+    drop(first);
+    RAW_NUMBERS.with(|r| r.set(true));
+    let second = decode();
+    RAW_NUMBERS.with(|r| r.set(false));
+    second
+}
+
 /// A string, or a number or boolean as its text, or nothing; borrowed from the answer where it
-/// needs no unescaping. A number is kept exactly as the PBX wrote it (a trunk named
-/// `111111111111111111111` stays that, never rounded through `f64`): the value is taken as raw JSON
-/// text first. Objects and arrays are errors.
+/// needs no unescaping. A visitor rather than an untagged enum: untagged buffers every value first,
+/// and these fields are most of a call/query answer. Numbers are kept as the PBX wrote them: one
+/// that only `f64` can hold sends the answer through [`decode_exact`]'s second, raw-text pass.
 fn lenient_opt_cow<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::borrow::Cow<'de, str>>, D::Error> {
+    use std::borrow::Cow;
+    if RAW_NUMBERS.with(|r| r.get()) {
+        return raw_cow(d);
+    }
+    struct Lenient;
+    impl<'de> serde::de::Visitor<'de> for Lenient {
+        type Value = Option<Cow<'de, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string or a number")
+        }
+        fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Borrowed(v)))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_owned())))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+            // Perhaps rounded: have the answer read again as raw text.
+            SAW_INEXACT.with(|s| s.set(true));
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(Cow::Owned(v.to_string())))
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(Lenient)
+        }
+    }
+    d.deserialize_any(Lenient)
+}
+
+/// The raw-text reading of [`lenient_opt_cow`]: numbers exactly as written.
+fn raw_cow<'de, D: Deserializer<'de>>(
     d: D,
 ) -> Result<Option<std::borrow::Cow<'de, str>>, D::Error> {
     use serde::de::Error;
