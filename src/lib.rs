@@ -112,6 +112,24 @@ pub fn install_panic_hook() {
     }));
 }
 
+/// Listens on `address` with a long accept queue (4096, as far as the kernel's `somaxconn`
+/// allows): under a connection flood, a scraper's connection waits in the queue instead of being
+/// dropped and retried a second or more later.
+pub async fn bind(address: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let addr = tokio::net::lookup_host(address)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 /// Runs the exporter with `flags` until SIGINT/SIGTERM; logs every token out on the way down.
 pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()> {
     let clock = clock::system();
@@ -156,7 +174,7 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
     }
     let config = flags.load(password_env.clone())?;
     let listen = config::listen_socket(&config.listen_address);
-    let listener = tokio::net::TcpListener::bind(&listen)
+    let listener = bind(&listen)
         .await
         .map_err(|e| anyhow::anyhow!("--web.listen-address {listen}: {e}"))?;
     let local = listener.local_addr()?;
