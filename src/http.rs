@@ -28,7 +28,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::collector::Target;
 use crate::conn::WriteTimeout;
-use crate::exporter::App;
+use crate::exporter::{App, Current};
 use crate::web::Access;
 
 /// The text exposition format's content type.
@@ -247,12 +247,12 @@ pub fn scrape_timeout(header: Option<&[u8]>, offset: Duration, cap: Duration) ->
 }
 
 /// The scrape's deadline: Prometheus's timeout minus the offset, capped by the target's timeout.
-fn deadline(app: &App, req: &Request<Incoming>, target: &Target) -> Instant {
+fn deadline(current: &Current, req: &Request<Incoming>, target: &Target) -> Instant {
     let timeout = scrape_timeout(
         req.headers()
             .get("X-Prometheus-Scrape-Timeout-Seconds")
             .map(|v| v.as_bytes()),
-        app.settings().timeout_offset,
+        current.config.timeout_offset,
         target.client().config().timeout,
     );
     let now = Instant::now();
@@ -263,10 +263,13 @@ fn deadline(app: &App, req: &Request<Incoming>, target: &Target) -> Instant {
 
 async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
-    let settings = app.settings();
+    // One configuration for the whole request: settings and targets as one value, even if a
+    // reload swaps them meanwhile.
+    let current = app.current();
+    let settings = &current.config;
     let get_only = |req: &Request<Incoming>| matches!(*req.method(), Method::GET | Method::HEAD);
     match path.as_str() {
-        "/" if get_only(&req) => landing(app),
+        "/" if get_only(&req) => landing(&current),
         "/-/healthy" if get_only(&req) => text(StatusCode::OK, "Healthy\n"),
         "/-/ready" if get_only(&req) => {
             if app.is_ready() {
@@ -275,7 +278,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> 
                 text(StatusCode::SERVICE_UNAVAILABLE, "Not ready\n")
             }
         }
-        "/probe" if get_only(&req) => probe(app, req).await,
+        "/probe" if get_only(&req) => probe(&current, req).await,
         "/-/reload" if req.method() == Method::POST => match app.reload() {
             Ok(()) => text(StatusCode::OK, "configuration reloaded\n"),
             Err(e) => text(
@@ -284,7 +287,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> 
             ),
         },
         "/-/reload" => method_not_allowed("POST"),
-        p if p == settings.telemetry_path && get_only(&req) => metrics(app, req).await,
+        p if p == settings.telemetry_path && get_only(&req) => metrics(app, &current, req).await,
         "/" | "/-/healthy" | "/-/ready" | "/probe" => method_not_allowed("GET, HEAD"),
         p if p == settings.telemetry_path => method_not_allowed("GET, HEAD"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -298,10 +301,19 @@ fn metrics_response(body: String) -> Response<Full<Bytes>> {
     r
 }
 
-async fn metrics(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn metrics(
+    app: &Arc<App>,
+    current: &Current,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let mut body = String::new();
-    if let Some(target) = app.single_target() {
-        let out = target.scrape(deadline(app, &req, &target)).await;
+    let single = current
+        .config
+        .single
+        .then(|| current.targets.iter().next())
+        .flatten();
+    if let Some(target) = single {
+        let out = target.scrape(deadline(current, &req, target)).await;
         body.push_str(&out.text);
     }
     // The exporter's metrics last, so its counters include this scrape's requests.
@@ -309,18 +321,18 @@ async fn metrics(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>
     metrics_response(body)
 }
 
-async fn probe(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn probe(current: &Current, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let Some(name) = query_param(req.uri().query(), "target").filter(|t| !t.is_empty()) else {
         return text(StatusCode::BAD_REQUEST, "missing parameter: target\n");
     };
     // Only configured targets: credentials never go to an address a URL parameter names.
-    let Some(target) = app.targets().find(&name).cloned() else {
+    let Some(target) = current.targets.find(&name).cloned() else {
         return text(
             StatusCode::BAD_REQUEST,
             "unknown target: not a configured target name or URL\n",
         );
     };
-    let out = target.scrape(deadline(app, &req, &target)).await;
+    let out = target.scrape(deadline(current, &req, &target)).await;
     metrics_response(out.text.clone())
 }
 
@@ -331,10 +343,10 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn landing(app: &Arc<App>) -> Response<Full<Bytes>> {
-    let settings = app.settings();
+fn landing(current: &Current) -> Response<Full<Bytes>> {
+    let settings = &current.config;
     let mut rows = String::new();
-    for t in app.targets().iter() {
+    for t in current.targets.iter() {
         let cfg = t.client().config();
         let last = match t.last() {
             None => "not scraped yet".to_string(),
