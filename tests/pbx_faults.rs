@@ -881,3 +881,35 @@ async fn multi_target_probes_never_follow_redirects_either() {
     assert_eq!(redirecting.sim.requests("login"), 1);
     exporter.stop().await;
 }
+
+/// A PBX that refuses connections (rebooting, port closed) never saw a login: it costs nothing
+/// from the budget, so the exporter logs in as soon as the PBX is back rather than 10 minutes later.
+#[tokio::test]
+async fn refused_connections_cost_no_login_budget() {
+    let clock = ManualClock::new(T0);
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let exporter = Running::start(config(&url, &[]), clock.clone()).await;
+    for _ in 0..10 {
+        let text = exporter.scrape().await;
+        assert_eq!(must(&text, "yeastar_up"), 0.0);
+        assert_eq!(
+            must(
+                &text,
+                r#"yeastar_exporter_login_suspended{target="default"}"#
+            ),
+            0.0
+        );
+        clock.advance_secs(15);
+    }
+    let text = exporter.scrape().await;
+    assert_eq!(
+        must(
+            &text,
+            r#"yeastar_exporter_logins_total{outcome="error",target="default"}"#
+        ),
+        11.0,
+        "one attempt per scrape, none held against the PBX"
+    );
+    assert_eq!(requests(&text, "login", "connect_error"), 11.0);
+    exporter.stop().await;
+}

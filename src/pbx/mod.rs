@@ -35,6 +35,9 @@ use ledger::Failure;
 pub use ledger::LoginLedger;
 use types::{BareAnswer, Envelope, LoginAnswer};
 
+/// The longest a TCP (and TLS) connection to a PBX may take to open.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// An answer at least this large gives the allocator's free pages back when it is done with.
 const RELEASE_AFTER_BYTES: usize = 4 << 20;
 
@@ -154,6 +157,10 @@ pub fn http_client(settings: &HttpSettings) -> Result<reqwest::Client, BuildErro
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(0)
+        // A connection that cannot be made in time is a connect error — the request never left
+        // this host, so a login that fails so is not one the PBX could count (a blackholed or
+        // rebooting PBX must not cost the exporter its login budget).
+        .connect_timeout(CONNECT_TIMEOUT)
         .user_agent(concat!("yeastar-exporter/", env!("CARGO_PKG_VERSION")))
         .use_preconfigured_tls(tls)
         .build()
@@ -615,7 +622,7 @@ impl Client {
         body: &Value,
     ) -> Result<T, PbxError> {
         let transport = |e: reqwest::Error| {
-            if e.is_timeout() {
+            if e.is_timeout() && !e.is_connect() {
                 PbxError::Timeout {
                     endpoint: endpoint.to_string(),
                 }
