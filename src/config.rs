@@ -177,45 +177,96 @@ pub struct ExporterFlags {
     pub demo_calls: usize,
 }
 
-macro_rules! collector_flags {
-    ($( $field:ident, $nofield:ident, $name:literal, $env:literal, $help:literal; )*) => {
-        /// `--collector.<name>` / `--no-collector.<name>`.
-        #[derive(Debug, Args, Clone, Default)]
-        pub struct CollectorFlags {
-            $(
-                #[doc = concat!("Enable the ", $name, " collector: ", $help)]
-                #[arg(long = concat!("collector.", $name), env = $env, overrides_with = stringify!($nofield), num_args = 0..=1, require_equals = true, default_missing_value = "true", help = concat!("Enable the ", $name, " collector: ", $help))]
-                pub $field: Option<bool>,
-                #[doc = concat!("Disable the ", $name, " collector.")]
-                #[arg(long = concat!("no-collector.", $name), overrides_with = stringify!($field), help = concat!("Disable the ", $name, " collector"))]
-                pub $nofield: bool,
-            )*
-        }
-
-        impl CollectorFlags {
-            /// The collectors these flags enable, starting from the defaults.
-            pub fn resolve(&self) -> CollectorSet {
-                let mut set = CollectorSet::default();
-                $(
-                    let kind = CollectorKind::parse($name).expect("collector names match");
-                    if self.$nofield {
-                        set.set(kind, false);
-                    } else if let Some(on) = self.$field {
-                        set.set(kind, on);
-                    }
-                )*
-                set
-            }
-        }
-    };
+/// `--collector.<name>` / `--no-collector.<name>` for every collector of the table
+/// ([`crate::collector::COLLECTORS`]) but `calls`, each also `YEASTAR_EXPORTER_COLLECTOR_<NAME>`.
+#[derive(Debug, Clone, Default)]
+pub struct CollectorFlags {
+    /// What the command line said of each collector, if anything.
+    settings: Vec<(CollectorKind, Option<bool>)>,
 }
 
-collector_flags! {
-    internal_calls, no_internal_calls, "internal_calls", "YEASTAR_EXPORTER_COLLECTOR_INTERNAL_CALLS", "extension/query_call, for extension-to-extension calls (default on).";
-    trunks, no_trunks, "trunks", "YEASTAR_EXPORTER_COLLECTOR_TRUNKS", "trunk/list (default on).";
-    extensions, no_extensions, "extensions", "YEASTAR_EXPORTER_COLLECTOR_EXTENSIONS", "extension/list (default on).";
-    device, no_device, "device", "YEASTAR_EXPORTER_COLLECTOR_DEVICE", "deviceinfo/query (default on).";
-    queues, no_queues, "queues", "YEASTAR_EXPORTER_COLLECTOR_QUEUES", "queue/query plus one queue/query_status per queue (default off).";
+impl CollectorFlags {
+    /// The switchable collectors: all but `calls`.
+    fn switchable() -> impl Iterator<Item = CollectorKind> {
+        CollectorKind::all().filter(|k| *k != CollectorKind::CALLS)
+    }
+
+    /// The collectors these flags enable, starting from the defaults.
+    pub fn resolve(&self) -> CollectorSet {
+        let mut set = CollectorSet::default();
+        for (kind, on) in &self.settings {
+            if let Some(on) = on {
+                set.set(*kind, *on);
+            }
+        }
+        set
+    }
+}
+
+impl clap::FromArgMatches for CollectorFlags {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = Self::default();
+        flags.update_from_arg_matches(matches)?;
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.settings = Self::switchable()
+            .map(|kind| {
+                let on = if matches.get_flag(&format!("no-collector.{kind}")) {
+                    Some(false)
+                } else {
+                    matches
+                        .get_one::<bool>(&format!("collector.{kind}"))
+                        .copied()
+                };
+                (kind, on)
+            })
+            .collect();
+        Ok(())
+    }
+}
+
+impl Args for CollectorFlags {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        use clap::{Arg, ArgAction};
+        for kind in Self::switchable() {
+            let spec = kind.spec();
+            let (on, off) = (format!("collector.{kind}"), format!("no-collector.{kind}"));
+            let default = if spec.on_by_default { "on" } else { "off" };
+            cmd = cmd
+                .arg(
+                    Arg::new(on.clone())
+                        .long(on.clone())
+                        .env(format!(
+                            "YEASTAR_EXPORTER_COLLECTOR_{}",
+                            spec.name.to_ascii_uppercase()
+                        ))
+                        .value_name("BOOL")
+                        .num_args(0..=1)
+                        .require_equals(true)
+                        .default_missing_value("true")
+                        .value_parser(clap::value_parser!(bool))
+                        .overrides_with(off.clone())
+                        .help(format!(
+                            "Enable the {} collector: {} (default {default}).",
+                            spec.name, spec.help
+                        )),
+                )
+                .arg(
+                    Arg::new(off.clone())
+                        .long(off.clone())
+                        .action(ArgAction::SetTrue)
+                        .overrides_with(on)
+                        .help(format!("Disable the {} collector", spec.name)),
+                );
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
 }
 
 /// A configuration error, naming the field or flag.
@@ -609,18 +660,21 @@ pub fn parse_file(
             Some(names) => {
                 let mut kinds = Vec::with_capacity(names.len());
                 for n in names {
-                    let kind = CollectorKind::parse(n).ok_or_else(|| {
+                    let kind = CollectorKind::named(n).ok_or_else(|| {
                         invalid(
                             &field("collectors"),
                             format!(
                                 "unknown collector {n:?} (known: {})",
-                                CollectorKind::ALL.map(|c| c.as_str()).join(", ")
+                                CollectorKind::all()
+                                    .map(|c| c.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             ),
                         )
                     })?;
                     kinds.push(kind);
                 }
-                if !kinds.contains(&CollectorKind::Calls) {
+                if !kinds.contains(&CollectorKind::CALLS) {
                     return Err(invalid(
                         &field("collectors"),
                         "must include calls (yeastar_up is about it)",
@@ -786,8 +840,14 @@ mod tests {
         .unwrap();
         let cfg = cli.exporter.resolve(Some("pw".into())).unwrap();
         let t = &cfg.targets[0];
-        assert!(!t.collectors.contains(CollectorKind::Trunks));
-        assert!(t.collectors.contains(CollectorKind::Queues));
+        assert!(
+            !t.collectors
+                .contains(CollectorKind::named("trunks").unwrap())
+        );
+        assert!(
+            t.collectors
+                .contains(CollectorKind::named("queues").unwrap())
+        );
         assert_eq!(
             format!("{:?}", t.client.auth),
             "Credentials { username: \"api\", password_md5: <secret> }"

@@ -14,20 +14,6 @@ use prometheus::{
 
 use crate::pbx::{LoginOutcome, Observer, Outcome};
 
-/// Every endpoint the exporter calls (the `endpoint` label's values).
-pub const ENDPOINTS: [&str; 10] = [
-    "login",
-    "logout",
-    "heartbeat",
-    "call/query",
-    "extension/query_call",
-    "trunk/list",
-    "extension/list",
-    "deviceinfo/query",
-    "queue/query",
-    "queue/query_status",
-];
-
 /// The exporter's registry and the handles it updates.
 #[derive(Clone)]
 pub struct ExporterMetrics {
@@ -176,7 +162,7 @@ impl ExporterMetrics {
         let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
         live.remove(target);
         // Removing a series that was never created is an error we do not care about.
-        for endpoint in ENDPOINTS {
+        for endpoint in crate::collector::registry::endpoints() {
             for outcome in Outcome::ALL {
                 let _ = self
                     .requests

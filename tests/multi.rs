@@ -111,11 +111,11 @@ fn each_validation_rule_has_its_exact_error() {
     assert_eq!(hq.client.timeout, Duration::from_secs(3));
     assert!(
         hq.collectors
-            .contains(yeastar_exporter::collector::CollectorKind::Trunks)
+            .contains(yeastar_exporter::collector::CollectorKind::named("trunks").unwrap())
     );
     assert!(
         !hq.collectors
-            .contains(yeastar_exporter::collector::CollectorKind::Device)
+            .contains(yeastar_exporter::collector::CollectorKind::named("device").unwrap())
     );
     let b = targets
         .iter()
@@ -125,7 +125,7 @@ fn each_validation_rule_has_its_exact_error() {
     assert!(b.client.insecure_skip_verify);
     assert!(
         !b.collectors
-            .contains(yeastar_exporter::collector::CollectorKind::Trunks)
+            .contains(yeastar_exporter::collector::CollectorKind::named("trunks").unwrap())
     );
     let debug = format!("{targets:?}");
     assert!(

@@ -297,3 +297,44 @@ fn version_prints_revision_date_rustc_and_platform() {
     let license = std::fs::read_to_string(Path::new(ROOT).join("LICENSE")).unwrap();
     assert!(license.contains("Apache License") && license.contains("Version 2.0, January 2004"));
 }
+
+/// The README's collector table is the registry's: every collector, in order, with its default
+/// and the endpoints it calls.
+#[test]
+fn the_readme_collector_table_matches_the_registry() {
+    use yeastar_exporter::collector::CollectorKind;
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
+    let section = readme
+        .split("## Collectors")
+        .nth(1)
+        .unwrap()
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let rows: Vec<Vec<String>> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
+        .collect();
+    let kinds: Vec<CollectorKind> = CollectorKind::all().collect();
+    assert_eq!(rows.len(), kinds.len(), "{section}");
+    for (row, kind) in rows.iter().zip(kinds) {
+        let spec = kind.spec();
+        assert_eq!(row[1], format!("`{}`", spec.name));
+        let default = if kind == CollectorKind::CALLS {
+            "always on"
+        } else if spec.on_by_default {
+            "on"
+        } else {
+            "**off**"
+        };
+        assert_eq!(row[2], default, "{}", spec.name);
+        for endpoint in spec.endpoints {
+            assert!(
+                row[3].contains(&format!("`{endpoint}`")),
+                "{}: {endpoint}",
+                spec.name
+            );
+        }
+    }
+}

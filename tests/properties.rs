@@ -396,7 +396,7 @@ proptest! {
             ),
             ..Answers::default()
         };
-        let t = target(CollectorSet::of([CollectorKind::InternalCalls]));
+        let t = target(CollectorSet::of([CollectorKind::INTERNAL_CALLS]));
         let out = t.render_answers(&answers);
         prop_assert!(out.up, "{:?}", out.error);
         let parsed = parse_text(&out.text);

@@ -10,10 +10,20 @@ use std::collections::BTreeMap;
 use foldhash::{HashMap, HashMapExt};
 
 use super::families::Families;
+use super::registry::{Run, Spec};
 use super::trunks::TrunkState;
 use crate::pbx::types::{ChannelId, MemberKind};
 
 pub use crate::pbx::types::{Member, MergedCall, MergedCalls, Status};
+
+/// The collector: the call queries, which decide `yeastar_up`.
+pub static SPEC: Spec = Spec {
+    name: "calls",
+    on_by_default: true,
+    help: "call/query inbound and outbound (always on)",
+    endpoints: &["call/query"],
+    run: Run::CallPath,
+};
 
 /// A call's direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

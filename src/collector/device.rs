@@ -1,10 +1,54 @@
 //! The PBX itself: `deviceinfo/query` → model, versions, uptime.
 
+use futures_util::future::BoxFuture;
+
 use super::families::Families;
-use crate::pbx::types::DeviceInfo;
+use super::registry::{Collected, Run, Spec};
+use crate::pbx::types::{DeviceInfo, DeviceInfoAnswer};
+use crate::pbx::{PbxError, Session, decode_answer};
+
+/// The collector.
+pub static SPEC: Spec = Spec {
+    name: "device",
+    on_by_default: true,
+    help: "deviceinfo/query",
+    endpoints: &["deviceinfo/query"],
+    run: Run::Own {
+        fetch,
+        parse: Some(parse),
+    },
+};
+
+/// The PBX's answer about itself (nothing to write when it had no `deviceinfo`).
+struct Device(Option<DeviceInfo>);
+
+impl Collected for Device {
+    fn write(&self, m: &Families, target: &str) {
+        if let Some(info) = &self.0 {
+            write(m, info, target);
+        }
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+fn fetch<'a>(s: &'a Session<'a>) -> BoxFuture<'a, Result<Box<dyn Collected>, PbxError>> {
+    Box::pin(async move {
+        let answer: DeviceInfoAnswer = s
+            .call("deviceinfo/query", &serde_json::json!({}))
+            .await?;
+        Ok(Box::new(Device(answer.deviceinfo)) as Box<dyn Collected>)
+    })
+}
+
+fn parse(bytes: &[u8]) -> Result<Box<dyn Collected>, PbxError> {
+    let answer: DeviceInfoAnswer = decode_answer("deviceinfo/query", bytes)?;
+    Ok(Box::new(Device(answer.deviceinfo)))
+}
 
 /// Writes `yeastar_pbx_info` and, when its form is known, `yeastar_pbx_uptime_seconds`.
-pub(crate) fn write(m: &Families, info: &DeviceInfo, target: &str) {
+fn write(m: &Families, info: &DeviceInfo, target: &str) {
     m.gauge_vec(
         "yeastar_pbx_info",
         "The PBX's model and versions; always 1.",

@@ -11,29 +11,29 @@ use prometheus::{Encoder, TextEncoder};
 /// registry (nothing registers, locks or hashes), and this is the exporter's hot path when it
 /// watches hundreds of PBXes.
 #[derive(Default)]
-pub(crate) struct Families {
+pub struct Families {
     families: RefCell<Vec<MetricFamily>>,
 }
 
 /// A gauge family of [`Families`], by position.
-pub(crate) struct FamilyRef<'a> {
+pub struct FamilyRef<'a> {
     families: &'a RefCell<Vec<MetricFamily>>,
     index: usize,
     labels: &'static [&'static str],
 }
 
 /// One series about to get its value.
-pub(crate) struct Sample<'a, 'f> {
+pub struct Sample<'a, 'f> {
     family: &'f FamilyRef<'a>,
     values: Vec<LabelPair>,
 }
 
 impl Families {
-    pub(crate) fn gauge(&self, name: &str, help: &str) -> GaugeSample<'_> {
+    pub fn gauge(&self, name: &str, help: &str) -> GaugeSample<'_> {
         GaugeSample(self.gauge_vec(name, help, &[]))
     }
 
-    pub(crate) fn gauge_vec(
+    pub fn gauge_vec(
         &self,
         name: &str,
         help: &str,
@@ -53,7 +53,7 @@ impl Families {
     }
 
     /// A counter without labels, set to `value` (a total the target keeps across scrapes).
-    pub(crate) fn counter(&self, name: &str, help: &str, value: f64) {
+    pub fn counter(&self, name: &str, help: &str, value: f64) {
         let mut f = MetricFamily::default();
         f.set_name(name.to_string());
         f.set_help(help.to_string());
@@ -66,7 +66,7 @@ impl Families {
         self.families.borrow_mut().push(f);
     }
 
-    pub(crate) fn encode(self) -> String {
+    pub fn encode(self) -> String {
         let mut families = self.families.into_inner();
         // The order Registry::gather gives: families by name, series by label values; a family
         // without series is left out; a series set twice keeps its last value.
@@ -96,7 +96,7 @@ impl Families {
 }
 
 impl<'a> FamilyRef<'a> {
-    pub(crate) fn with_label_values<'f>(&'f self, values: &[&str]) -> Sample<'a, 'f> {
+    pub fn with_label_values<'f>(&'f self, values: &[&str]) -> Sample<'a, 'f> {
         debug_assert_eq!(values.len(), self.labels.len());
         let mut pairs: Vec<LabelPair> = self
             .labels
@@ -119,7 +119,7 @@ impl<'a> FamilyRef<'a> {
 }
 
 impl Sample<'_, '_> {
-    pub(crate) fn set(self, value: f64) {
+    pub fn set(self, value: f64) {
         let mut g = ProtoGauge::default();
         g.set_value(value);
         let mut m = Metric::from_label(self.values);
@@ -131,10 +131,10 @@ impl Sample<'_, '_> {
 }
 
 /// A gauge without labels.
-pub(crate) struct GaugeSample<'a>(FamilyRef<'a>);
+pub struct GaugeSample<'a>(FamilyRef<'a>);
 
 impl GaugeSample<'_> {
-    pub(crate) fn set(self, value: f64) {
+    pub fn set(self, value: f64) {
         self.0.with_label_values(&[]).set(value);
     }
 }

@@ -7,12 +7,19 @@
 //! replicas, a dashboard and a person with curl cost the PBX one set of requests. Nothing here knows
 //! about HTTP requests; the PBX's failures become `yeastar_up 0` and `yeastar_collector_success 0`.
 
-pub mod calls;
-pub mod device;
-pub mod extensions;
-mod families;
-pub mod queues;
-pub mod trunks;
+pub mod families;
+pub mod registry;
+
+macro_rules! collectors {
+    ($($module:ident),* $(,)?) => {
+        $(pub mod $module;)*
+        /// Every collector, in label order (the call path first): see [`registry`].
+        pub static COLLECTORS: &[&registry::Spec] = &[$(&$module::SPEC),*];
+    };
+}
+
+// Adding a collector: a new file beside these with its `SPEC`, and its name here (CONTRIBUTING.md).
+collectors![calls, internal_calls, trunks, extensions, device, queues];
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -26,9 +33,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::clock::SharedClock;
-use crate::pbx::types::{
-    CallQueryAnswer, DeviceInfoAnswer, ExtensionCallsAnswer, ExtensionListAnswer, TrunkListAnswer,
-};
+use crate::pbx::types::{CallQueryAnswer, ExtensionCallsAnswer};
 use crate::pbx::{Client, PbxError, decode_answer, lock};
 use calls::{MergedCalls, StatusAges};
 use families::Families;
@@ -36,62 +41,8 @@ use families::Families;
 /// How long an endpoint that answered 10003 is left alone before it is asked again.
 pub const UNSUPPORTED_RECHECK: Duration = Duration::from_secs(3600);
 
-/// The collectors, each a group of PBX requests and the series made from them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum CollectorKind {
-    /// `call/query` inbound and outbound.
-    Calls,
-    /// `extension/query_call` for extension-to-extension calls.
-    InternalCalls,
-    /// `trunk/list`.
-    Trunks,
-    /// `extension/list`.
-    Extensions,
-    /// `deviceinfo/query`.
-    Device,
-    /// `queue/query` and `queue/query_status` per queue.
-    Queues,
-}
-
-impl CollectorKind {
-    /// All collectors, in label order.
-    pub const ALL: [CollectorKind; 6] = [
-        CollectorKind::Calls,
-        CollectorKind::InternalCalls,
-        CollectorKind::Trunks,
-        CollectorKind::Extensions,
-        CollectorKind::Device,
-        CollectorKind::Queues,
-    ];
-
-    /// The `collector` label value and flag name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CollectorKind::Calls => "calls",
-            CollectorKind::InternalCalls => "internal_calls",
-            CollectorKind::Trunks => "trunks",
-            CollectorKind::Extensions => "extensions",
-            CollectorKind::Device => "device",
-            CollectorKind::Queues => "queues",
-        }
-    }
-
-    /// The collector of that name.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|c| c.as_str() == name)
-    }
-
-    /// On unless switched off; `queues` costs one request per queue and is off unless switched on.
-    pub fn on_by_default(self) -> bool {
-        self != CollectorKind::Queues
-    }
-}
-
-impl fmt::Display for CollectorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use registry::CollectorKind;
+use registry::Run;
 
 /// The collectors enabled for a target. `calls` is always among them: `yeastar_up` is about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,12 +50,7 @@ pub struct CollectorSet(BTreeSet<CollectorKind>);
 
 impl Default for CollectorSet {
     fn default() -> Self {
-        Self(
-            CollectorKind::ALL
-                .into_iter()
-                .filter(|c| c.on_by_default())
-                .collect(),
-        )
+        Self(CollectorKind::all().filter(|c| c.on_by_default()).collect())
     }
 }
 
@@ -112,7 +58,7 @@ impl CollectorSet {
     /// Exactly these collectors, plus `calls`.
     pub fn of(kinds: impl IntoIterator<Item = CollectorKind>) -> Self {
         let mut set: BTreeSet<_> = kinds.into_iter().collect();
-        set.insert(CollectorKind::Calls);
+        set.insert(CollectorKind::CALLS);
         Self(set)
     }
 
@@ -123,7 +69,7 @@ impl CollectorSet {
 
     /// Switches `kind` on or off (`calls` stays on).
     pub fn set(&mut self, kind: CollectorKind, on: bool) {
-        if on || kind == CollectorKind::Calls {
+        if on || kind == CollectorKind::CALLS {
             self.0.insert(kind);
         } else {
             self.0.remove(&kind);
@@ -186,10 +132,8 @@ struct Results {
     inbound: Result<(), PbxError>,
     outbound: Result<(), PbxError>,
     internal: Option<Result<(), PbxError>>,
-    trunks: Option<Result<TrunkListAnswer, PbxError>>,
-    extensions: Option<Result<ExtensionListAnswer, PbxError>>,
-    device: Option<Result<DeviceInfoAnswer, PbxError>>,
-    queues: Option<Result<Vec<queues::QueueState>, PbxError>>,
+    /// The other collectors that ran, in table order.
+    own: Vec<(CollectorKind, registry::Outcome)>,
 }
 
 /// One scrape's answers as the PBX sent them: the input of the exporter's own work (decode,
@@ -351,14 +295,20 @@ impl Target {
         self.client.suspended_for();
         let session = self.client.session(deadline);
         let s = &session;
-        use CollectorKind as K;
         let (inbound_q, outbound_q) = (json!({"type": "inbound"}), json!({"type": "outbound"}));
-        let (all, empty) = (json!({"number": "all"}), json!({}));
+        let all = json!({"number": "all"});
         // With one request in flight per PBX (the default), the limiter's queue is fair, so these
-        // go out in the order written: the call queries first.
+        // go out in the order written: the call queries first, then the table's order.
         let merged = std::sync::Mutex::new(MergedCalls::default());
         let merge = |calls: MergedCalls| lock(&merged).add(calls);
-        let (inbound, outbound, internal, trunks, extensions, device, queues) = tokio::join!(
+        let own = CollectorKind::all().filter_map(|kind| match kind.spec().run {
+            Run::Own { fetch, .. } if self.runs(kind) => {
+                Some(async move { (kind, fetch(s).await) })
+            }
+            _ => None,
+        });
+        let own = futures_util::future::join_all(own);
+        let (inbound, outbound, internal, own) = tokio::join!(
             async {
                 let a = idle(s.call::<CallQueryAnswer>("call/query", &inbound_q).await)?;
                 merge(a.calls);
@@ -369,7 +319,7 @@ impl Target {
                 merge(a.calls);
                 Ok(())
             },
-            maybe(self.runs(K::InternalCalls), async {
+            maybe(self.runs(CollectorKind::INTERNAL_CALLS), async {
                 let a = idle(
                     s.call::<ExtensionCallsAnswer>("extension/query_call", &all)
                         .await,
@@ -377,29 +327,14 @@ impl Target {
                 merge(a.calllist);
                 Ok(())
             }),
-            maybe(
-                self.runs(K::Trunks),
-                s.call::<TrunkListAnswer>("trunk/list", &empty)
-            ),
-            maybe(
-                self.runs(K::Extensions),
-                s.call::<ExtensionListAnswer>("extension/list", &empty)
-            ),
-            maybe(
-                self.runs(K::Device),
-                s.call::<DeviceInfoAnswer>("deviceinfo/query", &empty)
-            ),
-            maybe(self.runs(K::Queues), queues::fetch(s)),
+            own,
         );
         let results = Results {
             merged: merged.into_inner().unwrap_or_else(|p| p.into_inner()),
             inbound,
             outbound,
             internal,
-            trunks,
-            extensions,
-            device,
-            queues,
+            own,
         };
         let out = Arc::new(self.render(results, started.elapsed()));
         lock(&self.state).last = Some(out.clone());
@@ -448,24 +383,30 @@ impl Target {
             ))
             .map(|a| merged.add(a.calllist))
         });
+        let given = [
+            ("trunks", &answers.trunks),
+            ("extensions", &answers.extensions),
+            ("device", &answers.device),
+        ];
+        let own = given
+            .into_iter()
+            .filter_map(|(name, bytes)| {
+                let kind = CollectorKind::named(name)?;
+                let Run::Own {
+                    parse: Some(parse), ..
+                } = kind.spec().run
+                else {
+                    return None;
+                };
+                Some((kind, parse(bytes.as_deref()?)))
+            })
+            .collect();
         let results = Results {
             merged,
             inbound,
             outbound,
             internal,
-            trunks: answers
-                .trunks
-                .as_deref()
-                .map(|b| decode_answer("trunk/list", b)),
-            extensions: answers
-                .extensions
-                .as_deref()
-                .map(|b| decode_answer("extension/list", b)),
-            device: answers
-                .device
-                .as_deref()
-                .map(|b| decode_answer("deviceinfo/query", b)),
-            queues: None,
+            own,
         };
         self.render(results, Duration::ZERO)
     }
@@ -489,14 +430,18 @@ impl Target {
             r.as_ref().map(|x| x.as_ref().map(|_| ()))
         }
         let calls_err = r.inbound.as_ref().err().or(r.outbound.as_ref().err());
-        let outcomes: [(CollectorKind, Option<Result<(), &PbxError>>); 6] = [
-            (CollectorKind::Calls, Some(calls_err.map_or(Ok(()), Err))),
-            (CollectorKind::InternalCalls, unit(&r.internal)),
-            (CollectorKind::Trunks, unit(&r.trunks)),
-            (CollectorKind::Extensions, unit(&r.extensions)),
-            (CollectorKind::Device, unit(&r.device)),
-            (CollectorKind::Queues, unit(&r.queues)),
+        let mut outcomes: Vec<(CollectorKind, Option<Result<(), &PbxError>>)> = vec![
+            (CollectorKind::CALLS, Some(calls_err.map_or(Ok(()), Err))),
+            (CollectorKind::INTERNAL_CALLS, unit(&r.internal)),
         ];
+        for kind in CollectorKind::all().skip(2) {
+            let result = r
+                .own
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map(|(_, res)| res.as_ref().map(|_| ()));
+            outcomes.push((kind, result));
+        }
         let mut failures: Vec<(CollectorKind, &PbxError)> = Vec::new();
         for (kind, result) in outcomes {
             if !self.collectors.contains(kind) {
@@ -515,7 +460,7 @@ impl Target {
         {
             let mut state = lock(&self.state);
             for (kind, e) in &failures {
-                if e.is_unsupported() && *kind != CollectorKind::Calls {
+                if e.is_unsupported() && *kind != CollectorKind::CALLS {
                     state
                         .unsupported
                         .insert(*kind, now_millis + UNSUPPORTED_RECHECK.as_millis() as u64);
@@ -530,10 +475,13 @@ impl Target {
         let first_error = failures.first().map(|(_, e)| e.to_string());
         self.log_failures(&failures);
 
-        let trunk_list = match &r.trunks {
-            Some(Ok(answer)) => Some(trunks::trunk_states(answer)),
-            _ => None,
-        };
+        let trunk_list = r.own.iter().find_map(|(_, res)| {
+            res.as_ref()
+                .ok()?
+                .as_any()
+                .downcast_ref::<trunks::Listed>()
+                .map(|l| l.0.as_slice())
+        });
         if up {
             let internal_ok = matches!(r.internal, Some(Ok(_)));
             let merged = r.merged;
@@ -545,27 +493,12 @@ impl Target {
                 state.members_dropped += dropped;
                 ages
             };
-            calls::write(
-                &m,
-                merged.stats(now_secs),
-                &ages,
-                internal_ok,
-                trunk_list.as_deref(),
-            );
+            calls::write(&m, merged.stats(now_secs), &ages, internal_ok, trunk_list);
         }
-        if let Some(list) = &trunk_list {
-            trunks::write(&m, list);
-        }
-        if let Some(Ok(answer)) = &r.extensions {
-            extensions::write(&m, answer);
-        }
-        if let Some(Ok(answer)) = &r.device
-            && let Some(info) = &answer.deviceinfo
-        {
-            device::write(&m, info, &self.name);
-        }
-        if let Some(Ok(list)) = &r.queues {
-            queues::write(&m, list);
+        for (_, result) in &r.own {
+            if let Ok(collected) = result {
+                collected.write(&m, &self.name);
+            }
         }
         m.counter(
             "yeastar_status_age_members_dropped_total",
@@ -620,10 +553,10 @@ impl Results {
             inbound: Err(t()),
             outbound: Err(t()),
             internal: Some(Err(t())),
-            trunks: Some(Err(t())),
-            extensions: Some(Err(t())),
-            device: Some(Err(t())),
-            queues: Some(Err(t())),
+            own: CollectorKind::all()
+                .filter(|k| matches!(k.spec().run, Run::Own { .. }))
+                .map(|k| (k, Err(t())))
+                .collect(),
         }
     }
 }

@@ -1,11 +1,41 @@
 //! Queues: `queue/query` `{"number":"all"}`, then `queue/query_status` per queue → waiting callers
 //! and agents by status. Agent numbers are never kept.
 
+use futures_util::future::BoxFuture;
 use serde_json::json;
 
 use super::families::Families;
+use super::registry::{Collected, Run, Spec};
 use crate::pbx::types::{QueueListAnswer, QueueStatusAnswer};
 use crate::pbx::{PbxError, Session};
+
+/// The collector: off by default, as it costs one request per queue.
+pub static SPEC: Spec = Spec {
+    name: "queues",
+    on_by_default: false,
+    help: "queue/query plus one queue/query_status per queue",
+    endpoints: &["queue/query", "queue/query_status"],
+    run: Run::Own {
+        fetch: fetch_boxed,
+        parse: None,
+    },
+};
+
+/// Every queue's state this scrape.
+struct Queues(Vec<QueueState>);
+
+impl Collected for Queues {
+    fn write(&self, m: &Families, _: &str) {
+        write(m, &self.0);
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+fn fetch_boxed<'a>(s: &'a Session<'a>) -> BoxFuture<'a, Result<Box<dyn Collected>, PbxError>> {
+    Box::pin(async move { Ok(Box::new(Queues(fetch(s).await?)) as Box<dyn Collected>) })
+}
 
 /// The `status` label values, indexed by the PBX's agent status code (`"0"`..`"10"`).
 pub const AGENT_STATUSES: [&str; 11] = [
@@ -105,7 +135,7 @@ pub async fn fetch(session: &Session<'_>) -> Result<Vec<QueueState>, PbxError> {
 }
 
 /// Writes `yeastar_queue_waiting_calls` and `yeastar_queue_agents`, every status present per queue.
-pub(crate) fn write(m: &Families, list: &[QueueState]) {
+fn write(m: &Families, list: &[QueueState]) {
     let waiting = m.gauge_vec(
         "yeastar_queue_waiting_calls",
         "Callers waiting in the queue.",

@@ -1,7 +1,48 @@
 //! Trunks: `trunk/list` → whether each trunk can carry calls, and its status word.
 
+use futures_util::future::BoxFuture;
+
 use super::families::Families;
+use super::registry::{Collected, Run, Spec};
 use crate::pbx::types::TrunkListAnswer;
+use crate::pbx::{PbxError, Session, decode_answer};
+
+/// The collector.
+pub static SPEC: Spec = Spec {
+    name: "trunks",
+    on_by_default: true,
+    help: "trunk/list",
+    endpoints: &["trunk/list"],
+    run: Run::Own {
+        fetch,
+        parse: Some(parse),
+    },
+};
+
+/// The trunks a scrape listed (the call path reads them too, for a 0 per idle trunk).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed(pub Vec<TrunkState>);
+
+impl Collected for Listed {
+    fn write(&self, m: &Families, _: &str) {
+        write(m, &self.0);
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+fn fetch<'a>(s: &'a Session<'a>) -> BoxFuture<'a, Result<Box<dyn Collected>, PbxError>> {
+    Box::pin(async move {
+        let answer: TrunkListAnswer = s.call("trunk/list", &serde_json::json!({})).await?;
+        Ok(Box::new(Listed(trunk_states(&answer))) as Box<dyn Collected>)
+    })
+}
+
+fn parse(bytes: &[u8]) -> Result<Box<dyn Collected>, PbxError> {
+    let answer: TrunkListAnswer = decode_answer("trunk/list", bytes)?;
+    Ok(Box::new(Listed(trunk_states(&answer))))
+}
 
 /// One trunk, as the metrics show it.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,14 @@
+//! Internal calls: `extension/query_call` `{"number":"all"}` adds extension-to-extension calls (and
+//! the extension members of every call) to the call path's merged set. Fetched and written with
+//! `calls` (see `Target::collect`), since its calls are merged into the same set.
+
+use super::registry::{Run, Spec};
+
+/// The collector.
+pub static SPEC: Spec = Spec {
+    name: "internal_calls",
+    on_by_default: true,
+    help: "extension/query_call, for extension-to-extension calls",
+    endpoints: &["extension/query_call"],
+    run: Run::CallPath,
+};
