@@ -288,6 +288,9 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// The web configuration file (`--web.config.file`) is wrong.
+    #[error(transparent)]
+    Web(#[from] crate::webconfig::WebConfigError),
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {

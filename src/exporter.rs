@@ -15,10 +15,11 @@ use tokio::time::Instant;
 use crate::clock::SharedClock;
 use crate::collector::Target;
 use crate::config::{Config, ConfigError, TargetConfig};
+use crate::http::guard::Web;
 use crate::metrics::ExporterMetrics;
 use crate::pbx::ledger::LedgerError;
 use crate::pbx::{BuildError, Client, HttpSettings, LoginLedger, Observer, http_client};
-use crate::web::{Web, WebConfig};
+use crate::webconfig::WebConfig;
 
 /// The configured targets, by name.
 #[derive(Debug, Default)]
@@ -74,7 +75,7 @@ pub enum ReloadError {
 /// The web configuration `config` names (none: plain HTTP, no authentication).
 pub fn load_web(config: &Config) -> Result<WebConfig, ConfigError> {
     match &config.web_config_file {
-        Some(path) => WebConfig::load(path),
+        Some(path) => Ok(WebConfig::load(path)?),
         None => Ok(WebConfig::default()),
     }
 }

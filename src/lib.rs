@@ -10,7 +10,8 @@
 //!   and keeps the little state that must outlive a scrape (member-status ages, missing endpoints).
 //! - [`metrics`] holds the exporter's own metrics and counts every PBX request and login.
 //! - [`exporter`] holds the running set of targets and settings (swapped as one value on reload);
-//!   [`http`] serves them, with [`conn`] keeping slow and idle clients from holding the server.
+//!   [`http`] serves them, with [`conn`] keeping slow and idle clients from holding the server and
+//!   [`http::guard`] applying the [`webconfig`] file (TLS, basic auth, headers, rate limit).
 //! - [`sim`] is a simulated PBX for demo mode, tests and benchmarks; [`clock`] makes time injectable;
 //!   [`alloc`] gives memory back after huge answers.
 //!
@@ -28,7 +29,7 @@ pub mod metrics;
 pub mod pbx;
 pub mod secret;
 pub mod sim;
-pub mod web;
+pub mod webconfig;
 
 use std::sync::Arc;
 use std::time::Duration;

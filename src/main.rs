@@ -18,7 +18,9 @@ async fn main() -> ExitCode {
     yeastar_exporter::install_panic_hook();
     let result = match cli.command {
         Some(Command::Simulate(flags)) => yeastar_exporter::sim::run(*flags).await,
-        Some(Command::HashPassword { cost }) => yeastar_exporter::web::hash_password_command(cost),
+        Some(Command::HashPassword { cost }) => {
+            yeastar_exporter::webconfig::hash_password_command(cost)
+        }
         None => yeastar_exporter::run_exporter(cli.exporter).await,
     };
     match result {

@@ -29,7 +29,9 @@ use tokio_rustls::TlsAcceptor;
 use crate::collector::Target;
 use crate::conn::WriteTimeout;
 use crate::exporter::{App, Current};
-use crate::web::Access;
+pub mod guard;
+
+use guard::Access;
 
 /// The text exposition format's content type.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
