@@ -584,16 +584,9 @@ struct TargetFields {
     insecure_skip_verify: Option<bool>,
 }
 
-/// Parses and validates a config file's text (`source` names it in errors).
 /// A YAML error as a [`ConfigError`] of `source`: position and cause, without the source excerpt.
 pub fn yaml_error(source: &str, e: impl std::fmt::Display) -> ConfigError {
-    let msg = e.to_string();
-    let first = msg
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim_start_matches("error: ");
-    invalid(source, first.to_string())
+    invalid(source, crate::yaml::error_line(e))
 }
 
 /// Parses a multi-target config file's text.

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::clock::SharedClock;
 use crate::collector::Target;
 use crate::config::{Config, ConfigError, TargetConfig};
-use crate::http::guard::Web;
+use crate::guard::Web;
 use crate::metrics::ExporterMetrics;
 use crate::pbx::ledger::LedgerError;
 use crate::pbx::{BuildError, Client, HttpSettings, LoginLedger, Observer, http_client};

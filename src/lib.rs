@@ -11,7 +11,7 @@
 //! - [`metrics`] holds the exporter's own metrics and counts every PBX request and login.
 //! - [`exporter`] holds the running set of targets and settings (swapped as one value on reload);
 //!   [`http`] serves them, with [`conn`] keeping slow and idle clients from holding the server and
-//!   [`http::guard`] applying the [`webconfig`] file (TLS, basic auth, headers, rate limit).
+//!   [`guard`] applying the [`webconfig`] file (TLS, basic auth, headers, rate limit).
 //! - [`sim`] is a simulated PBX for demo mode, tests and benchmarks; [`clock`] makes time injectable;
 //!   [`alloc`] gives memory back after huge answers.
 //!
@@ -24,12 +24,14 @@ pub mod config;
 pub mod conn;
 pub mod duration;
 pub mod exporter;
+pub mod guard;
 pub mod http;
 pub mod metrics;
 pub mod pbx;
 pub mod secret;
 pub mod sim;
 pub mod webconfig;
+pub mod yaml;
 
 use std::sync::Arc;
 use std::time::Duration;

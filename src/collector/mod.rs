@@ -9,6 +9,8 @@
 
 pub mod families;
 pub mod registry;
+#[doc(hidden)]
+pub mod testing;
 
 macro_rules! collectors {
     ($($module:ident),* $(,)?) => {
@@ -34,7 +36,7 @@ use tokio::time::Instant;
 
 use crate::clock::SharedClock;
 use crate::pbx::types::{CallQueryAnswer, ExtensionCallsAnswer};
-use crate::pbx::{Client, PbxError, decode_answer, lock};
+use crate::pbx::{Client, PbxError, lock};
 use calls::{MergedCalls, StatusAges};
 use families::Families;
 
@@ -43,6 +45,8 @@ pub const UNSUPPORTED_RECHECK: Duration = Duration::from_secs(3600);
 
 pub use registry::CollectorKind;
 use registry::Run;
+#[doc(hidden)]
+pub use testing::Answers;
 
 /// The collectors enabled for a target. `calls` is always among them: `yeastar_up` is about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,40 +138,6 @@ struct Results {
     internal: Option<Result<(), PbxError>>,
     /// The other collectors that ran, in table order.
     own: Vec<(CollectorKind, registry::Outcome)>,
-}
-
-/// One scrape's answers as the PBX sent them: the input of the exporter's own work (decode,
-/// aggregate, encode), for benchmarks and property tests that leave the network out.
-#[derive(Debug, Clone, Default)]
-pub struct Answers {
-    /// `call/query` `{"type":"inbound"}`.
-    pub inbound: Vec<u8>,
-    /// `call/query` `{"type":"outbound"}`.
-    pub outbound: Vec<u8>,
-    /// `extension/query_call` `{"number":"all"}`.
-    pub internal: Option<Vec<u8>>,
-    /// `trunk/list`.
-    pub trunks: Option<Vec<u8>>,
-    /// `extension/list`.
-    pub extensions: Option<Vec<u8>>,
-    /// `deviceinfo/query`.
-    pub device: Option<Vec<u8>>,
-}
-
-impl Answers {
-    /// Every byte of every answer.
-    pub fn parts(&self) -> impl Iterator<Item = &[u8]> {
-        [Some(&self.inbound), Some(&self.outbound)]
-            .into_iter()
-            .chain([
-                self.internal.as_ref(),
-                self.trunks.as_ref(),
-                self.extensions.as_ref(),
-                self.device.as_ref(),
-            ])
-            .flatten()
-            .map(Vec::as_slice)
-    }
 }
 
 /// A call list answered `Failed` with errno 10007 ("call does not exist") is how some firmware
@@ -339,76 +309,6 @@ impl Target {
         let out = Arc::new(self.render(results, started.elapsed()));
         lock(&self.state).last = Some(out.clone());
         out
-    }
-
-    /// A target for [`Target::render_answers`] alone (benchmarks, property tests): its client
-    /// points at a closed port and is never used.
-    pub fn offline(collectors: CollectorSet, clock: SharedClock) -> Self {
-        let cfg = crate::pbx::ClientConfig {
-            target: "offline".into(),
-            url: "http://127.0.0.1:9".into(),
-            api_path: "/api/v2.0.0".into(),
-            auth: crate::pbx::Auth::StaticToken(crate::secret::Secret::new("unused")),
-            timeout: Duration::from_secs(5),
-            max_concurrent_requests: 1,
-            max_response_bytes: 64 << 20,
-            login_backoff: Duration::from_secs(600),
-            ca_file: None,
-            insecure_skip_verify: false,
-        };
-        let http = reqwest::Client::new();
-        let client = Client::with_http(
-            cfg,
-            http,
-            Arc::new(crate::pbx::LoginLedger::in_memory()),
-            Arc::new(crate::pbx::NoopObserver),
-            clock.clone(),
-        );
-        Self::new(Arc::new(client), collectors, clock)
-    }
-
-    /// The exporter's own work on one scrape's `answers`: decode each, aggregate, encode the text;
-    /// the code a scrape runs once the answers are in, without the network. Member-status ages
-    /// carry over between calls as between scrapes.
-    pub fn render_answers(&self, answers: &Answers) -> ScrapeOutput {
-        let mut merged = MergedCalls::default();
-        let mut calls = |bytes: &[u8]| {
-            idle(decode_answer::<CallQueryAnswer>("call/query", bytes)).map(|a| merged.add(a.calls))
-        };
-        let (inbound, outbound) = (calls(&answers.inbound), calls(&answers.outbound));
-        let internal = answers.internal.as_deref().map(|b| {
-            idle(decode_answer::<ExtensionCallsAnswer>(
-                "extension/query_call",
-                b,
-            ))
-            .map(|a| merged.add(a.calllist))
-        });
-        let given = [
-            ("trunks", &answers.trunks),
-            ("extensions", &answers.extensions),
-            ("device", &answers.device),
-        ];
-        let own = given
-            .into_iter()
-            .filter_map(|(name, bytes)| {
-                let kind = CollectorKind::named(name)?;
-                let Run::Own {
-                    parse: Some(parse), ..
-                } = kind.spec().run
-                else {
-                    return None;
-                };
-                Some((kind, parse(bytes.as_deref()?)))
-            })
-            .collect();
-        let results = Results {
-            merged,
-            inbound,
-            outbound,
-            internal,
-            own,
-        };
-        self.render(results, Duration::ZERO)
     }
 
     fn render(&self, r: Results, elapsed: Duration) -> ScrapeOutput {

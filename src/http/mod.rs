@@ -29,9 +29,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::collector::Target;
 use crate::conn::WriteTimeout;
 use crate::exporter::{App, Current};
-pub mod guard;
-
-use guard::Access;
+use crate::guard::Access;
 
 /// The text exposition format's content type.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

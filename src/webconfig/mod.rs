@@ -39,8 +39,6 @@ use rustls::{
 };
 use serde::Deserialize;
 
-use crate::config::{ConfigError, yaml_error};
-
 /// Why a web configuration file was refused: the flag, the file and the field, and what is wrong.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum WebConfigError {
@@ -54,17 +52,6 @@ pub enum WebConfigError {
     },
 }
 
-impl From<ConfigError> for WebConfigError {
-    fn from(e: ConfigError) -> Self {
-        match e {
-            ConfigError::Invalid { field, reason } => WebConfigError::Invalid { field, reason },
-            other => WebConfigError::Invalid {
-                field: FLAG.into(),
-                reason: other.to_string(),
-            },
-        }
-    }
-}
 use crate::duration::parse_go_duration;
 use crate::secret::Secret;
 
@@ -204,7 +191,10 @@ impl WebConfig {
             RawFile::default()
         } else {
             serde_saphyr::from_str::<Option<RawFile>>(text)
-                .map_err(|e| WebConfigError::from(yaml_error(&source, e)))?
+                .map_err(|e| WebConfigError::Invalid {
+                    field: source.clone(),
+                    reason: crate::yaml::error_line(e),
+                })?
                 .unwrap_or_default()
         };
         let dir = path.parent().unwrap_or(Path::new("."));

@@ -1,5 +1,6 @@
 //! The per-request guard of the exporter's endpoint: rate limit, basic auth (bcrypt, cached, one at
-//! a time), and the web configuration in force. Built from [`crate::webconfig`]'s file.
+//! a time), and the web configuration in force, beside the HTTP server that calls it for each
+//! request. Built from [`crate::webconfig`]'s file.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
