@@ -265,7 +265,7 @@ async fn day(exporter: &Running, clock: &ManualClock, timeout: &str) {
         clock,
         Duration::from_millis(200),
         timeout,
-        Duration::from_secs(60),
+        Duration::from_secs(30),
     )
     .await;
     drive(
@@ -281,7 +281,7 @@ async fn day(exporter: &Running, clock: &ManualClock, timeout: &str) {
         clock,
         Duration::from_millis(200),
         timeout,
-        Duration::from_secs(60),
+        Duration::from_secs(30),
     )
     .await;
 }

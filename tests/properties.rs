@@ -27,12 +27,16 @@ fn target(collectors: CollectorSet) -> Target {
     Target::offline(collectors, ManualClock::new(NOW))
 }
 
+/// 64 cases per property in a debug build (`cargo test`, every commit: the suite stays under 30 s),
+/// 1,024 in `cargo test --release --test properties` (run before a release, and by hand after any
+/// change to the decoder); `PROPTEST_CASES` overrides both.
 fn config() -> ProptestConfig {
+    let default = if cfg!(debug_assertions) { 64 } else { 1024 };
     ProptestConfig {
         cases: std::env::var("PROPTEST_CASES")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(256),
+            .unwrap_or(default),
         failure_persistence: None,
         ..ProptestConfig::default()
     }

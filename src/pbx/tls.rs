@@ -36,6 +36,13 @@ pub fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, BuildError>
     Ok(certs)
 }
 
+/// The system's CA roots, read once per process (as Go reads its system pool): a reload that
+/// builds new clients does not read and parse the whole store again.
+fn system_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
+}
+
 /// The rustls client configuration for PBXes with these settings.
 pub fn client_config(settings: &HttpSettings) -> Result<ClientConfig, BuildError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -48,8 +55,7 @@ pub fn client_config(settings: &HttpSettings) -> Result<ClientConfig, BuildError
         let mut roots = rustls::RootCertStore::empty();
         // The system's roots: a host-installed CA is trusted. Unreadable ones are skipped, as
         // every TLS client does.
-        let native = rustls_native_certs::load_native_certs();
-        roots.add_parsable_certificates(native.certs);
+        roots.add_parsable_certificates(system_roots().iter().cloned());
         let pinned = match &settings.ca_file {
             Some(path) => {
                 let certs = read_pem(path)?;
