@@ -305,7 +305,7 @@ impl Client {
         if self.reported_suspended.swap(suspended, Ordering::SeqCst) != suspended {
             self.observer.login_suspended(&self.cfg.target, suspended);
         }
-        until.map(|u| Duration::from_millis(u - now))
+        until.map(|u| Duration::from_millis(u.saturating_sub(now)))
     }
 
     /// At start: a rejection that the ledger remembers from before a restart suspends logins
