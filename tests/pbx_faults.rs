@@ -531,35 +531,13 @@ fn restarts_keep_the_back_off_with_a_state_dir() {
     let run_once = |extra: &[&str]| -> Vec<String> {
         let mut args = vec!["--pbx.url", &url, "--pbx.username", "api"];
         args.extend_from_slice(extra);
-        // SAFETY of the test: the variable is read by the child only.
-        let mut child = {
-            let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"));
-            cmd.args(&args)
-                .args(["--web.listen-address", "127.0.0.1:0"])
-                .env("YEASTAR_EXPORTER_PBX_PASSWORD", "wrong")
-                .stderr(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::null());
-            cmd.spawn().unwrap()
-        };
-        use std::io::BufRead;
-        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut seen = Vec::new();
-        let base = loop {
-            let line = lines.next().expect("exited early").unwrap();
-            seen.push(line.clone());
-            if let Some(i) = line.find("metrics=http://") {
-                break line[i + "metrics=".len()..]
-                    .split_whitespace()
-                    .next()
-                    .unwrap()
-                    .to_string();
-            }
-        };
-        let text = rt.block_on(async { reqwest::get(&base).await.unwrap().text().await.unwrap() });
+        let mut run = spawn_exporter_env(&args, &[("YEASTAR_EXPORTER_PBX_PASSWORD", "wrong")]);
+        let url = format!("{}/metrics", run.base);
+        let text = rt.block_on(async { reqwest::get(&url).await.unwrap().text().await.unwrap() });
         assert!(text.contains("yeastar_up 0"), "{text}");
-        child.kill().unwrap();
-        child.wait().unwrap();
-        seen
+        run.child.kill().unwrap();
+        run.child.wait().unwrap();
+        run.before_listening
     };
     for _ in 0..8 {
         let log = run_once(&["--pbx.state-dir", &state]);

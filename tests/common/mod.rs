@@ -443,10 +443,16 @@ pub struct Spawned {
 
 /// Starts the binary with `args` plus `--web.listen-address 127.0.0.1:0` and waits for it to listen.
 pub fn spawn_exporter(args: &[&str]) -> Spawned {
+    spawn_exporter_env(args, &[])
+}
+
+/// [`spawn_exporter`] with environment variables set for the child.
+pub fn spawn_exporter_env(args: &[&str], env: &[(&str, &str)]) -> Spawned {
     use std::io::BufRead;
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
         .args(args)
         .args(["--web.listen-address", "127.0.0.1:0"])
+        .envs(env.iter().copied())
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
