@@ -95,4 +95,34 @@ fn no_cycles_between_modules() {
     // The direction the house style names.
     assert!(!graph["pbx"].contains("collector"), "pbx knows collector");
     assert!(!graph["collector"].contains("http"), "collector knows http");
+    assert!(
+        !graph["pbx"].contains("metrics"),
+        "pbx knows the exporter's metrics"
+    );
+}
+
+/// `pbx` speaks the PBX's API and nothing of Prometheus: no metric names, no registry, no label
+/// values of the contract (the collectors own those).
+#[test]
+fn pbx_knows_no_metrics() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/pbx");
+    let mut all = Vec::new();
+    files(&root, &mut all);
+    for f in all {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") {
+                continue;
+            }
+            for word in ["prometheus::", "\"yeastar_", "with_label_values", "MergedCalls"] {
+                assert!(
+                    !code.contains(word),
+                    "{}:{}: `{word}` in pbx",
+                    f.display(),
+                    n + 1
+                );
+            }
+        }
+    }
 }

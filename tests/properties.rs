@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use yeastar_exporter::clock::ManualClock;
+use yeastar_exporter::collector::calls::MergedCalls;
 use yeastar_exporter::collector::{Answers, CollectorKind, CollectorSet, Target};
 use yeastar_exporter::pbx::decode_answer;
 use yeastar_exporter::pbx::types::{
@@ -87,8 +88,8 @@ fn json_value() -> impl Strategy<Value = Value> {
 }
 
 fn decode_everything(bytes: &[u8]) {
-    let _ = decode_answer::<CallQueryAnswer>("call/query", bytes);
-    let _ = decode_answer::<ExtensionCallsAnswer>("extension/query_call", bytes);
+    let _ = decode_answer::<CallQueryAnswer<MergedCalls>>("call/query", bytes);
+    let _ = decode_answer::<ExtensionCallsAnswer<MergedCalls>>("extension/query_call", bytes);
     let _ = decode_answer::<TrunkListAnswer>("trunk/list", bytes);
     let _ = decode_answer::<ExtensionListAnswer>("extension/list", bytes);
     let _ = decode_answer::<DeviceInfoAnswer>("deviceinfo/query", bytes);

@@ -7,14 +7,14 @@
 
 use std::collections::BTreeMap;
 
+use std::borrow::Cow;
+
 use foldhash::{HashMap, HashMapExt};
 
 use super::families::Families;
 use super::registry::{Run, Spec};
 use super::trunks::TrunkState;
-use crate::pbx::types::{ChannelId, MemberKind};
-
-pub use crate::pbx::types::{Member, MergedCall, MergedCalls, Status};
+use crate::pbx::types::{Call, CallSink, ChannelId, MemberKind, Status};
 
 /// The collector: the call queries, which decide `yeastar_up`.
 pub static SPEC: Spec = Spec {
@@ -50,6 +50,92 @@ impl Direction {
     }
 }
 
+/// The `member` label value of a kind.
+pub fn member_label(kind: MemberKind) -> &'static str {
+    match kind {
+        MemberKind::Ext => "ext",
+        MemberKind::Inbound => "inbound",
+        MemberKind::Outbound => "outbound",
+    }
+}
+
+/// The `status` label value of a member status.
+pub fn status_label(status: Status) -> &'static str {
+    match status {
+        Status::Alert => "ALERT",
+        Status::Ring => "RING",
+        Status::Answered => "ANSWERED",
+        Status::Answer => "ANSWER",
+        Status::Hold => "HOLD",
+        Status::Bye => "BYE",
+        Status::Other => "OTHER",
+    }
+}
+
+/// One member of a merged call.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// ext, inbound or outbound.
+    pub kind: MemberKind,
+    /// Its channel (the member's identity within the call).
+    pub channelid: ChannelId,
+    /// Its bucketed status.
+    pub status: Status,
+    /// The trunk of an inbound or outbound member.
+    pub trunk: Option<String>,
+    /// The feature number that set up the leg, if any.
+    pub callpath: Option<String>,
+}
+
+/// One merged call.
+#[derive(Debug, Clone, Default)]
+pub struct MergedCall {
+    /// Its members, each (kind, channel) once.
+    pub members: Vec<Member>,
+}
+
+/// Calls merged by `callid`, members de-duplicated by (kind, `channelid`). Call lists decode
+/// straight into it (it is the [`CallSink`] of the call answers), one call at a time: a scrape
+/// never holds a decoded answer beside the merged calls, and a call listed many times is kept once.
+#[derive(Debug, Default)]
+pub struct MergedCalls {
+    /// callid → call.
+    pub calls: HashMap<String, MergedCall>,
+}
+
+impl CallSink for MergedCalls {
+    /// Adds one call as the PBX listed it (its strings are copied only where they are new).
+    fn add_call(&mut self, call: Call<'_>) {
+        let merged = match self.calls.get_mut(call.callid.as_ref()) {
+            Some(m) => m,
+            None => self.calls.entry(call.callid.into_owned()).or_default(),
+        };
+        for raw in call.members {
+            // An unknown member kind is skipped: it carries nothing the contract counts.
+            let Some((kind, info)) = raw.into_kind() else {
+                continue;
+            };
+            if merged
+                .members
+                .iter()
+                .any(|m| m.kind == kind && m.channelid == info.channelid)
+            {
+                continue;
+            }
+            merged.members.push(Member {
+                kind,
+                channelid: info.channelid,
+                status: info.memberstatus,
+                trunk: info
+                    .trunkname
+                    .filter(|t| !t.is_empty())
+                    .map(Cow::into_owned),
+                callpath: info.callpath.filter(|c| !c.is_empty()).map(Cow::into_owned),
+            });
+        }
+    }
+}
+
 impl MergedCall {
     /// The call's direction per the contract.
     pub fn direction(&self) -> Direction {
@@ -64,6 +150,32 @@ impl MergedCall {
 }
 
 impl MergedCalls {
+    /// Adds the calls of another answer; where both have a member, the one already here stays.
+    pub fn add(&mut self, other: MergedCalls) {
+        if self.calls.is_empty() {
+            *self = other;
+            return;
+        }
+        for (callid, call) in other.calls {
+            match self.calls.entry(callid) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(call);
+                }
+                std::collections::hash_map::Entry::Occupied(mut o) => {
+                    let here = &mut o.get_mut().members;
+                    for m in call.members {
+                        if !here
+                            .iter()
+                            .any(|h| h.kind == m.kind && h.channelid == m.channelid)
+                        {
+                            here.push(m);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The series values of this set of calls at `now_secs`.
     pub fn stats(&self, now_secs: f64) -> CallStats {
         let mut s = CallStats::default();
@@ -149,7 +261,7 @@ pub(crate) fn write(
     for kind in MemberKind::ALL {
         for status in Status::ALL {
             members
-                .with_label_values(&[kind.as_str(), status.as_str()])
+                .with_label_values(&[member_label(kind), status_label(status)])
                 .set(stats.members[kind as usize][status.index()] as f64);
         }
     }
@@ -160,7 +272,7 @@ pub(crate) fn write(
     );
     for status in Status::ALL {
         status_age
-            .with_label_values(&[status.as_str()])
+            .with_label_values(&[status_label(status)])
             .set(ages[status.index()]);
     }
     let trunk_calls = m.gauge_vec(
@@ -286,7 +398,9 @@ mod tests {
     use crate::pbx::types::CallQueryAnswer;
 
     fn calls(json: &str) -> MergedCalls {
-        serde_json::from_str::<CallQueryAnswer>(json).unwrap().calls
+        serde_json::from_str::<CallQueryAnswer<MergedCalls>>(json)
+            .unwrap()
+            .calls
     }
 
     #[test]

@@ -45,14 +45,25 @@ fn parse(bytes: &[u8]) -> Result<Box<dyn Collected>, PbxError> {
     Ok(Box::new(Counted(count_by_status(&answer))))
 }
 
-/// The `status` label values, in order; the last one takes every word not listed.
-pub use crate::pbx::types::EXTENSION_STATUSES as STATUSES;
+/// The `status` label values, by [`ExtensionStatus`](crate::pbx::types::ExtensionStatus) index; the last one takes every word not
+/// listed.
+pub const STATUSES: [&str; 9] = [
+    "registered",
+    "unavailable",
+    "ringing",
+    "busy",
+    "hold",
+    "idle",
+    "malfunction",
+    "fxsnoport",
+    "other",
+];
 
 /// Extensions counted by [`STATUSES`] index.
 pub fn count_by_status(answer: &ExtensionListAnswer) -> [u64; 9] {
     let mut counts = [0u64; 9];
     for e in &answer.extlist {
-        counts[usize::from(e.status).min(8)] += 1;
+        counts[e.status as usize] += 1;
     }
     counts
 }
@@ -62,5 +73,24 @@ fn write_counts(m: &Families, counts: &[u64; 9]) {
     let g = m.gauge_vec("yeastar_extensions", "Extensions by status.", &["status"]);
     for (i, status) in STATUSES.iter().enumerate() {
         g.with_label_values(&[status]).set(counts[i] as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::STATUSES;
+    use crate::pbx::types::ExtensionStatus;
+
+    #[test]
+    fn every_status_has_its_label_at_its_index() {
+        for (i, status) in ExtensionStatus::ALL.into_iter().enumerate() {
+            assert_eq!(status as usize, i);
+            if status != ExtensionStatus::Other {
+                assert_eq!(ExtensionStatus::parse(STATUSES[i]), status);
+                assert_eq!(ExtensionStatus::parse(&STATUSES[i].to_uppercase()), status);
+            }
+        }
+        assert_eq!(ExtensionStatus::parse(" Registered "), ExtensionStatus::Registered);
+        assert_eq!(ExtensionStatus::parse("Rebooting"), ExtensionStatus::Other);
     }
 }

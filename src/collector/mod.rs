@@ -280,18 +280,24 @@ impl Target {
         let own = futures_util::future::join_all(own);
         let (inbound, outbound, internal, own) = tokio::join!(
             async {
-                let a = idle(s.call::<CallQueryAnswer>("call/query", &inbound_q).await)?;
+                let a = idle(
+                    s.call::<CallQueryAnswer<MergedCalls>>("call/query", &inbound_q)
+                        .await,
+                )?;
                 merge(a.calls);
                 Ok(())
             },
             async {
-                let a = idle(s.call::<CallQueryAnswer>("call/query", &outbound_q).await)?;
+                let a = idle(
+                    s.call::<CallQueryAnswer<MergedCalls>>("call/query", &outbound_q)
+                        .await,
+                )?;
                 merge(a.calls);
                 Ok(())
             },
             maybe(self.runs(CollectorKind::INTERNAL_CALLS), async {
                 let a = idle(
-                    s.call::<ExtensionCallsAnswer>("extension/query_call", &all)
+                    s.call::<ExtensionCallsAnswer<MergedCalls>>("extension/query_call", &all)
                         .await,
                 )?;
                 merge(a.calllist);

@@ -81,11 +81,15 @@ impl Target {
     pub fn render_answers(&self, answers: &Answers) -> ScrapeOutput {
         let mut merged = MergedCalls::default();
         let mut calls = |bytes: &[u8]| {
-            idle(decode_answer::<CallQueryAnswer>("call/query", bytes)).map(|a| merged.add(a.calls))
+            idle(decode_answer::<CallQueryAnswer<MergedCalls>>(
+                "call/query",
+                bytes,
+            ))
+            .map(|a| merged.add(a.calls))
         };
         let (inbound, outbound) = (calls(&answers.inbound), calls(&answers.outbound));
         let internal = answers.internal.as_deref().map(|b| {
-            idle(decode_answer::<ExtensionCallsAnswer>(
+            idle(decode_answer::<ExtensionCallsAnswer<MergedCalls>>(
                 "extension/query_call",
                 b,
             ))

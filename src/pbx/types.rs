@@ -6,7 +6,6 @@
 //! are skipped), and fields a firmware leaves out default to empty. Phone numbers (`from`, `to`, an
 //! extension's `number`) are deliberately not kept: nothing downstream may label a metric with them.
 
-use foldhash::HashMap;
 use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer};
@@ -59,16 +58,30 @@ pub struct BareAnswer {
     errno: Option<String>,
 }
 
-/// `call/query`.
+/// Where a call list is decoded into, one call at a time: this module reads the PBX's lists, the
+/// caller decides what to keep of them (the collector merges them by `callid`). A scrape never holds
+/// a decoded answer beside what its sink kept.
+pub trait CallSink: Default {
+    /// Takes one call as the PBX listed it; its strings borrow from the answer's text.
+    fn add_call(&mut self, call: Call<'_>);
+}
+
+/// `call/query`, its calls decoded into `S`.
 #[derive(Debug, Default, Deserialize)]
-pub struct CallQueryAnswer {
+#[serde(bound(deserialize = "S: CallSink"))]
+pub struct CallQueryAnswer<S> {
     #[serde(default)]
     status: Option<String>,
     #[serde(default, deserialize_with = "lenient_opt_string")]
     errno: Option<String>,
     /// The active calls.
-    #[serde(default, rename = "Calls", alias = "calls")]
-    pub calls: MergedCalls,
+    #[serde(
+        default,
+        rename = "Calls",
+        alias = "calls",
+        deserialize_with = "call_seq"
+    )]
+    pub calls: S,
 }
 
 /// One call as listed, borrowing from the answer's text where it can: a call listed again (an
@@ -114,9 +127,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawMember<'a> {
                 let mut found = None;
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     let kind = match key.as_ref() {
-                        "ext" => Some(MemberKind::Ext),
-                        "inbound" => Some(MemberKind::Inbound),
-                        "outbound" => Some(MemberKind::Outbound),
+                        k if k == MemberKind::Ext.key() => Some(MemberKind::Ext),
+                        k if k == MemberKind::Inbound.key() => Some(MemberKind::Inbound),
+                        k if k == MemberKind::Outbound.key() => Some(MemberKind::Outbound),
                         _ => None,
                     };
                     match kind {
@@ -150,6 +163,7 @@ impl<'a> RawMember<'a> {
     }
 }
 
+/// A member's kind, named by the one key of its object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MemberKind {
     /// An extension.
@@ -161,11 +175,11 @@ pub enum MemberKind {
 }
 
 impl MemberKind {
-    /// All kinds, in label order.
+    /// All kinds.
     pub const ALL: [MemberKind; 3] = [MemberKind::Ext, MemberKind::Inbound, MemberKind::Outbound];
 
-    /// The `member` label value.
-    pub fn as_str(self) -> &'static str {
+    /// The key naming this kind in a member object of the PBX's answers.
+    pub fn key(self) -> &'static str {
         match self {
             MemberKind::Ext => "ext",
             MemberKind::Inbound => "inbound",
@@ -174,7 +188,7 @@ impl MemberKind {
     }
 }
 
-/// A member's status, as the contract buckets it.
+/// A member's status, bucketed as it is read (the words the PBX documents, and everything else).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Status {
     /// Caller, ringing back.
@@ -195,7 +209,7 @@ pub enum Status {
 }
 
 impl Status {
-    /// All statuses, in label order.
+    /// All statuses, in the order the collector writes them.
     pub const ALL: [Status; 7] = [
         Status::Alert,
         Status::Ring,
@@ -220,19 +234,6 @@ impl Status {
             .iter()
             .find(|(w, _)| w.eq_ignore_ascii_case(word))
             .map_or(Status::Other, |(_, s)| *s)
-    }
-
-    /// The `status` label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Alert => "ALERT",
-            Status::Ring => "RING",
-            Status::Answered => "ANSWERED",
-            Status::Answer => "ANSWER",
-            Status::Hold => "HOLD",
-            Status::Bye => "BYE",
-            Status::Other => "OTHER",
-        }
     }
 
     /// Its position in [`Status::ALL`].
@@ -422,9 +423,10 @@ pub struct MemberInfo<'a> {
     pub callpath: Option<Cow<'a, str>>,
 }
 
-/// `extension/query_call`.
+/// `extension/query_call`, its calls decoded into `S`.
 #[derive(Debug, Default, Deserialize)]
-pub struct ExtensionCallsAnswer {
+#[serde(bound(deserialize = "S: CallSink"))]
+pub struct ExtensionCallsAnswer<S> {
     #[serde(default)]
     status: Option<String>,
     #[serde(default, deserialize_with = "lenient_opt_string")]
@@ -432,110 +434,20 @@ pub struct ExtensionCallsAnswer {
     /// The calls of every extension's entry (`calllist[].numbercalls`), merged as they are read:
     /// an extension-to-extension call is listed under each of its extensions.
     #[serde(default, deserialize_with = "call_lists")]
-    pub calllist: MergedCalls,
+    pub calllist: S,
 }
 
-/// One member of a merged call.
-#[derive(Debug, Clone)]
-pub struct Member {
-    /// ext, inbound or outbound.
-    pub kind: MemberKind,
-    /// Its channel (the member's identity within the call).
-    pub channelid: ChannelId,
-    /// Its bucketed status.
-    pub status: Status,
-    /// The trunk of an inbound or outbound member.
-    pub trunk: Option<String>,
-    /// The feature number that set up the leg, if any.
-    pub callpath: Option<String>,
-}
+/// Feeds a JSON array of calls into `0`, one call at a time (null counts as none).
+struct CallSeq<'a, S>(&'a mut S);
 
-/// One merged call.
-#[derive(Debug, Clone, Default)]
-pub struct MergedCall {
-    /// Its members, each (kind, channel) once.
-    pub members: Vec<Member>,
-}
-
-/// Calls merged by `callid`, members de-duplicated by (kind, `channelid`). Call lists decode
-/// straight into it, one call at a time: a scrape never holds a decoded answer beside the merged
-/// calls, and a call listed many times is kept once.
-#[derive(Debug, Default)]
-pub struct MergedCalls {
-    /// callid → call.
-    pub calls: HashMap<String, MergedCall>,
-}
-
-impl MergedCalls {
-    /// Adds one call as the PBX listed it (its strings are copied only where they are new).
-    pub fn add_call(&mut self, call: Call<'_>) {
-        let merged = match self.calls.get_mut(call.callid.as_ref()) {
-            Some(m) => m,
-            None => self.calls.entry(call.callid.into_owned()).or_default(),
-        };
-        for raw in call.members {
-            // An unknown member kind is skipped: it carries nothing the contract counts.
-            let Some((kind, info)) = raw.into_kind() else {
-                continue;
-            };
-            if merged
-                .members
-                .iter()
-                .any(|m| m.kind == kind && m.channelid == info.channelid)
-            {
-                continue;
-            }
-            merged.members.push(Member {
-                kind,
-                channelid: info.channelid,
-                status: info.memberstatus,
-                trunk: info
-                    .trunkname
-                    .filter(|t| !t.is_empty())
-                    .map(Cow::into_owned),
-                callpath: info.callpath.filter(|c| !c.is_empty()).map(Cow::into_owned),
-            });
-        }
-    }
-
-    /// Adds the calls of another answer; where both have a member, the one already here stays.
-    pub fn add(&mut self, other: MergedCalls) {
-        if self.calls.is_empty() {
-            *self = other;
-            return;
-        }
-        for (callid, call) in other.calls {
-            match self.calls.entry(callid) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(call);
-                }
-                std::collections::hash_map::Entry::Occupied(mut o) => {
-                    let here = &mut o.get_mut().members;
-                    for m in call.members {
-                        if !here
-                            .iter()
-                            .any(|h| h.kind == m.kind && h.channelid == m.channelid)
-                        {
-                            here.push(m);
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Merges a JSON array of calls into `0`, one call at a time (null counts as none).
-struct CallSeq<'a>(&'a mut MergedCalls);
-
-impl<'de> serde::de::DeserializeSeed<'de> for CallSeq<'_> {
+impl<'de, S: CallSink> serde::de::DeserializeSeed<'de> for CallSeq<'_, S> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for CallSeq<'_> {
+impl<'de, S: CallSink> serde::de::Visitor<'de> for CallSeq<'_, S> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a list of calls")
@@ -554,46 +466,42 @@ impl<'de> serde::de::Visitor<'de> for CallSeq<'_> {
     }
 }
 
-impl<'de> Deserialize<'de> for MergedCalls {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut out = MergedCalls::default();
-        serde::de::DeserializeSeed::deserialize(CallSeq(&mut out), d)?;
-        Ok(out)
-    }
+/// `Calls`: a list of calls fed into a sink.
+fn call_seq<'de, D: Deserializer<'de>, S: CallSink>(d: D) -> Result<S, D::Error> {
+    let mut out = S::default();
+    serde::de::DeserializeSeed::deserialize(CallSeq(&mut out), d)?;
+    Ok(out)
 }
 
-/// `calllist`: an array of `{"number": …, "numbercalls": [calls]}`, every entry's calls merged into
-/// one set as they are read.
-fn call_lists<'de, D: Deserializer<'de>>(d: D) -> Result<MergedCalls, D::Error> {
-    struct Lists;
-    impl<'de> serde::de::Visitor<'de> for Lists {
-        type Value = MergedCalls;
+/// `calllist`: an array of `{"number": …, "numbercalls": [calls]}`, every entry's calls fed into
+/// one sink as they are read.
+fn call_lists<'de, D: Deserializer<'de>, S: CallSink>(d: D) -> Result<S, D::Error> {
+    struct Lists<S>(std::marker::PhantomData<S>);
+    impl<'de, S: CallSink> serde::de::Visitor<'de> for Lists<S> {
+        type Value = S;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a list of extensions' calls")
         }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(
-            self,
-            mut seq: A,
-        ) -> Result<MergedCalls, A::Error> {
-            let mut out = MergedCalls::default();
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<S, A::Error> {
+            let mut out = S::default();
             while seq.next_element_seed(Entry(&mut out))?.is_some() {}
             Ok(out)
         }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<MergedCalls, E> {
-            Ok(MergedCalls::default())
+        fn visit_unit<E: serde::de::Error>(self) -> Result<S, E> {
+            Ok(S::default())
         }
-        fn visit_none<E: serde::de::Error>(self) -> Result<MergedCalls, E> {
-            Ok(MergedCalls::default())
+        fn visit_none<E: serde::de::Error>(self) -> Result<S, E> {
+            Ok(S::default())
         }
     }
-    struct Entry<'a>(&'a mut MergedCalls);
-    impl<'de> serde::de::DeserializeSeed<'de> for Entry<'_> {
+    struct Entry<'a, S>(&'a mut S);
+    impl<'de, S: CallSink> serde::de::DeserializeSeed<'de> for Entry<'_, S> {
         type Value = ();
         fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
             d.deserialize_map(self)
         }
     }
-    impl<'de> serde::de::Visitor<'de> for Entry<'_> {
+    impl<'de, S: CallSink> serde::de::Visitor<'de> for Entry<'_, S> {
         type Value = ();
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("an extension's calls")
@@ -609,7 +517,7 @@ fn call_lists<'de, D: Deserializer<'de>>(d: D) -> Result<MergedCalls, D::Error> 
             Ok(())
         }
     }
-    d.deserialize_any(Lists)
+    d.deserialize_any(Lists(std::marker::PhantomData))
 }
 
 /// `trunk/list`.
@@ -653,32 +561,76 @@ pub struct ExtensionListAnswer {
 /// One extension (its number is not kept).
 #[derive(Debug, Default, Deserialize)]
 pub struct Extension {
-    /// Registered, Unavailable, …: its index in [`EXTENSION_STATUSES`], bucketed as it is read.
+    /// Registered, Unavailable, …, bucketed as it is read.
     #[serde(default, deserialize_with = "extension_status")]
-    pub status: u8,
+    pub status: ExtensionStatus,
 }
 
-/// The `status` label values of `yeastar_extensions`, in order; the last one takes every word not
-/// listed (case and surrounding spaces ignored).
-pub const EXTENSION_STATUSES: [&str; 9] = [
-    "registered",
-    "unavailable",
-    "ringing",
-    "busy",
-    "hold",
-    "idle",
-    "malfunction",
-    "fxsnoport",
-    "other",
-];
+/// An extension's status as `extension/list` words it; every word not listed is `Other` (case and
+/// surrounding spaces ignored).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum ExtensionStatus {
+    /// Registered.
+    Registered,
+    /// Unavailable.
+    Unavailable,
+    /// Ringing.
+    Ringing,
+    /// Busy.
+    Busy,
+    /// Hold.
+    Hold,
+    /// Idle (an FXS port).
+    Idle,
+    /// Malfunction (an FXS port).
+    Malfunction,
+    /// FXSNoPort.
+    FxsNoPort,
+    /// Anything else.
+    #[default]
+    Other,
+}
 
-fn extension_status<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
-    let word = lenient_opt_cow(d)?.unwrap_or_default();
-    let word = word.trim();
-    Ok(EXTENSION_STATUSES[..8]
-        .iter()
-        .position(|s| s.eq_ignore_ascii_case(word))
-        .unwrap_or(8) as u8)
+impl ExtensionStatus {
+    /// Every status, in declaration order (`status as usize` is its index).
+    pub const ALL: [ExtensionStatus; 9] = [
+        ExtensionStatus::Registered,
+        ExtensionStatus::Unavailable,
+        ExtensionStatus::Ringing,
+        ExtensionStatus::Busy,
+        ExtensionStatus::Hold,
+        ExtensionStatus::Idle,
+        ExtensionStatus::Malfunction,
+        ExtensionStatus::FxsNoPort,
+        ExtensionStatus::Other,
+    ];
+
+    /// The PBX's words for every status but `Other`, in order.
+    const WORDS: [&'static str; 8] = [
+        "registered",
+        "unavailable",
+        "ringing",
+        "busy",
+        "hold",
+        "idle",
+        "malfunction",
+        "fxsnoport",
+    ];
+
+    /// Buckets a PBX word.
+    pub fn parse(word: &str) -> ExtensionStatus {
+        let word = word.trim();
+        Self::WORDS
+            .iter()
+            .position(|w| w.eq_ignore_ascii_case(word))
+            .map_or(ExtensionStatus::Other, |i| Self::ALL[i])
+    }
+}
+
+fn extension_status<'de, D: Deserializer<'de>>(d: D) -> Result<ExtensionStatus, D::Error> {
+    Ok(ExtensionStatus::parse(
+        &lenient_opt_cow(d)?.unwrap_or_default(),
+    ))
 }
 
 /// `deviceinfo/query`.
@@ -772,11 +724,27 @@ pub struct QueueAgent {
     pub agentstatus: String,
 }
 
+impl<S> Envelope for CallQueryAnswer<S> {
+    fn status(&self) -> Option<&str> {
+        self.status.as_deref()
+    }
+    fn errno(&self) -> Option<&str> {
+        self.errno.as_deref()
+    }
+}
+
+impl<S> Envelope for ExtensionCallsAnswer<S> {
+    fn status(&self) -> Option<&str> {
+        self.status.as_deref()
+    }
+    fn errno(&self) -> Option<&str> {
+        self.errno.as_deref()
+    }
+}
+
 envelope!(
     LoginAnswer,
     BareAnswer,
-    CallQueryAnswer,
-    ExtensionCallsAnswer,
     TrunkListAnswer,
     ExtensionListAnswer,
     DeviceInfoAnswer,
@@ -788,24 +756,59 @@ envelope!(
 mod tests {
     use super::*;
 
+    /// Keeps every call as listed: callid and (kind, callpath) of each known member.
+    #[derive(Default)]
+    struct Listed(Vec<(String, Vec<KindAndPath>)>);
+
+    type KindAndPath = (MemberKind, Option<String>);
+
+    impl CallSink for Listed {
+        fn add_call(&mut self, call: Call<'_>) {
+            let members = call
+                .members
+                .into_iter()
+                .filter_map(RawMember::into_kind)
+                .map(|(k, m)| (k, m.callpath.map(Cow::into_owned)))
+                .collect();
+            self.0.push((call.callid.into_owned(), members));
+        }
+    }
+
     #[test]
     fn lenient_numbers_and_both_call_keys() {
-        let a: CallQueryAnswer = serde_json::from_str(
+        let a: CallQueryAnswer<Listed> = serde_json::from_str(
             r#"{"calls":[{"callid":1571386069.8,"members":[
                 {"inbound":{"from":500,"to":1023,"trunkname":"t","channelid":"c1","memberstatus":"RING","callpath":6500}},
                 {"fax":{"channelid":"x"}}]}],"status":"Success"}"#,
         )
         .unwrap();
-        assert_eq!(a.calls.calls.len(), 1);
         // The fax member is skipped.
-        let members = &a.calls.calls["1571386069.8"].members;
-        assert_eq!(members.len(), 1);
-        assert_eq!(members[0].kind, MemberKind::Inbound);
-        assert_eq!(members[0].callpath.as_deref(), Some("6500"));
-        let b: CallQueryAnswer =
+        assert_eq!(
+            a.calls.0,
+            [(
+                "1571386069.8".to_owned(),
+                vec![(MemberKind::Inbound, Some("6500".to_owned()))]
+            )]
+        );
+        let b: CallQueryAnswer<Listed> =
             serde_json::from_str(r#"{"Calls":[{"callid":"1.2","members":[]}],"status":"Success"}"#)
                 .unwrap();
-        assert!(b.calls.calls.contains_key("1.2"));
+        assert_eq!(b.calls.0, [("1.2".to_owned(), vec![])]);
+        let lists: ExtensionCallsAnswer<Listed> = serde_json::from_str(
+            r#"{"status":"Success","calllist":[{"number":"1000","numbercalls":[{"callid":"3.1","members":[]}]},
+                {"number":"1001","numbercalls":null},{"number":"1002","numbercalls":[{"callid":"3.1","members":[]}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            lists
+                .calllist
+                .0
+                .iter()
+                .map(|(c, _)| c.as_str())
+                .collect::<Vec<_>>(),
+            ["3.1", "3.1"],
+            "the sink sees every listing; merging is its business"
+        );
         let f: BareAnswer = serde_json::from_str(r#"{"status":"Failed","errno":20004}"#).unwrap();
         assert_eq!(f.errno(), Some("20004"));
     }

@@ -828,7 +828,7 @@ impl Model {
             };
             s.active[d] += 1;
             for m in &c.members {
-                *s.members.entry((m.kind.as_str(), m.status)).or_default() += 1;
+                *s.members.entry((m.kind.key(), m.status)).or_default() += 1;
             }
         }
         s
