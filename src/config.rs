@@ -288,9 +288,28 @@ pub enum ConfigError {
         /// What is wrong.
         reason: String,
     },
+    /// A file the configuration names cannot be read.
+    #[error("{field}: cannot read {}", path.display())]
+    Read {
+        /// The flag or field.
+        field: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        cause: crate::report::Cause,
+    },
     /// The web configuration file (`--web.config.file`) is wrong.
     #[error(transparent)]
     Web(#[from] crate::webconfig::WebConfigError),
+}
+
+fn unreadable(field: &str, path: &Path, e: std::io::Error) -> ConfigError {
+    ConfigError::Read {
+        field: field.to_string(),
+        path: path.to_path_buf(),
+        cause: crate::report::Cause::new(e),
+    }
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
@@ -362,8 +381,7 @@ fn format_duration(d: Duration) -> String {
 
 /// Reads a secret file: surrounding whitespace (a trailing newline) is not part of the secret.
 pub fn read_secret_file(field: &str, path: &Path) -> Result<Secret, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| invalid(field, format!("cannot read {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| unreadable(field, path, e))?;
     let value = text.trim();
     if value.is_empty() {
         return Err(invalid(field, format!("{} is empty", path.display())));
@@ -510,12 +528,8 @@ impl ExporterFlags {
                 "cannot be combined with --config.file (name the PBXes in the file)",
             ));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            invalid(
-                "--config.file",
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| unreadable("--config.file", path, e))?;
         let base = TargetDefaults {
             api_path: self.pbx_api_path.clone(),
             collectors: self.collectors.resolve(),
@@ -712,12 +726,7 @@ pub fn parse_file(
         }
         let ca_file = get!(ca_file);
         if let Some(ca) = &ca_file {
-            std::fs::metadata(ca).map_err(|e| {
-                invalid(
-                    &field("ca_file"),
-                    format!("cannot read {}: {e}", ca.display()),
-                )
-            })?;
+            std::fs::metadata(ca).map_err(|e| unreadable(&field("ca_file"), ca, e))?;
         }
         out.push(TargetConfig {
             client: ClientConfig {

@@ -62,13 +62,13 @@ pub type Loader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     /// The new configuration is invalid.
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
     /// A target's client could not be built (CA file).
-    #[error("{0}")]
+    #[error(transparent)]
     Build(#[from] BuildError),
     /// The login ledger in `--pbx.state-dir` cannot be used.
-    #[error("{0}")]
+    #[error(transparent)]
     Ledger(#[from] LedgerError),
 }
 
@@ -205,7 +205,7 @@ impl App {
             Ok(()) => tracing::info!(targets = self.targets().len(), "configuration reloaded"),
             Err(e) => {
                 self.metrics.reload_ok.set(0.0);
-                tracing::error!(error = %e, "configuration reload failed; the running configuration stays");
+                tracing::error!(error = %crate::report::chain(e), "configuration reload failed; the running configuration stays");
             }
         }
         result

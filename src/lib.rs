@@ -28,6 +28,7 @@ pub mod guard;
 pub mod http;
 pub mod metrics;
 pub mod pbx;
+pub mod report;
 pub mod secret;
 pub mod sim;
 pub mod webconfig;
@@ -164,15 +165,15 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
                 for t in &cfg.targets {
                     pbx::Client::new(t.client.clone(), Arc::new(pbx::NoopObserver), clock.clone())?;
                 }
-                let web =
-                    exporter::load_web(&cfg).map_err(|e| anyhow::anyhow!("config invalid: {e}"))?;
+                let web = exporter::load_web(&cfg)
+                    .map_err(|e| anyhow::Error::new(e).context("config invalid"))?;
                 println!("config OK: {} target(s)", cfg.targets.len());
                 if cfg.web_config_file.is_some() {
                     println!("web config OK: {}", web.describe());
                 }
                 Ok(())
             }
-            Err(e) => Err(anyhow::anyhow!("config invalid: {e}")),
+            Err(e) => Err(anyhow::Error::new(e).context("config invalid")),
         };
     }
     let config = flags.load(password_env.clone())?;

@@ -115,7 +115,12 @@ fn pbx_knows_no_metrics() {
             if code.starts_with("//") {
                 continue;
             }
-            for word in ["prometheus::", "\"yeastar_", "with_label_values", "MergedCalls"] {
+            for word in [
+                "prometheus::",
+                "\"yeastar_",
+                "with_label_values",
+                "MergedCalls",
+            ] {
                 assert!(
                     !code.contains(word),
                     "{}:{}: `{word}` in pbx",

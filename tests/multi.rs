@@ -87,9 +87,8 @@ fn each_validation_rule_has_its_exact_error() {
         (format!("auth_modules:\n  main:\n    username: api\n    token_file: {}\ntargets:\n  hq:\n    url: http://10.0.0.5\n    auth: main\n", pw.display()), "auth_modules.main: token_file excludes username, password and password_file"),
     ];
     for (text, want) in cases {
-        let got = parse_file(&text, "cfg.yml", &base())
-            .unwrap_err()
-            .to_string();
+        let got =
+            yeastar_exporter::report::chain(&parse_file(&text, "cfg.yml", &base()).unwrap_err());
         let want = if want.is_empty() {
             format!(
                 "auth_modules.main.password_file: {} is empty",
@@ -462,7 +461,7 @@ async fn a_ca_file_without_certificates_is_refused_with_its_name() {
         .unwrap();
     let err = App::new(cfg, ManualClock::new(1_700_000_000)).unwrap_err();
     assert_eq!(
-        err.to_string(),
+        yeastar_exporter::report::chain(&err),
         format!("ca_file {}: no PEM certificate in the file", ca.display())
     );
     let out = Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))

@@ -378,7 +378,7 @@ impl Target {
                 }
             }
         }
-        let first_error = failures.first().map(|(_, e)| e.to_string());
+        let first_error = failures.first().map(|(_, e)| crate::report::chain(*e));
         self.log_failures(&failures);
 
         let trunk_list = r.own.iter().find_map(|(_, res)| {
@@ -441,10 +441,11 @@ impl Target {
                         | PbxError::NotLoggedIn(_)
                 )
         });
+        let cause = crate::report::chain(*first);
         if quiet {
-            tracing::debug!(target_name = %self.name, cause = %first, failed = ?collectors, "scrape failed");
+            tracing::debug!(target_name = %self.name, cause = %cause, failed = ?collectors, "scrape failed");
         } else {
-            tracing::warn!(target_name = %self.name, cause = %first, failed = ?collectors, "scrape failed");
+            tracing::warn!(target_name = %self.name, cause = %cause, failed = ?collectors, "scrape failed");
         }
     }
 }

@@ -283,7 +283,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> 
             Ok(()) => text(StatusCode::OK, "configuration reloaded\n"),
             Err(e) => text(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("failed to reload config: {e}\n"),
+                format!("failed to reload config: {}\n", crate::report::chain(&e)),
             ),
         },
         "/-/reload" => method_not_allowed("POST"),

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::report::Cause;
+
 /// The `outcome` label of `yeastar_exporter_pbx_requests_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -117,12 +119,13 @@ pub fn clip(text: &str, max: usize) -> String {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PbxError {
     /// No connection, or it closed before an answer.
-    #[error("POST {endpoint}: connection failed: {reason}")]
+    #[error("POST {endpoint}: connection failed")]
     Connect {
         /// The API endpoint.
         endpoint: String,
-        /// The transport's words, URL removed.
-        reason: String,
+        /// The transport's failure (URL removed, TLS refusals explained).
+        #[source]
+        cause: Cause,
         /// Whether the request may have reached the PBX (false: refused, DNS, TLS before sending).
         sent: bool,
     },
@@ -160,7 +163,8 @@ pub enum PbxError {
     Decode {
         /// The API endpoint.
         endpoint: String,
-        /// What was wrong.
+        /// What was wrong, in words clipped to [`MAX_PBX_TEXT`]: the decoder's message quotes the
+        /// PBX's text, which must not reach a log unbounded (so no `#[source]` here).
         reason: String,
     },
     /// `status: Failed`.
@@ -331,13 +335,44 @@ const NOT_HTTP: &str =
     "the PBX's answer is not HTTP (is this an HTTPS port? then use an https:// URL)";
 
 /// The text of a transport error and its sources, without the URL.
-pub(crate) fn transport_reason(err: reqwest::Error) -> String {
-    let err = err.without_url();
-    if let Some(tls) = find_tls_error(&err) {
+/// A transport failure: the reqwest error (its URL, and so the token, removed) and its whole chain
+/// in words, TLS refusals explained. Its words already hold the chain, so it names no source.
+#[derive(Debug)]
+pub struct Transport {
+    words: String,
+    error: reqwest::Error,
+}
+
+impl Transport {
+    /// Explains `err`, dropping its URL.
+    pub fn new(err: reqwest::Error) -> Self {
+        let error = err.without_url();
+        Transport {
+            words: transport_reason(&error),
+            error,
+        }
+    }
+
+    /// The reqwest error.
+    pub fn error(&self) -> &reqwest::Error {
+        &self.error
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.words)
+    }
+}
+
+impl std::error::Error for Transport {}
+
+fn transport_reason(err: &reqwest::Error) -> String {
+    if let Some(tls) = find_tls_error(err) {
         return tls_reason(tls);
     }
     let mut text = err.to_string();
-    let mut source = std::error::Error::source(&err);
+    let mut source = std::error::Error::source(err);
     let mut not_http = false;
     while let Some(s) = source {
         if let Some(h) = s.downcast_ref::<hyper::Error>()

@@ -29,6 +29,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::clock::SharedClock;
+use crate::report::Cause;
 use crate::secret::Secret;
 pub use error::{LoginOutcome, Outcome, PbxError, clip, errno_meaning};
 use ledger::Failure;
@@ -113,16 +114,17 @@ impl Observer for NoopObserver {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The CA file could not be read or parsed.
-    #[error("ca_file {path}: {reason}")]
+    #[error("ca_file {}", path.display())]
     CaFile {
         /// The file.
         path: PathBuf,
         /// What was wrong.
-        reason: String,
+        #[source]
+        cause: Cause,
     },
-    /// reqwest refused the settings.
-    #[error("HTTP client: {0}")]
-    Http(String),
+    /// reqwest or rustls refused the settings.
+    #[error("HTTP client")]
+    Http(#[source] Cause),
 }
 
 /// What an HTTP client depends on: targets that agree on these share one.
@@ -164,7 +166,7 @@ pub fn http_client(settings: &HttpSettings) -> Result<reqwest::Client, BuildErro
         .user_agent(concat!("yeastar-exporter/", env!("CARGO_PKG_VERSION")))
         .use_preconfigured_tls(tls)
         .build()
-        .map_err(|e| BuildError::Http(error::transport_reason(e)))
+        .map_err(|e| BuildError::Http(Cause::new(error::Transport::new(e))))
 }
 
 #[derive(Debug)]
@@ -372,7 +374,7 @@ impl Client {
         {
             Ok(_) => tracing::debug!(target_name = %self.cfg.target, "logged out"),
             Err(e) => {
-                tracing::debug!(target_name = %self.cfg.target, error = %e, "logout failed")
+                tracing::debug!(target_name = %self.cfg.target, error = %crate::report::chain(&e), "logout failed")
             }
         }
     }
@@ -393,7 +395,7 @@ impl Client {
         self.suspended_for();
         tracing::warn!(
             target_name = %self.cfg.target,
-            cause = %why,
+            cause = %crate::report::chain(why),
             next_attempt_unix = until / 1000,
             next_attempt_in_secs = wait_ms / 1000,
             "logins to the PBX suspended (at most 2 unsuccessful logins per 10 minutes, the PBX locks out at 5); fix the credentials or unblock the host in the PBX, then wait or reload"
@@ -517,7 +519,7 @@ impl Client {
             Some(Failure::Rejected | Failure::Locked) => self.suspend(&err),
             Some(_) => tracing::warn!(
                 target_name = %target,
-                cause = %err,
+                cause = %crate::report::chain(&err),
                 failed_attempts_in_window = self.ledger.count(&self.host, now),
                 "a login ended without a token; the PBX may count it as a failed login, so the exporter does too (at most 2 per 10 minutes)"
             ),
@@ -630,7 +632,7 @@ impl Client {
                 PbxError::Connect {
                     endpoint: endpoint.to_string(),
                     sent: !(e.is_connect() || e.is_builder()),
-                    reason: error::transport_reason(e),
+                    cause: Cause::new(error::Transport::new(e)),
                 }
             }
         };
@@ -693,7 +695,7 @@ impl Client {
                 }
                 Ok(None) => break,
                 Err(e) if e.is_timeout() => return Err(transport(e)),
-                Err(e) => return Err(decode(format!("body: {}", error::transport_reason(e)))),
+                Err(e) => return Err(decode(format!("body: {}", error::Transport::new(e)))),
             }
         }
         drop(resp);
@@ -896,7 +898,7 @@ impl Session<'_> {
             }
         }
         if let Some(e) = lock(&self.login_failed).clone() {
-            return Err(PbxError::NotLoggedIn(e.to_string()));
+            return Err(PbxError::NotLoggedIn(crate::report::chain(&e)));
         }
         let login = match client.login_in_flight() {
             // Someone's login is out: wait for it, it costs nothing more.

@@ -18,20 +18,26 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::{BuildError, HttpSettings};
+use crate::report::Cause;
 
 /// The certificates of a PEM file.
 pub fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, BuildError> {
     use rustls::pki_types::pem::PemObject;
-    let ca_error = |reason: String| BuildError::CaFile {
+    let ca_error = |cause: Cause| BuildError::CaFile {
         path: path.to_path_buf(),
-        reason,
+        cause,
     };
-    let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
+    let pem = std::fs::read(path).map_err(|e| ca_error(Cause::new(e)))?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ca_error(format!("not a PEM certificate file: {e}")))?;
+        .map_err(|e| {
+            ca_error(Cause::words(format!(
+                "not a PEM certificate file: {}",
+                crate::report::chain(&e)
+            )))
+        })?;
     if certs.is_empty() {
-        return Err(ca_error("no PEM certificate in the file".into()));
+        return Err(ca_error(Cause::words("no PEM certificate in the file")));
     }
     Ok(certs)
 }
@@ -48,7 +54,7 @@ pub fn client_config(settings: &HttpSettings) -> Result<ClientConfig, BuildError
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| BuildError::Http(e.to_string()))?;
+        .map_err(|e| BuildError::Http(Cause::new(e)))?;
     let verifier: Arc<dyn ServerCertVerifier> = if settings.insecure_skip_verify {
         Arc::new(AnyCertificate(provider))
     } else {
@@ -65,13 +71,13 @@ pub fn client_config(settings: &HttpSettings) -> Result<ClientConfig, BuildError
             None => Vec::new(),
         };
         if roots.is_empty() {
-            return Err(BuildError::Http(
-                "no trusted certificate: the system has no CA roots and no ca_file is set".into(),
-            ));
+            return Err(BuildError::Http(Cause::words(
+                "no trusted certificate: the system has no CA roots and no ca_file is set",
+            )));
         }
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
             .build()
-            .map_err(|e| BuildError::Http(e.to_string()))?;
+            .map_err(|e| BuildError::Http(Cause::new(e)))?;
         Arc::new(Pinning { pinned, webpki })
     };
     let mut config = builder

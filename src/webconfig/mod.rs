@@ -50,9 +50,32 @@ pub enum WebConfigError {
         /// The file, the field and the cause.
         reason: String,
     },
+    /// A field's content was refused by the library that reads it (PEM, rustls).
+    #[error("{field}: {what}")]
+    Unusable {
+        /// The flag, the file and the field.
+        field: String,
+        /// What the content is not.
+        what: String,
+        /// The library's reason.
+        #[source]
+        cause: Cause,
+    },
+    /// A file (the config itself, or one it names) cannot be read.
+    #[error("{field}: cannot read {}", path.display())]
+    Read {
+        /// The flag, and the file and field that name it.
+        field: String,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        cause: Cause,
+    },
 }
 
 use crate::duration::parse_go_duration;
+use crate::report::Cause;
 use crate::secret::Secret;
 
 /// The flag that names the file, used as the field of every error about it.
@@ -169,13 +192,28 @@ fn bad(path: &Path, field: &str, reason: impl std::fmt::Display) -> WebConfigErr
     }
 }
 
+/// `field` of the web config at `path` refused: `what`, because of `cause`.
+fn unusable(
+    path: &Path,
+    field: &str,
+    what: &str,
+    cause: impl std::error::Error + Send + Sync + 'static,
+) -> WebConfigError {
+    WebConfigError::Unusable {
+        field: format!("{FLAG}: {}: {field}", path.display()),
+        what: what.into(),
+        cause: Cause::new(cause),
+    }
+}
+
 impl WebConfig {
     /// Reads and checks the web config at `path`, and every file it names (relative paths are
     /// relative to the file's directory, as in the toolkit).
     pub fn load(path: &Path) -> Result<Self, WebConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| WebConfigError::Invalid {
+        let text = std::fs::read_to_string(path).map_err(|e| WebConfigError::Read {
             field: FLAG.into(),
-            reason: format!("cannot read {}: {e}", path.display()),
+            path: path.to_path_buf(),
+            cause: Cause::new(e),
         })?;
         Self::parse(&text, path)
     }

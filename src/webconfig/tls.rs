@@ -25,11 +25,22 @@ const GO_CIPHER_SUITES: [&str; 17] = [
     "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
 ];
 
-fn read_pem(dir: &Path, file: &str) -> Result<(PathBuf, Vec<u8>), String> {
+/// Reads `file` (relative to `dir`) for `field` of the web config at `config`.
+fn read_pem(
+    config: &Path,
+    field: &str,
+    dir: &Path,
+    file: &str,
+) -> Result<(PathBuf, Vec<u8>), WebConfigError> {
     let p = dir.join(file);
-    std::fs::read(&p)
-        .map(|b| (p.clone(), b))
-        .map_err(|e| format!("cannot read {}: {e}", p.display()))
+    match std::fs::read(&p) {
+        Ok(b) => Ok((p, b)),
+        Err(e) => Err(WebConfigError::Read {
+            field: format!("{FLAG}: {}: {field}", config.display()),
+            path: p,
+            cause: Cause::new(e),
+        }),
+    }
 }
 
 fn version_rank(field: &str, v: &str) -> Result<u8, String> {
@@ -71,7 +82,7 @@ pub(super) fn build_tls(
     }
     let (cert_field, cert_pem) = match (nonempty(&raw.cert_file), nonempty(&raw.cert)) {
         (Some(file), _) => {
-            let (_, b) = read_pem(dir, &file).map_err(|e| bad(path, &f("cert_file"), e))?;
+            let (_, b) = read_pem(path, &f("cert_file"), dir, &file)?;
             ("cert_file", b)
         }
         (None, text) => ("cert", text.unwrap_or_default().into_bytes()),
@@ -81,7 +92,7 @@ pub(super) fn build_tls(
         raw.key.as_ref().filter(|k| !k.expose().is_empty()),
     ) {
         (Some(file), _) => {
-            let (_, b) = read_pem(dir, &file).map_err(|e| bad(path, &f("key_file"), e))?;
+            let (_, b) = read_pem(path, &f("key_file"), dir, &file)?;
             ("key_file", b)
         }
         (None, key) => (
@@ -92,7 +103,7 @@ pub(super) fn build_tls(
     };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| bad(path, &f(cert_field), format!("not a PEM certificate: {e}")))?;
+        .map_err(|e| unusable(path, &f(cert_field), "not a PEM certificate", e))?;
     if certs.is_empty() {
         return Err(bad(path, &f(cert_field), "no PEM certificate found"));
     }
@@ -230,7 +241,7 @@ pub(super) fn build_tls(
     })?;
     let ca_pem = match (nonempty(&raw.client_ca_file), nonempty(&raw.client_ca)) {
         (Some(file), _) => {
-            let (p, b) = read_pem(dir, &file).map_err(|e| bad(path, &f("client_ca_file"), e))?;
+            let (p, b) = read_pem(path, &f("client_ca_file"), dir, &file)?;
             Some(("client_ca_file", Some(p), b))
         }
         (None, Some(text)) => Some(("client_ca", None, text.into_bytes())),
@@ -242,10 +253,10 @@ pub(super) fn build_tls(
             let mut store = RootCertStore::empty();
             for cert in CertificateDer::pem_slice_iter(pem) {
                 let cert =
-                    cert.map_err(|e| bad(path, &f(field), format!("not a PEM certificate: {e}")))?;
+                    cert.map_err(|e| unusable(path, &f(field), "not a PEM certificate", e))?;
                 store
                     .add(cert)
-                    .map_err(|e| bad(path, &f(field), format!("unusable CA certificate: {e}")))?;
+                    .map_err(|e| unusable(path, &f(field), "unusable CA certificate", e))?;
             }
             if store.is_empty() {
                 return Err(bad(path, &f(field), "no PEM certificate found"));
@@ -298,7 +309,7 @@ pub(super) fn build_tls(
             }
             Some(
                 b.build()
-                    .map_err(|e| bad(path, &f("client_ca_file"), e.to_string()))?,
+                    .map_err(|e| unusable(path, &f("client_ca_file"), "unusable", e))?,
             )
         }
     };
@@ -311,18 +322,14 @@ pub(super) fn build_tls(
 
     let builder = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
-        .map_err(|e| bad(path, "tls_server_config", e.to_string()))?;
+        .map_err(|e| unusable(path, "tls_server_config", "unusable", e))?;
     let builder = match verifier {
         None => builder.with_no_client_auth(),
         Some(v) => builder.with_client_cert_verifier(v),
     };
-    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
-        bad(
-            path,
-            &f(key_field),
-            format!("does not fit the certificate: {e}"),
-        )
-    })?;
+    let mut config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| unusable(path, &f(key_field), "does not fit the certificate", e))?;
     config.ignore_client_order = raw.prefer_server_cipher_suites.unwrap_or(true);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok((config, auth))
