@@ -84,7 +84,8 @@ async fn a_short_deadline_client_does_not_make_the_pbx_look_down() {
 
 /// A collection whose scraper went away still finishes: its requests are all sent and answered,
 /// its result is kept, and the PBX's request slot is free for the next scrape.
-#[tokio::test]
+/// On paused time: the PBX's latency, the deadline and the wait are tokio timers.
+#[tokio::test(start_paused = true)]
 async fn an_abandoned_collection_finishes_and_frees_its_slot() {
     let h = slow_sim(100).await;
     let exporter = Running::start(sim_config(&h.url(), &[]), ManualClock::new(T0)).await;

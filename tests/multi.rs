@@ -3,7 +3,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -352,11 +351,10 @@ fn sighup_reloads_and_config_check_validates() {
     });
     let dir = tmpdir();
     let path = write_config(&dir, &[("hq", &a.url())]);
-    let bin = env!("CARGO_BIN_EXE_yeastar-exporter");
-    let check = Command::new(bin)
-        .args(["--config.file", path.to_str().unwrap(), "--config.check"])
-        .output()
-        .unwrap();
+    let check = run_exporter_once(
+        &["--config.file", path.to_str().unwrap(), "--config.check"],
+        &[],
+    );
     assert!(check.status.success());
     assert_eq!(
         String::from_utf8_lossy(&check.stdout),
@@ -364,10 +362,10 @@ fn sighup_reloads_and_config_check_validates() {
     );
     let bad = dir.join("bad.yml");
     std::fs::write(&bad, "targets:\n  hq:\n    url: ftp://x\n    auth: main\n").unwrap();
-    let check = Command::new(bin)
-        .args(["--config.file", bad.to_str().unwrap(), "--config.check"])
-        .output()
-        .unwrap();
+    let check = run_exporter_once(
+        &["--config.file", bad.to_str().unwrap(), "--config.check"],
+        &[],
+    );
     assert_eq!(check.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&check.stderr).contains(
@@ -390,10 +388,7 @@ fn sighup_reloads_and_config_check_validates() {
     };
     assert_eq!(probe("branch-1"), 400);
     write_config(&dir, &[("hq", &a.url()), ("branch-1", &b.url())]);
-    Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
+    signal_child(&child, "HUP");
     let mut status = 0;
     for _ in 0..100 {
         status = probe("branch-1");
@@ -403,10 +398,7 @@ fn sighup_reloads_and_config_check_validates() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(status, 200);
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    signal_child(&child, "TERM");
     assert!(child.wait().unwrap().success());
 }
 
@@ -464,10 +456,10 @@ async fn a_ca_file_without_certificates_is_refused_with_its_name() {
         yeastar_exporter::report::chain(&err),
         format!("ca_file {}: no PEM certificate in the file", ca.display())
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
-        .args(["--config.file", path.to_str().unwrap(), "--config.check"])
-        .output()
-        .unwrap();
+    let out = run_exporter_once(
+        &["--config.file", path.to_str().unwrap(), "--config.check"],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),

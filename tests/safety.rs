@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -365,38 +363,21 @@ async fn member_status_ages_follow_the_clock_and_restart_on_change() {
 fn secrets_never_reach_logs_or_metrics_and_shutdown_logs_out() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let h = rt.block_on(sim(yeastar_exporter::clock::system()));
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
-        .args([
+    let spawned = spawn_exporter_env(
+        &[
             "--pbx.url",
             &h.url(),
             "--pbx.username",
             "api",
             "--log.level",
             "trace",
-            "--web.listen-address",
-            &listen,
-        ])
-        .env("YEASTAR_EXPORTER_PBX_PASSWORD", "demo-password")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Drain the pipes while it runs: trace logging fills a pipe buffer in no time.
-    let mut err = child.stderr.take().unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        err.read_to_string(&mut s).unwrap();
-        s
-    });
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        out.read_to_string(&mut s).unwrap();
-        s
-    });
-    let url = format!("http://{listen}/metrics");
+        ],
+        &[("YEASTAR_EXPORTER_PBX_PASSWORD", "demo-password")],
+    );
+    let base = spawned.base.clone();
+    // Drain the log while it runs: trace logging fills a pipe buffer in no time.
+    let (mut child, log) = spawned.drain();
+    let url = format!("{base}/metrics");
     let mut pages = String::new();
     rt.block_on(async {
         let get = || async {
@@ -424,7 +405,7 @@ fn secrets_never_reach_logs_or_metrics_and_shutdown_logs_out() {
         h.sim.set_faults(Faults::default());
         pages.push_str(&get().await);
         pages.push_str(
-            &reqwest::get(format!("http://{listen}/"))
+            &reqwest::get(format!("{base}/"))
                 .await
                 .unwrap()
                 .text()
@@ -432,11 +413,9 @@ fn secrets_never_reach_logs_or_metrics_and_shutdown_logs_out() {
                 .unwrap(),
         );
     });
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    signal_child(&child, "TERM");
     let status = child.wait().unwrap();
-    let logs = err_reader.join().unwrap() + &out_reader.join().unwrap();
+    let logs = log.join().unwrap();
     assert!(status.success(), "exit {status:?}\n{logs}");
     assert_eq!(h.sim.requests("logout"), 1, "shutdown must log out");
     assert_eq!(h.sim.live_tokens(), 0);
@@ -457,7 +436,8 @@ fn secrets_never_reach_logs_or_metrics_and_shutdown_logs_out() {
     }
 }
 
-#[tokio::test]
+/// On paused time: latency, the client's 30 ms and the deadline are tokio timers.
+#[tokio::test(start_paused = true)]
 async fn a_scrape_abandoned_by_prometheus_does_not_poison_the_next() {
     let clock = ManualClock::new(T0);
     let h = sim(clock.clone()).await;

@@ -2,9 +2,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
 use common::*;
 use serde_json::{Value, json};
 use yeastar_exporter::clock::{ManualClock, SharedClock};
@@ -271,27 +268,9 @@ async fn the_exporter_sees_exactly_the_calls_the_model_holds() {
 
 #[test]
 fn demo_mode_end_to_end() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
-        .args(["--demo", "--web.listen-address", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("exporter exited before listening")
-            .unwrap();
-        if let Some(i) = line.find("metrics=http://") {
-            break line[i + "metrics=".len()..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .to_string();
-        }
-    };
+    let spawned = spawn_exporter(&["--demo"]);
+    let url = format!("{}/metrics", spawned.base);
+    let (mut child, _log) = spawned.drain();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let texts: Vec<String> = rt.block_on(async {
         let mut out = Vec::new();
@@ -301,9 +280,7 @@ fn demo_mode_end_to_end() {
         }
         out
     });
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    signal_child(&child, "TERM");
     let status = child.wait().unwrap();
     for text in &texts {
         assert_eq!(must(text, "yeastar_up"), 1.0);

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use common::pki::{Ca, Leaf};
@@ -189,32 +188,17 @@ fn the_system_roots_are_trusted_by_default() {
     let ca = Ca::new("site CA in the system store");
     let pbx = rt.block_on(https_pbx(ca.leaf(&["127.0.0.1"]).server_config()));
     let bundle = pem_file(&ca.pem(), "system-bundle.pem");
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
-        .args([
-            "--pbx.url",
-            &pbx.https_url(),
-            "--pbx.username",
-            USERNAME,
-            "--web.listen-address",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("YEASTAR_EXPORTER_PBX_PASSWORD", PASSWORD)
-        .env("SSL_CERT_FILE", &bundle)
-        .env_remove("SSL_CERT_DIR")
-        .stderr(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let text = rt.block_on(async {
-        for _ in 0..100 {
-            if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
-                return r.text().await.unwrap();
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("the exporter never answered");
-    });
+    let spawned = spawn_exporter_env(
+        &["--pbx.url", &pbx.https_url(), "--pbx.username", USERNAME],
+        &[
+            ("YEASTAR_EXPORTER_PBX_PASSWORD", PASSWORD),
+            ("SSL_CERT_FILE", bundle.to_str().unwrap()),
+            ("SSL_CERT_DIR", ""),
+        ],
+    );
+    let url = format!("{}/metrics", spawned.base);
+    let (mut child, _log) = spawned.drain();
+    let text = rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() });
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(must(&text, "yeastar_up"), 1.0);

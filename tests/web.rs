@@ -298,7 +298,8 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>,
     }
 }
 
-#[tokio::test]
+/// On paused time: the bytes' pauses and the header-read timeout are tokio timers.
+#[tokio::test(start_paused = true)]
 async fn a_client_sending_headers_one_byte_a_second_is_cut_off() {
     let pbx = pbx().await;
     let r = Running::start(

@@ -430,6 +430,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The real binary run once to its end (`--config.check`, `--version`, …), its output collected.
+pub fn run_exporter_once(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
 /// The real binary, started with `args` on a loopback port of its choosing.
 pub struct Spawned {
     pub child: std::process::Child,
@@ -446,13 +455,19 @@ pub fn spawn_exporter(args: &[&str]) -> Spawned {
     spawn_exporter_env(args, &[])
 }
 
-/// [`spawn_exporter`] with environment variables set for the child.
+/// [`spawn_exporter`] with environment variables set (a name with an empty value is removed).
 pub fn spawn_exporter_env(args: &[&str], env: &[(&str, &str)]) -> Spawned {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
-        .args(args)
-        .args(["--web.listen-address", "127.0.0.1:0"])
-        .envs(env.iter().copied())
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"));
+    cmd.args(args).args(["--web.listen-address", "127.0.0.1:0"]);
+    for (k, v) in env {
+        if v.is_empty() {
+            cmd.env_remove(k);
+        } else {
+            cmd.env(k, v);
+        }
+    }
+    let mut child = cmd
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -476,4 +491,41 @@ pub fn spawn_exporter_env(args: &[&str], env: &[(&str, &str)]) -> Spawned {
         before_listening,
         lines,
     }
+}
+
+impl Spawned {
+    /// Reads the rest of its log on a thread (a busy log must never fill the pipe and stall it);
+    /// the handle gives the whole log, lines before listening included, once it has exited.
+    pub fn drain(self) -> (std::process::Child, std::thread::JoinHandle<String>) {
+        let Spawned {
+            child,
+            before_listening,
+            lines,
+            ..
+        } = self;
+        let log = std::thread::spawn(move || {
+            let mut text = before_listening.join("\n");
+            for line in lines.map_while(Result::ok) {
+                text.push('\n');
+                text.push_str(&line);
+            }
+            text
+        });
+        (child, log)
+    }
+
+    /// Sends `signal` (`TERM`, `HUP`, …) to it.
+    pub fn signal(&self, signal: &str) {
+        signal_child(&self.child, signal);
+    }
+}
+
+/// Sends `signal` to `child` through kill(1).
+pub fn signal_child(child: &std::process::Child, signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{signal} failed");
 }
