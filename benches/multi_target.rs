@@ -1,19 +1,28 @@
-//! Scale figure for multi-target mode: one exporter process, many simulated PBXes, every target
-//! probed on a fixed interval like Prometheus would. Prints the exporter's CPU share (of one core),
-//! its peak RSS, and probe latency percentiles.
+//! Fleet scale: one exporter process, many simulated PBXes, every target probed on a fixed
+//! interval like Prometheus would — and, in the same run, the floor (`support/floor.rs`: the same
+//! six exchanges per probe with the least machinery) driven identically. Prints for both: CPU per
+//! probe and share of one core, the ratio, RSS idle after warm-up and peak (also while `/metrics`
+//! is fetched) and per target beyond the base, probe latency percentiles, failed probes.
 //!
 //!     cargo bench --bench multi_target
 //!
-//! Knobs (environment): BENCH_TARGETS (500), BENCH_CALLS (50), BENCH_INTERVAL_SECS (15),
-//! BENCH_DURATION_SECS (90). The simulators run in this process; the exporter is the release
-//! binary in its own process, measured through /proc.
+//! Knobs (environment): BENCH_TARGETS (2000), BENCH_CALLS (50), BENCH_INTERVAL_SECS (15),
+//! BENCH_DURATION_SECS (60), BENCH_FLOOR (1; 0 skips the floor), BENCH_EXPORTER_ARGS (extra
+//! flags for the exporter, space-separated), BENCH_EXPORTER_BIN (another build of the exporter,
+//! e.g. the previous commit's, for before/after figures). The simulators run in this process; the exporter
+//! (the release binary) and the floor (this bench binary, re-executed) run in their own
+//! processes, measured through /proc.
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use yeastar_exporter::clock;
+use yeastar_exporter::secret::Secret;
 use yeastar_exporter::sim::{SimConfig, Simulator};
+
+#[path = "support/floor.rs"]
+mod floor;
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -50,81 +59,184 @@ fn clk_tck() -> f64 {
         .unwrap_or(100.0)
 }
 
-fn main() {
-    // `cargo bench` passes --bench; nothing else to parse.
-    let targets = env("BENCH_TARGETS", 500) as usize;
-    let calls = env("BENCH_CALLS", 50) as usize;
-    let interval = Duration::from_secs(env("BENCH_INTERVAL_SECS", 15));
-    let duration = Duration::from_secs(env("BENCH_DURATION_SECS", 90));
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let dir = std::env::temp_dir().join(format!("yeastar-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// What one server did under the probe load.
+struct Figures {
+    probes: usize,
+    failures: u64,
+    cpu_secs: f64,
+    wall: f64,
+    rss_base_kib: u64,
+    rss_idle_kib: u64,
+    rss_peak_kib: u64,
+    latencies: Vec<f64>,
+}
 
-    let sims = rt.block_on(async {
-        let mut v = Vec::with_capacity(targets);
-        for i in 0..targets {
-            let cfg = SimConfig::traffic(i as u64 + 1, calls);
-            v.push(
-                Simulator::start(cfg, clock::system(), "127.0.0.1:0")
-                    .await
-                    .unwrap(),
-            );
-        }
-        v
-    });
-    let pw = dir.join("password");
-    std::fs::write(&pw, "demo-password").unwrap();
-    let mut text = format!(
-        "auth_modules:\n  main:\n    username: api\n    password_file: {}\ndefaults:\n  auth: main\ntargets:\n",
-        pw.display()
-    );
-    for (i, s) in sims.iter().enumerate() {
-        text.push_str(&format!("  pbx-{i}:\n    url: {}\n", s.url()));
+impl Figures {
+    fn cpu_ms_per_probe(&self) -> f64 {
+        self.cpu_secs * 1000.0 / self.probes.max(1) as f64
     }
-    let cfg = dir.join("config.yml");
-    std::fs::write(&cfg, text).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+    fn pct(&self, p: f64) -> f64 {
+        let l = &self.latencies;
+        if l.is_empty() {
+            return 0.0;
+        }
+        l[((l.len() as f64 - 1.0) * p).round() as usize] * 1000.0
+    }
+    fn per_target_kib(&self, rss: u64, targets: usize) -> f64 {
+        rss.saturating_sub(self.rss_base_kib) as f64 / targets.max(1) as f64
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Server {
+    Exporter,
+    Floor,
+}
+
+/// Starts `server` for the first `n` simulators on `port`.
+fn spawn(
+    server: Server,
+    sims: &[String],
+    n: usize,
+    dir: &std::path::Path,
+    port: u16,
+) -> std::process::Child {
+    match server {
+        Server::Exporter => {
+            let pw = dir.join("password");
+            std::fs::write(&pw, "demo-password").unwrap();
+            let mut text = format!(
+                "auth_modules:\n  main:\n    username: api\n    password_file: {}\ndefaults:\n  auth: main\ntargets:\n",
+                pw.display()
+            );
+            for (i, s) in sims.iter().take(n).enumerate() {
+                text.push_str(&format!("  pbx-{i}:\n    url: http://{s}\n"));
+            }
+            let cfg = dir.join(format!("config-{n}.yml"));
+            std::fs::write(&cfg, text).unwrap();
+            let extra = std::env::var("BENCH_EXPORTER_ARGS").unwrap_or_default();
+            let bin = std::env::var("BENCH_EXPORTER_BIN")
+                .unwrap_or_else(|_| env!("CARGO_BIN_EXE_yeastar-exporter").to_string());
+            Command::new(bin)
+                .args([
+                    "--config.file",
+                    cfg.to_str().unwrap(),
+                    "--web.listen-address",
+                    &format!("127.0.0.1:{port}"),
+                    "--log.level",
+                    "warn",
+                ])
+                .args(extra.split_whitespace())
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap()
+        }
+        Server::Floor => {
+            let list = dir.join(format!("floor-{n}.txt"));
+            std::fs::write(&list, sims[..n].join("\n")).unwrap();
+            Command::new(std::env::current_exe().unwrap())
+                .env("FLOOR_LISTEN", format!("127.0.0.1:{port}"))
+                .env("FLOOR_TARGETS", &list)
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap()
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"))
-        .args([
-            "--config.file",
-            cfg.to_str().unwrap(),
-            "--web.listen-address",
-            &format!("127.0.0.1:{port}"),
-            "--log.level",
-            "warn",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()
-        .unwrap();
+        .port()
+}
 
-    let (latencies, failures, peak_rss, cpu_secs, wall) = rt.block_on(async {
-        for _ in 0..100 {
-            if client.get(format!("{base}/-/ready")).send().await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+async fn wait_ready(client: &reqwest::Client, base: &str) {
+    for _ in 0..200 {
+        if client.get(format!("{base}/-/ready")).send().await.is_ok() {
+            return;
         }
-        // Warm-up: every target logs in once.
-        for i in 0..targets {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{base} never became ready");
+}
+
+/// RSS of `server` with one target, probed a few times: the base every target adds to.
+fn base_rss(
+    server: Server,
+    sims: &[String],
+    dir: &std::path::Path,
+    rt: &tokio::runtime::Runtime,
+) -> u64 {
+    let port = free_port();
+    let mut child = spawn(server, sims, 1, dir, port);
+    let base = format!("http://127.0.0.1:{port}");
+    let rss = rt.block_on(async {
+        let client = reqwest::Client::new();
+        wait_ready(&client, &base).await;
+        for _ in 0..5 {
             let _ = client
-                .get(format!("{base}/probe?target=pbx-{i}"))
+                .get(format!("{base}/probe?target=pbx-0"))
                 .send()
                 .await
                 .unwrap()
                 .text()
                 .await;
         }
+        let _ = client.get(format!("{base}/metrics")).send().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        proc_rss_kib(child.id())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    rss
+}
+
+fn run(
+    server: Server,
+    sims: &[String],
+    dir: &std::path::Path,
+    rt: &tokio::runtime::Runtime,
+    interval: Duration,
+    duration: Duration,
+) -> Figures {
+    let targets = sims.len();
+    let rss_base_kib = base_rss(server, sims, dir, rt);
+    let port = free_port();
+    let mut child = spawn(server, sims, targets, dir, port);
+    let pid = child.id();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let figures = rt.block_on(async {
+        wait_ready(&client, &base).await;
+        // Warm-up: every target logs in once, 32 at a time.
+        let warm: Vec<_> = (0..32)
+            .map(|w| {
+                let (client, base) = (client.clone(), base.clone());
+                tokio::spawn(async move {
+                    for i in (w..targets).step_by(32) {
+                        let _ = client
+                            .get(format!("{base}/probe?target=pbx-{i}"))
+                            .send()
+                            .await
+                            .unwrap()
+                            .text()
+                            .await;
+                    }
+                })
+            })
+            .collect();
+        for w in warm {
+            w.await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let rss_idle_kib = proc_rss_kib(pid);
         let lat = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
         let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let cpu0 = proc_cpu_ticks(pid);
@@ -160,52 +272,121 @@ fn main() {
             }));
         }
         let mut peak = 0;
+        let mut n = 0u64;
         while start.elapsed() < duration {
             peak = peak.max(proc_rss_kib(pid));
+            // The exporter's own metrics, fetched now and then as Prometheus would.
+            if server == Server::Exporter && n % 20 == 0 {
+                let _ = client
+                    .get(format!("{base}/metrics"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await;
+                peak = peak.max(proc_rss_kib(pid));
+            }
+            n += 1;
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         // The window is exactly `duration`: probes start only inside it (a probe in flight at
         // its end adds a few milliseconds of CPU at most).
-        let cpu = (proc_cpu_ticks(pid) - cpu0) as f64 / clk_tck();
+        let cpu_secs = (proc_cpu_ticks(pid) - cpu0) as f64 / clk_tck();
         let wall = start.elapsed().as_secs_f64();
         for t in tasks {
             t.await.unwrap();
         }
-        let l = lat.lock().unwrap().clone();
-        (
-            l,
-            failures.load(std::sync::atomic::Ordering::Relaxed),
-            peak,
-            cpu,
+        let mut latencies = lat.lock().unwrap().clone();
+        latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        Figures {
+            probes: latencies.len(),
+            failures: failures.load(std::sync::atomic::Ordering::Relaxed),
+            cpu_secs,
             wall,
-        )
+            rss_base_kib,
+            rss_idle_kib,
+            rss_peak_kib: peak,
+            latencies,
+        }
     });
     let _ = child.kill();
     let _ = child.wait();
-    let mut l = latencies;
-    l.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let pct = |p: f64| l[((l.len() as f64 - 1.0) * p).round() as usize] * 1000.0;
+    figures
+}
+
+fn report(name: &str, f: &Figures, targets: usize) {
     println!(
-        "multi-target: {targets} targets x {calls} calls, each probed every {}s, for {wall:.0}s",
-        interval.as_secs()
+        "  {name:<9} probes {} ({:.1}/s), failed {}; CPU {:.1}% of one core = {:.3} ms per probe; \
+         latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        f.probes,
+        f.probes as f64 / f.wall,
+        f.failures,
+        f.cpu_secs / f.wall * 100.0,
+        f.cpu_ms_per_probe(),
+        f.pct(0.5),
+        f.pct(0.99),
+        f.pct(1.0),
     );
     println!(
-        "  probes: {} ({:.1}/s), failed: {failures}",
-        l.len(),
-        l.len() as f64 / wall
+        "  {:<9} RSS base {:.1} MiB, idle after warm-up {:.1} MiB ({:.1} KiB per target), peak {:.1} MiB ({:.1} KiB per target)",
+        "",
+        f.rss_base_kib as f64 / 1024.0,
+        f.rss_idle_kib as f64 / 1024.0,
+        f.per_target_kib(f.rss_idle_kib, targets),
+        f.rss_peak_kib as f64 / 1024.0,
+        f.per_target_kib(f.rss_peak_kib, targets),
     );
+}
+
+fn main() {
+    if let Ok(listen) = std::env::var("FLOOR_LISTEN") {
+        let list = std::env::var("FLOOR_TARGETS").unwrap();
+        let targets = std::fs::read_to_string(list)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect();
+        let md5 = Secret::new("demo-password").md5_hex().expose().to_string();
+        floor::serve(&listen, targets, md5);
+    }
+    // `cargo bench` passes --bench; nothing else to parse.
+    let targets = env("BENCH_TARGETS", 2000) as usize;
+    let calls = env("BENCH_CALLS", 50) as usize;
+    let interval = Duration::from_secs(env("BENCH_INTERVAL_SECS", 15));
+    let duration = Duration::from_secs(env("BENCH_DURATION_SECS", 60));
+    let with_floor = env("BENCH_FLOOR", 1) == 1;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = std::env::temp_dir().join(format!("yeastar-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let sims = rt.block_on(async {
+        let mut v = Vec::with_capacity(targets);
+        for i in 0..targets {
+            let cfg = SimConfig::traffic(i as u64 + 1, calls);
+            v.push(
+                Simulator::start(cfg, clock::system(), "127.0.0.1:0")
+                    .await
+                    .unwrap(),
+            );
+        }
+        v
+    });
+    let addrs: Vec<String> = sims.iter().map(|s| s.addr.to_string()).collect();
+    let exporter = run(Server::Exporter, &addrs, &dir, &rt, interval, duration);
+    let floor = with_floor.then(|| run(Server::Floor, &addrs, &dir, &rt, interval, duration));
     println!(
-        "  exporter CPU: {:.1}% of one core ({cpu_secs:.2} s CPU over {wall:.0} s)",
-        cpu_secs / wall * 100.0
+        "multi-target: {targets} targets x {calls} calls, each probed every {}s, for {:.0}s",
+        interval.as_secs(),
+        exporter.wall
     );
-    println!("  exporter peak RSS: {:.1} MiB", peak_rss as f64 / 1024.0);
-    println!(
-        "  probe latency: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        pct(0.5),
-        pct(0.9),
-        pct(0.99),
-        pct(1.0)
-    );
+    report("exporter", &exporter, targets);
+    if let Some(floor) = &floor {
+        report("floor", floor, targets);
+        println!(
+            "  ratio     CPU per probe exporter/floor: {:.2}",
+            exporter.cpu_ms_per_probe() / floor.cpu_ms_per_probe()
+        );
+    }
     drop(sims);
     let _ = std::fs::remove_dir_all(&dir);
 }

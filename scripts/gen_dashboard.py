@@ -66,12 +66,12 @@ panel("stat", "PBX up", "yeastar_up: 1 when the last scrape's call queries (call
              "options": {"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}}})
 panel("timeseries", "Scrape duration", "yeastar_scrape_duration_seconds: wall time of each scrape's PBX work. It grows with the number of calls and the PBX's load; it must stay below the scrape timeout.",
       [t(f"yeastar_scrape_duration_seconds{{{SEL}}}", "{{instance}}")], w=5, x=4, unit="s")
-panel("timeseries", "PBX request errors", "Rate of requests to the PBX that did not succeed, by target, endpoint and outcome (api_error, token_expired, http_error, timeout, connect_error, decode_error).",
-      [t(f'sum by (target, endpoint, outcome) (rate(yeastar_exporter_pbx_requests_total{{job=~"$job",outcome!="success"}}[$__rate_interval]))', "{{target}} {{endpoint}} {{outcome}}")], w=5, x=9, unit="reqps")
-panel("timeseries", "PBX request latency (p95)", "95th percentile of PBX request latency by target and endpoint, from yeastar_exporter_pbx_request_duration_seconds.",
-      [t(f'histogram_quantile(0.95, sum by (target, endpoint, le) (rate(yeastar_exporter_pbx_request_duration_seconds_bucket{{job=~"$job"}}[$__rate_interval])))', "{{target}} {{endpoint}}")], w=5, x=14, unit="s")
-panel("stat", "Logins suspended", "yeastar_exporter_login_suspended: 1 while the exporter pauses logins to a PBX after a rejected login (wrong credentials or host locked out), so that it never locks itself out.",
-      [t(f'max by (target) (yeastar_exporter_login_suspended{{job=~"$job"}})', "{{target}}")], w=5, x=19, newline=True,
+panel("timeseries", "PBX request errors", "yeastar_pbx_requests_total: rate of requests to each PBX that did not succeed, by endpoint and outcome (api_error, token_expired, http_error, timeout, connect_error, decode_error).",
+      [t(f'sum by (instance, endpoint, outcome) (rate(yeastar_pbx_requests_total{{{SEL},outcome!="success"}}[$__rate_interval]))', "{{instance}} {{endpoint}} {{outcome}}")], w=5, x=9, unit="reqps")
+panel("timeseries", "PBX request failure ratio", "Share of each PBX's requests that failed (yeastar_pbx_requests_total, outcome other than success). The exporter's /metrics has the fleet-wide latency histogram (yeastar_exporter_pbx_request_duration_seconds).",
+      [t(f'sum by (instance) (rate(yeastar_pbx_requests_total{{{SEL},outcome!="success"}}[$__rate_interval])) / sum by (instance) (rate(yeastar_pbx_requests_total{{{SEL}}}[$__rate_interval]))', "{{instance}}")], w=5, x=14, unit="percentunit")
+panel("stat", "Logins suspended", "yeastar_login_suspended: 1 while the exporter pauses logins to a PBX after a rejected login (wrong credentials or host locked out), so that it never locks itself out.",
+      [t(f'max by (instance) (yeastar_login_suspended{{{SEL}}})', "{{instance}}")], w=5, x=19, newline=True,
       extra={"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}]}},
              "options": {"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}}})
 panel("table", "Collectors", "yeastar_collector_success by collector: 0 marks a collector whose PBX requests failed this scrape (its series are missing); the others still report.",

@@ -159,6 +159,11 @@ pub struct ExporterFlags {
     /// Log format: logfmt or json.
     #[arg(long = "log.format", env = "YEASTAR_EXPORTER_LOG_FORMAT", default_value = "logfmt", value_parser = ["logfmt", "json"])]
     pub log_format: String,
+    /// Threads that serve scrapes and talk to PBXes. 1 (the default) keeps each probe on one
+    /// thread — no hand-offs between threads, the least CPU per probe — and carries thousands of
+    /// PBXes (see the README's scaling section); more spread the work over more cores.
+    #[arg(long = "runtime.worker-threads", env = "YEASTAR_EXPORTER_RUNTIME_WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: u16,
     /// A YAML file of targets and credentials (multi-target mode, `/probe?target=`).
     #[arg(long = "config.file", env = "YEASTAR_EXPORTER_CONFIG_FILE")]
     pub config_file: Option<PathBuf>,

@@ -14,11 +14,12 @@ use tokio::time::Instant;
 
 use crate::clock::SharedClock;
 use crate::collector::Target;
+use crate::collector::stats::TargetStats;
 use crate::config::{Config, ConfigError, TargetConfig};
 use crate::guard::Web;
 use crate::metrics::ExporterMetrics;
 use crate::pbx::ledger::LedgerError;
-use crate::pbx::{BuildError, Client, HttpSettings, LoginLedger, Observer, http_client};
+use crate::pbx::{BuildError, Client, HttpSettings, LoginLedger, http_client};
 use crate::webconfig::WebConfig;
 
 /// The configured targets, by name.
@@ -242,17 +243,19 @@ impl App {
                             h
                         }
                     };
+                    let stats = Arc::new(TargetStats::new(Arc::new(self.metrics.clone())));
                     let client = Client::with_http(
                         tc.client.clone(),
                         http,
                         self.ledger.clone(),
-                        Arc::new(self.metrics.clone()),
+                        stats.clone(),
                         self.clock.clone(),
                     );
-                    Arc::new(Target::new(
+                    Arc::new(Target::with_stats(
                         Arc::new(client),
                         tc.collectors.clone(),
                         self.clock.clone(),
+                        stats,
                     ))
                 }
             };
@@ -295,7 +298,7 @@ impl App {
                 target.adopt_state(before);
             }
             let suspended = new_client.suspended_for().is_some();
-            self.metrics.login_suspended(name, suspended);
+            target.report_suspended(suspended);
         }
         let removed: Vec<Arc<Target>> = old
             .by_name

@@ -11,11 +11,21 @@ use yeastar_exporter::config::{Cli, Command};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     yeastar_exporter::init_tracing(&cli.exporter.log_level, &cli.exporter.log_format);
     yeastar_exporter::install_panic_hook();
+    let runtime = match yeastar_exporter::runtime(cli.exporter.worker_threads) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("yeastar-exporter: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Some(Command::Simulate(flags)) => yeastar_exporter::sim::run(*flags).await,
         Some(Command::HashPassword { cost }) => {

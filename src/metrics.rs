@@ -1,10 +1,18 @@
 //! The exporter's own metrics (`yeastar_exporter_*`, `process_*`), served on `/metrics` only.
 //!
-//! [`ExporterMetrics`] is the [`Observer`] the PBX clients report to: every request sent, every login
-//! attempt, every suspension. It lives as long as the process; target metrics, by contrast, are built
-//! fresh for every scrape by [`crate::collector`].
+//! [`ExporterMetrics`] is where every target's [`Observer`] passes its reports on: every request
+//! sent, every login attempt, every suspension — as fleet totals by endpoint and outcome, with no
+//! `target` label, so `/metrics` stays the same size for 1 PBX or 5,000. The per-target detail goes
+//! with the target's own output (`collector::stats`). It lives as long as the process; target
+//! metrics, by contrast, are built fresh for every scrape by `collector`.
 
 use std::collections::HashSet;
+
+#[derive(Default)]
+struct Live {
+    targets: HashSet<String>,
+    suspended: HashSet<String>,
+}
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -21,15 +29,16 @@ pub struct ExporterMetrics {
     requests: CounterVec,
     durations: HistogramVec,
     logins: CounterVec,
-    suspended: GaugeVec,
+    suspended: Gauge,
+    targets: Gauge,
     /// `yeastar_exporter_config_last_reload_successful`.
     pub reload_ok: Gauge,
     /// `yeastar_exporter_config_last_reload_success_timestamp_seconds`.
     pub reload_time: Gauge,
-    /// Targets in the configuration. A report about any other (a scrape that began before a
-    /// reload removed its target) is dropped, so a removed target's series never come back; the
-    /// lock is held across each update, so removal cannot slip between check and write.
-    live: Arc<RwLock<HashSet<String>>>,
+    /// Targets in the configuration, and those of them whose logins are suspended now. A
+    /// suspension report about any other (a scrape that began before a reload removed its target)
+    /// is dropped.
+    live: Arc<RwLock<Live>>,
 }
 
 impl std::fmt::Debug for ExporterMetrics {
@@ -68,38 +77,47 @@ impl ExporterMetrics {
         let requests = CounterVec::new(
             Opts::new(
                 "yeastar_exporter_pbx_requests_total",
-                "Requests sent to a PBX, by endpoint and outcome.",
+                "Requests sent to PBXes (all targets), by endpoint and outcome.",
             ),
-            &["target", "endpoint", "outcome"],
+            &["endpoint", "outcome"],
         )
         .expect("valid metric");
         let durations = HistogramVec::new(
             HistogramOpts::new(
                 "yeastar_exporter_pbx_request_duration_seconds",
-                "PBX request latency.",
+                "PBX request latency (all targets).",
             )
             .buckets(vec![
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ]),
-            &["target", "endpoint"],
+            &["endpoint"],
         )
         .expect("valid metric");
         let logins = CounterVec::new(
             Opts::new(
                 "yeastar_exporter_logins_total",
-                "Login attempts to a PBX, by outcome.",
+                "Login attempts to PBXes (all targets), by outcome.",
             ),
-            &["target", "outcome"],
+            &["outcome"],
         )
         .expect("valid metric");
-        let suspended = GaugeVec::new(
-            Opts::new(
-                "yeastar_exporter_login_suspended",
-                "1 while logins to that PBX are suspended (after a rejected login, or at most 2 logins without a token in 10 minutes).",
-            ),
-            &["target"],
+        let suspended = Gauge::new(
+            "yeastar_exporter_login_suspended_targets",
+            "Targets whose logins are suspended now (the per-target yeastar_login_suspended is 1).",
         )
         .expect("valid metric");
+        let targets = Gauge::new(
+            "yeastar_exporter_targets",
+            "PBXes in the configuration in force.",
+        )
+        .expect("valid metric");
+        // Every outcome from the start, so rates and alerts see them before the first failure.
+        for outcome in Outcome::ALL {
+            requests.with_label_values(&["call/query", outcome.as_str()]);
+        }
+        for outcome in LoginOutcome::ALL {
+            logins.with_label_values(&[outcome.as_str()]);
+        }
         let reload_ok = Gauge::new(
             "yeastar_exporter_config_last_reload_successful",
             "Whether the last configuration load succeeded.",
@@ -116,6 +134,7 @@ impl ExporterMetrics {
             Box::new(durations.clone()),
             Box::new(logins.clone()),
             Box::new(suspended.clone()),
+            Box::new(targets.clone()),
             Box::new(reload_ok.clone()),
             Box::new(reload_time.clone()),
         ] {
@@ -133,47 +152,31 @@ impl ExporterMetrics {
             durations,
             logins,
             suspended,
+            targets,
             reload_ok,
             reload_time,
             live: Default::default(),
         }
     }
 
-    fn live(&self) -> std::sync::RwLockReadGuard<'_, HashSet<String>> {
-        self.live.read().unwrap_or_else(|p| p.into_inner())
+    fn live(&self) -> std::sync::RwLockWriteGuard<'_, Live> {
+        self.live.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Creates the series of a target with zeros, so rates and alerts see them from the start.
+    /// Counts a target in.
     pub fn init_target(&self, target: &str) {
-        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
-        live.insert(target.to_string());
-        for outcome in Outcome::ALL {
-            self.requests
-                .with_label_values(&[target, "call/query", outcome.as_str()]);
-        }
-        for outcome in LoginOutcome::ALL {
-            self.logins.with_label_values(&[target, outcome.as_str()]);
-        }
-        self.suspended.with_label_values(&[target]);
+        let mut live = self.live();
+        live.targets.insert(target.to_string());
+        self.targets.set(live.targets.len() as f64);
     }
 
-    /// Removes the series of a target that left the configuration.
+    /// Counts out a target that left the configuration.
     pub fn remove_target(&self, target: &str) {
-        let mut live = self.live.write().unwrap_or_else(|p| p.into_inner());
-        live.remove(target);
-        // Removing a series that was never created is an error we do not care about.
-        for endpoint in crate::collector::registry::endpoints() {
-            for outcome in Outcome::ALL {
-                let _ = self
-                    .requests
-                    .remove_label_values(&[target, endpoint, outcome.as_str()]);
-            }
-            let _ = self.durations.remove_label_values(&[target, endpoint]);
-        }
-        for outcome in LoginOutcome::ALL {
-            let _ = self.logins.remove_label_values(&[target, outcome.as_str()]);
-        }
-        let _ = self.suspended.remove_label_values(&[target]);
+        let mut live = self.live();
+        live.targets.remove(target);
+        live.suspended.remove(target);
+        self.targets.set(live.targets.len() as f64);
+        self.suspended.set(live.suspended.len() as f64);
     }
 
     /// The text exposition of everything in the registry.
@@ -186,36 +189,29 @@ impl ExporterMetrics {
 }
 
 impl Observer for ExporterMetrics {
-    fn request(&self, target: &str, endpoint: &str, outcome: Outcome, elapsed: Duration) {
-        let live = self.live();
-        if !live.contains(target) {
-            return;
-        }
+    fn request(&self, _target: &str, endpoint: &str, outcome: Outcome, elapsed: Duration) {
         self.requests
-            .with_label_values(&[target, endpoint, outcome.as_str()])
+            .with_label_values(&[endpoint, outcome.as_str()])
             .inc();
         self.durations
-            .with_label_values(&[target, endpoint])
+            .with_label_values(&[endpoint])
             .observe(elapsed.as_secs_f64());
     }
 
-    fn login(&self, target: &str, outcome: LoginOutcome) {
-        let live = self.live();
-        if !live.contains(target) {
-            return;
-        }
-        self.logins
-            .with_label_values(&[target, outcome.as_str()])
-            .inc();
+    fn login(&self, _target: &str, outcome: LoginOutcome) {
+        self.logins.with_label_values(&[outcome.as_str()]).inc();
     }
 
     fn login_suspended(&self, target: &str, suspended: bool) {
-        let live = self.live();
-        if !live.contains(target) {
+        let mut live = self.live();
+        if !live.targets.contains(target) {
             return;
         }
-        self.suspended
-            .with_label_values(&[target])
-            .set(if suspended { 1.0 } else { 0.0 });
+        if suspended {
+            live.suspended.insert(target.to_string());
+        } else {
+            live.suspended.remove(target);
+        }
+        self.suspended.set(live.suspended.len() as f64);
     }
 }

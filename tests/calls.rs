@@ -90,10 +90,7 @@ async fn metrics_page_has_the_contract_headers_and_exporter_metrics() {
     assert!(text.contains("process_resident_memory_bytes"));
     assert_eq!(requests(&text, "call/query", "success"), 2.0);
     assert_eq!(
-        must(
-            &text,
-            r#"yeastar_exporter_logins_total{outcome="success",target="default"}"#
-        ),
+        must(&text, r#"yeastar_pbx_logins_total{outcome="success"}"#),
         1.0
     );
     // Fresh each scrape: a call gone from the PBX is gone from the page.
@@ -201,20 +198,11 @@ async fn refused_connection_is_up_0_and_connect_error() {
     assert_eq!(must(&text, "yeastar_up"), 0.0);
     assert_eq!(requests(&text, "login", "connect_error"), 1.0);
     assert_eq!(
-        must(
-            &text,
-            r#"yeastar_exporter_logins_total{outcome="error",target="default"}"#
-        ),
+        must(&text, r#"yeastar_pbx_logins_total{outcome="error"}"#),
         1.0
     );
     // A transport failure is not a rejection: no suspension.
-    assert_eq!(
-        must(
-            &text,
-            r#"yeastar_exporter_login_suspended{target="default"}"#
-        ),
-        0.0
-    );
+    assert_eq!(must(&text, r#"yeastar_login_suspended"#), 0.0);
     assert_eq!(exporter.get("/-/healthy").await.0, 200);
     exporter.stop().await;
 }
@@ -236,10 +224,7 @@ async fn token_expiring_between_scrapes_costs_one_login() {
     assert_eq!(must(&text, "yeastar_up"), 1.0);
     assert_eq!(pbx.count("login"), 2);
     assert_eq!(
-        must(
-            &text,
-            r#"yeastar_exporter_logins_total{outcome="success",target="default"}"#
-        ),
+        must(&text, r#"yeastar_pbx_logins_total{outcome="success"}"#),
         2.0
     );
     assert!(requests(&text, "call/query", "token_expired") >= 1.0);
@@ -256,10 +241,7 @@ async fn wrong_password_is_one_login_attempt_and_up_0() {
     assert_eq!(pbx.count("login"), 1);
     assert_eq!(pbx.keys(), vec!["login".to_string()]);
     assert_eq!(
-        must(
-            &text,
-            r#"yeastar_exporter_logins_total{outcome="rejected",target="default"}"#
-        ),
+        must(&text, r#"yeastar_pbx_logins_total{outcome="rejected"}"#),
         1.0
     );
     exporter.stop().await;

@@ -192,15 +192,29 @@ async fn each_probe_shows_only_its_own_pbx() {
         (a.count("call/query:inbound"), b.count("call/query:inbound")),
         (1, 2)
     );
-    // /metrics is the exporter's own in multi-target mode.
+    // The target's own request and login counts go with its probe.
+    assert_eq!(
+        must(&by_url, r#"yeastar_pbx_logins_total{outcome="success"}"#),
+        1.0
+    );
+    assert_eq!(
+        must(
+            &by_url,
+            r#"yeastar_pbx_requests_total{endpoint="call/query",outcome="success"}"#
+        ),
+        4.0
+    );
+    // /metrics is the exporter's own in multi-target mode: fleet totals, no per-target series.
     let m = exporter.scrape().await;
     assert_eq!(value(&m, "yeastar_up"), None);
     assert_eq!(
-        must(
-            &m,
-            r#"yeastar_exporter_logins_total{outcome="success",target="branch-1"}"#
-        ),
-        1.0
+        must(&m, r#"yeastar_exporter_logins_total{outcome="success"}"#),
+        2.0
+    );
+    assert_eq!(must(&m, "yeastar_exporter_targets"), 2.0);
+    assert!(
+        !m.contains("target=\""),
+        "per-target series on /metrics:\n{m}"
     );
     let (_, page) = exporter.get("/").await;
     assert!(
@@ -414,10 +428,8 @@ async fn a_reload_with_new_credentials_ends_the_suspension() {
     let (_, probe) = exporter.get("/probe?target=hq").await;
     assert_eq!(must(&probe, "yeastar_up"), 0.0);
     let m = exporter.scrape().await;
-    assert_eq!(
-        must(&m, r#"yeastar_exporter_login_suspended{target="hq"}"#),
-        1.0
-    );
+    assert_eq!(must(&m, "yeastar_exporter_login_suspended_targets"), 1.0);
+    assert_eq!(must(&probe, "yeastar_login_suspended"), 1.0);
     // Suspended: the next probe does not try.
     exporter.get("/probe?target=hq").await;
     assert_eq!(a.count("login"), 1);
@@ -429,12 +441,10 @@ async fn a_reload_with_new_credentials_ends_the_suspension() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let m = exporter.scrape().await;
-    assert_eq!(
-        must(&m, r#"yeastar_exporter_login_suspended{target="hq"}"#),
-        0.0
-    );
+    assert_eq!(must(&m, "yeastar_exporter_login_suspended_targets"), 0.0);
     let (_, probe) = exporter.get("/probe?target=hq").await;
     assert_eq!(must(&probe, "yeastar_up"), 1.0);
+    assert_eq!(must(&probe, "yeastar_login_suspended"), 0.0);
     assert_eq!(a.count("login"), 2);
     exporter.stop().await;
 }

@@ -371,19 +371,10 @@ async fn a_slow_rejection_costs_one_login_not_one_per_scrape() {
     let text = exporter.scrape().await;
     assert_eq!(requests(&text, "login", "api_error"), 1.0);
     assert_eq!(
-        must(
-            &text,
-            r#"yeastar_exporter_logins_total{outcome="rejected",target="default"}"#
-        ),
+        must(&text, r#"yeastar_pbx_logins_total{outcome="rejected"}"#),
         1.0
     );
-    assert_eq!(
-        must(
-            &text,
-            r#"yeastar_exporter_login_suspended{target="default"}"#
-        ),
-        1.0
-    );
+    assert_eq!(must(&text, r#"yeastar_login_suspended"#), 1.0);
     exporter.stop().await;
 }
 
@@ -414,7 +405,7 @@ async fn a_token_refused_right_after_login_suspends_logins() {
     assert_eq!(
         must(
             &text,
-            r#"yeastar_exporter_pbx_requests_total{endpoint="call/query",outcome="token_expired",target="default"}"#
+            r#"yeastar_pbx_requests_total{endpoint="call/query",outcome="token_expired"}"#
         ),
         2.0,
         "the two call queries of the first scrape, none since"
@@ -870,21 +861,12 @@ async fn refused_connections_cost_no_login_budget() {
     for _ in 0..10 {
         let text = exporter.scrape().await;
         assert_eq!(must(&text, "yeastar_up"), 0.0);
-        assert_eq!(
-            must(
-                &text,
-                r#"yeastar_exporter_login_suspended{target="default"}"#
-            ),
-            0.0
-        );
+        assert_eq!(must(&text, r#"yeastar_login_suspended"#), 0.0);
         clock.advance_secs(15);
     }
     let text = exporter.scrape().await;
     assert_eq!(
-        must(
-            &text,
-            r#"yeastar_exporter_logins_total{outcome="error",target="default"}"#
-        ),
+        must(&text, r#"yeastar_pbx_logins_total{outcome="error"}"#),
         11.0,
         "one attempt per scrape, none held against the PBX"
     );

@@ -30,14 +30,7 @@ async fn wrong_password_for_30_minutes_never_locks_the_pbx_out() {
     for i in 0..120 {
         let text = exporter.scrape().await;
         assert_eq!(must(&text, "yeastar_up"), 0.0, "scrape {i}");
-        assert_eq!(
-            must(
-                &text,
-                r#"yeastar_exporter_login_suspended{target="default"}"#
-            ),
-            1.0,
-            "scrape {i}"
-        );
+        assert_eq!(must(&text, r#"yeastar_login_suspended"#), 1.0, "scrape {i}");
         clock.advance_secs(15);
     }
     let logins = h.sim.requests("login");
@@ -147,7 +140,7 @@ async fn a_pbx_slower_than_the_deadline_gives_up_0_by_the_deadline() {
     assert_eq!(
         value(
             &text,
-            r#"yeastar_exporter_pbx_requests_total{endpoint="login",outcome="timeout",target="default"}"#
+            r#"yeastar_pbx_requests_total{endpoint="login",outcome="timeout"}"#
         ),
         None
     );

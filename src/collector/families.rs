@@ -52,6 +52,18 @@ impl Families {
         }
     }
 
+    /// A counter family with labels (totals the target keeps across scrapes).
+    pub fn counter_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &'static [&'static str],
+    ) -> FamilyRef<'_> {
+        let r = self.gauge_vec(name, help, labels);
+        self.families.borrow_mut()[r.index].set_field_type(MetricType::COUNTER);
+        r
+    }
+
     /// A counter without labels, set to `value` (a total the target keeps across scrapes).
     pub fn counter(&self, name: &str, help: &str, value: f64) {
         let mut f = MetricFamily::default();
@@ -119,14 +131,21 @@ impl<'a> FamilyRef<'a> {
 }
 
 impl Sample<'_, '_> {
+    /// Sets the series' value (a gauge's, or a counter's total).
     pub fn set(self, value: f64) {
-        let mut g = ProtoGauge::default();
-        g.set_value(value);
+        let mut families = self.family.families.borrow_mut();
+        let family = &mut families[self.family.index];
         let mut m = Metric::from_label(self.values);
-        m.set_gauge(g);
-        self.family.families.borrow_mut()[self.family.index]
-            .mut_metric()
-            .push(m);
+        if family.get_field_type() == MetricType::COUNTER {
+            let mut c = ProtoCounter::default();
+            c.set_value(value);
+            m.set_counter(c);
+        } else {
+            let mut g = ProtoGauge::default();
+            g.set_value(value);
+            m.set_gauge(g);
+        }
+        family.mut_metric().push(m);
     }
 }
 

@@ -9,6 +9,7 @@
 
 pub mod families;
 pub mod registry;
+pub mod stats;
 #[doc(hidden)]
 pub mod testing;
 
@@ -94,6 +95,18 @@ pub struct ScrapeOutput {
     pub finished_unix: f64,
 }
 
+/// What a target keeps of its last scrape between probes: the landing page's up, error and time,
+/// never the text (at fleet scale that would be kilobytes per PBX held for nothing).
+#[derive(Debug, Clone)]
+pub struct LastScrape {
+    /// `yeastar_up`.
+    pub up: bool,
+    /// The first failure, if any.
+    pub error: Option<String>,
+    /// When it finished (unix seconds).
+    pub finished_unix: f64,
+}
+
 type SharedScrape = Shared<BoxFuture<'static, Arc<ScrapeOutput>>>;
 
 #[derive(Debug, Default)]
@@ -101,7 +114,7 @@ struct TargetState {
     ages: StatusAges,
     /// Collector → when to ask its endpoint again (unix millis) after 10003.
     unsupported: HashMap<CollectorKind, u64>,
-    last: Option<Arc<ScrapeOutput>>,
+    last: Option<LastScrape>,
     /// Members left untracked by [`calls::MAX_TRACKED_MEMBERS`], in total.
     members_dropped: u64,
 }
@@ -113,6 +126,8 @@ pub struct Target {
     collectors: CollectorSet,
     clock: SharedClock,
     state: Mutex<TargetState>,
+    /// What its client did (the client reports to it), written into its output.
+    stats: Option<Arc<stats::TargetStats>>,
     /// The collection in flight, and its number.
     inflight: Mutex<Option<(u64, SharedScrape)>>,
     seq: AtomicU64,
@@ -162,8 +177,24 @@ impl Target {
             collectors,
             clock,
             state: Mutex::new(TargetState::default()),
+            stats: None,
             inflight: Mutex::new(None),
             seq: AtomicU64::new(0),
+        }
+    }
+
+    /// A target whose client reports to `stats`: its output then carries the client's request
+    /// and login counts (`yeastar_pbx_requests_total`, `yeastar_pbx_logins_total`,
+    /// `yeastar_login_suspended`).
+    pub fn with_stats(
+        client: Arc<Client>,
+        collectors: CollectorSet,
+        clock: SharedClock,
+        stats: Arc<stats::TargetStats>,
+    ) -> Self {
+        Self {
+            stats: Some(stats),
+            ..Self::new(client, collectors, clock)
         }
     }
 
@@ -177,8 +208,17 @@ impl Target {
         &self.client
     }
 
-    /// The last finished scrape, if any.
-    pub fn last(&self) -> Option<Arc<ScrapeOutput>> {
+    /// Reports whether its logins are suspended now (after a reload handed it a predecessor's
+    /// back-off), to its counts and the fleet's.
+    pub fn report_suspended(&self, suspended: bool) {
+        if let Some(stats) = &self.stats {
+            use crate::pbx::Observer;
+            stats.login_suspended(&self.name, suspended);
+        }
+    }
+
+    /// The outcome of the last finished scrape, if any.
+    pub fn last(&self) -> Option<LastScrape> {
         lock(&self.state).last.clone()
     }
 
@@ -313,7 +353,11 @@ impl Target {
             own,
         };
         let out = Arc::new(self.render(results, started.elapsed()));
-        lock(&self.state).last = Some(out.clone());
+        lock(&self.state).last = Some(LastScrape {
+            up: out.up,
+            error: out.error.clone(),
+            finished_unix: out.finished_unix,
+        });
         out
     }
 
@@ -416,6 +460,9 @@ impl Target {
             "Wall time of this scrape's PBX work.",
         )
         .set(elapsed.as_secs_f64());
+        if let Some(stats) = &self.stats {
+            stats.write(&m);
+        }
         ScrapeOutput {
             text: m.encode(),
             up,

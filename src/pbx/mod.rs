@@ -159,6 +159,11 @@ pub fn http_client(settings: &HttpSettings) -> Result<reqwest::Client, BuildErro
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(0)
+        // Nothing per connection that a server closing every connection after one answer makes
+        // useless: no TCP keepalive probes (reqwest's default sets three socket options on every
+        // new connection), HTTP/1 only.
+        .tcp_keepalive(None)
+        .http1_only()
         // A connection that cannot be made in time is a connect error — the request never left
         // this host, so a login that fails so is not one the PBX could count (a blackholed or
         // rebooting PBX must not cost the exporter its login budget).

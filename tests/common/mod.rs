@@ -380,13 +380,11 @@ pub fn must(text: &str, series: &str) -> f64 {
     value(text, series).unwrap_or_else(|| panic!("{series} missing from:\n{text}"))
 }
 
-/// `yeastar_exporter_pbx_requests_total` of the `default` target for `endpoint` and `outcome`.
+/// `yeastar_pbx_requests_total` of the single target for `endpoint` and `outcome`.
 pub fn requests(text: &str, endpoint: &str, outcome: &str) -> f64 {
     must(
         text,
-        &format!(
-            r#"yeastar_exporter_pbx_requests_total{{endpoint="{endpoint}",outcome="{outcome}",target="default"}}"#
-        ),
+        &format!(r#"yeastar_pbx_requests_total{{endpoint="{endpoint}",outcome="{outcome}"}}"#),
     )
 }
 
@@ -398,13 +396,22 @@ pub fn lines_with(text: &str, prefix: &str) -> Vec<String> {
         .collect()
 }
 
-/// The target's sample lines, without the one that depends on wall time.
+/// The families of the target's output that count its client's requests and logins (asserted on
+/// their own; they depend on how many scrapes came before, not on the PBX's answers).
+pub const CLIENT_COUNT_FAMILIES: [&str; 3] = [
+    "yeastar_pbx_requests_total",
+    "yeastar_pbx_logins_total",
+    "yeastar_login_suspended",
+];
+
+/// The target's sample lines from the PBX's answers, without the one that depends on wall time.
 pub fn target_lines(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| {
             !l.starts_with('#') && l.starts_with("yeastar_") && !l.starts_with("yeastar_exporter_")
         })
         .filter(|l| !l.starts_with("yeastar_scrape_duration_seconds"))
+        .filter(|l| !CLIENT_COUNT_FAMILIES.iter().any(|f| l.starts_with(f)))
         .map(str::to_string)
         .collect()
 }
