@@ -160,9 +160,14 @@ pub fn http_client(settings: &HttpSettings) -> Result<reqwest::Client, BuildErro
         .redirect(reqwest::redirect::Policy::none())
         .pool_max_idle_per_host(0)
         // Nothing per connection that a server closing every connection after one answer makes
-        // useless: no TCP keepalive probes (reqwest's default sets three socket options on every
-        // new connection), HTTP/1 only.
+        // useless: no TCP keepalive (reqwest's defaults set SO_KEEPALIVE, TCP_KEEPINTVL,
+        // TCP_KEEPCNT and TCP_USER_TIMEOUT on every new connection: 4 of the 5 setsockopt calls
+        // per connection in benches/multi_target.rs; the request deadline bounds a dead peer),
+        // HTTP/1 only.
         .tcp_keepalive(None)
+        .tcp_keepalive_interval(None)
+        .tcp_keepalive_retries(None)
+        .tcp_user_timeout(None)
         .http1_only()
         // A connection that cannot be made in time is a connect error — the request never left
         // this host, so a login that fails so is not one the PBX could count (a blackholed or
@@ -648,7 +653,10 @@ impl Client {
         let mut resp = self
             .http
             .post(self.url(endpoint, token))
-            .header("Content-Type", "application/json; charset=utf-8")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                reqwest::header::HeaderValue::from_static("application/json; charset=utf-8"),
+            )
             .body(body.to_string())
             .send()
             .await
