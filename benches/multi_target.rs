@@ -6,6 +6,11 @@
 //!
 //!     cargo bench --bench multi_target
 //!
+//! With BENCH_TLS=1 every simulated PBX serves HTTPS with one self-signed certificate (pinned by
+//! the exporter's `ca_file` and by the floor), each on its own loopback address (127.1.x.y: TLS
+//! session caches are keyed by host), with its own ticket keys; the figures then include TLS
+//! handshakes per probe, full and resumed, counted by the simulators.
+//!
 //! Knobs (environment): BENCH_TARGETS (2000), BENCH_CALLS (50), BENCH_INTERVAL_SECS (15),
 //! BENCH_DURATION_SECS (60), BENCH_FLOOR (1; 0 skips the floor), BENCH_EXPORTER_ARGS (extra
 //! flags for the exporter, space-separated), BENCH_EXPORTER_BIN (another build of the exporter,
@@ -69,6 +74,8 @@ struct Figures {
     rss_idle_kib: u64,
     rss_peak_kib: u64,
     latencies: Vec<f64>,
+    /// TLS handshakes during the window: full, resumed.
+    handshakes: (u64, u64),
 }
 
 impl Figures {
@@ -101,16 +108,24 @@ fn spawn(
     dir: &std::path::Path,
     port: u16,
 ) -> std::process::Child {
+    let cert = dir.join("pbx.pem");
+    let tls = cert.exists();
     match server {
         Server::Exporter => {
             let pw = dir.join("password");
             std::fs::write(&pw, "demo-password").unwrap();
+            let ca = if tls {
+                format!("\n  ca_file: {}", cert.display())
+            } else {
+                String::new()
+            };
             let mut text = format!(
-                "auth_modules:\n  main:\n    username: api\n    password_file: {}\ndefaults:\n  auth: main\ntargets:\n",
+                "auth_modules:\n  main:\n    username: api\n    password_file: {}\ndefaults:\n  auth: main{ca}\ntargets:\n",
                 pw.display()
             );
+            let scheme = if tls { "https" } else { "http" };
             for (i, s) in sims.iter().take(n).enumerate() {
-                text.push_str(&format!("  pbx-{i}:\n    url: http://{s}\n"));
+                text.push_str(&format!("  pbx-{i}:\n    url: {scheme}://{s}\n"));
             }
             let cfg = dir.join(format!("config-{n}.yml"));
             std::fs::write(&cfg, text).unwrap();
@@ -135,8 +150,11 @@ fn spawn(
         Server::Floor => {
             let list = dir.join(format!("floor-{n}.txt"));
             std::fs::write(&list, sims[..n].join("\n")).unwrap();
-            Command::new(std::env::current_exe().unwrap())
-                .env("FLOOR_LISTEN", format!("127.0.0.1:{port}"))
+            let mut cmd = Command::new(std::env::current_exe().unwrap());
+            if tls {
+                cmd.env("FLOOR_TLS_CERT", dir.join("pbx.der"));
+            }
+            cmd.env("FLOOR_LISTEN", format!("127.0.0.1:{port}"))
                 .env("FLOOR_TARGETS", &list)
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
@@ -195,8 +213,16 @@ fn base_rss(
     rss
 }
 
+fn handshakes(sims: &[yeastar_exporter::sim::SimHandle]) -> (u64, u64) {
+    sims.iter().fold((0, 0), |(f, r), s| {
+        let (a, b) = s.sim.handshakes();
+        (f + a, r + b)
+    })
+}
+
 fn run(
     server: Server,
+    handles: &[yeastar_exporter::sim::SimHandle],
     sims: &[String],
     dir: &std::path::Path,
     rt: &tokio::runtime::Runtime,
@@ -240,6 +266,7 @@ fn run(
         let lat = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
         let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let cpu0 = proc_cpu_ticks(pid);
+        let hs0 = handshakes(handles);
         let start = Instant::now();
         let mut tasks = Vec::with_capacity(targets);
         for i in 0..targets {
@@ -296,6 +323,7 @@ fn run(
         for t in tasks {
             t.await.unwrap();
         }
+        let hs1 = handshakes(handles);
         let mut latencies = lat.lock().unwrap().clone();
         latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
         Figures {
@@ -307,6 +335,7 @@ fn run(
             rss_idle_kib,
             rss_peak_kib: peak,
             latencies,
+            handshakes: (hs1.0 - hs0.0, hs1.1 - hs0.1),
         }
     });
     let _ = child.kill();
@@ -336,6 +365,15 @@ fn report(name: &str, f: &Figures, targets: usize) {
         f.rss_peak_kib as f64 / 1024.0,
         f.per_target_kib(f.rss_peak_kib, targets),
     );
+    if f.handshakes != (0, 0) {
+        let p = f.probes.max(1) as f64;
+        println!(
+            "  {:<9} TLS handshakes per probe: {:.3} full, {:.2} resumed",
+            "",
+            f.handshakes.0 as f64 / p,
+            f.handshakes.1 as f64 / p
+        );
+    }
 }
 
 fn main() {
@@ -347,7 +385,10 @@ fn main() {
             .map(str::to_string)
             .collect();
         let md5 = Secret::new("demo-password").md5_hex().expose().to_string();
-        floor::serve(&listen, targets, md5);
+        let cert = std::env::var("FLOOR_TLS_CERT")
+            .ok()
+            .map(|p| std::fs::read(p).unwrap());
+        floor::serve(&listen, targets, md5, cert);
     }
     // `cargo bench` passes --bench; nothing else to parse.
     let targets = env("BENCH_TARGETS", 2000) as usize;
@@ -359,12 +400,32 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("yeastar-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
+    let tls = env("BENCH_TLS", 0) == 1;
+    let pem = tls.then(|| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["pbx.example".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(dir.join("pbx.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("pbx.der"), cert.der()).unwrap();
+        (cert.pem(), key.serialize_pem())
+    });
     let sims = rt.block_on(async {
         let mut v = Vec::with_capacity(targets);
         for i in 0..targets {
             let cfg = SimConfig::traffic(i as u64 + 1, calls);
+            // Each its own ticket keys, as separate PBXes have.
+            let server = pem.as_ref().map(|(c, k)| {
+                yeastar_exporter::sim::tls_server_config(c.as_bytes(), k.as_bytes()).unwrap()
+            });
+            let addr = if tls {
+                format!("127.1.{}.{}:0", i / 250, i % 250 + 1)
+            } else {
+                "127.0.0.1:0".to_string()
+            };
             v.push(
-                Simulator::start(cfg, clock::system(), "127.0.0.1:0")
+                Simulator::start_with(cfg, clock::system(), &addr, server)
                     .await
                     .unwrap(),
             );
@@ -372,12 +433,22 @@ fn main() {
         v
     });
     let addrs: Vec<String> = sims.iter().map(|s| s.addr.to_string()).collect();
-    let exporter = run(Server::Exporter, &addrs, &dir, &rt, interval, duration);
-    let floor = with_floor.then(|| run(Server::Floor, &addrs, &dir, &rt, interval, duration));
+    let exporter = run(
+        Server::Exporter,
+        &sims,
+        &addrs,
+        &dir,
+        &rt,
+        interval,
+        duration,
+    );
+    let floor =
+        with_floor.then(|| run(Server::Floor, &sims, &addrs, &dir, &rt, interval, duration));
     println!(
-        "multi-target: {targets} targets x {calls} calls, each probed every {}s, for {:.0}s",
+        "multi-target: {targets} targets x {calls} calls, each probed every {}s, for {:.0}s{}",
         interval.as_secs(),
-        exporter.wall
+        exporter.wall,
+        if tls { ", HTTPS" } else { "" }
     );
     report("exporter", &exporter, targets);
     if let Some(floor) = &floor {

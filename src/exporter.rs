@@ -229,6 +229,11 @@ impl App {
         let mut next = TargetSet::default();
         let mut http_clients: std::collections::HashMap<HttpSettings, reqwest::Client> =
             Default::default();
+        // One client per distinct TLS setting, its session cache sized to the PBXes sharing it.
+        let mut sharing: std::collections::HashMap<HttpSettings, usize> = Default::default();
+        for tc in &config.targets {
+            *sharing.entry(HttpSettings::of(&tc.client)).or_default() += 1;
+        }
         for tc in &config.targets {
             let name = tc.client.target.clone();
             let target = match old.by_name.get(&name) {
@@ -238,7 +243,8 @@ impl App {
                     let http = match http_clients.get(&settings) {
                         Some(h) => h.clone(),
                         None => {
-                            let h = http_client(&settings)?;
+                            let servers = sharing.get(&settings).copied().unwrap_or(1);
+                            let h = http_client(&settings, servers)?;
                             http_clients.insert(settings, h.clone());
                             h
                         }

@@ -7,23 +7,43 @@
 //! text page of comparable content: calls merged by callid, members by kind and status, trunk legs,
 //! trunks, extensions by status, the device. Each target logs in once (the warm-up does it).
 //!
-//! Started by the bench as a copy of its own process (`FLOOR_LISTEN`, `FLOOR_TARGETS`), so its
-//! CPU and memory are measured exactly as the exporter's are.
+//! Started by the bench as a copy of its own process (`FLOOR_LISTEN`, `FLOOR_TARGETS`, and
+//! `FLOOR_TLS_CERT` for HTTPS: the PBXes' certificate, trusted byte for byte, with a session
+//! cache holding every PBX), so its CPU and memory are measured exactly as the exporter's are.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::rc::Rc;
 
+use std::sync::Arc;
+
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::rustls;
 
 const API: &str = "/api/v2.0.0";
 
 /// Runs the floor server until killed: `listen` is `127.0.0.1:PORT`, `targets` the PBXes'
 /// `host:port`, `password_md5` the API password's MD5.
-pub fn serve(listen: &str, targets: Vec<String>, password_md5: String) -> ! {
+pub fn serve(
+    listen: &str,
+    targets: Vec<String>,
+    password_md5: String,
+    tls_cert: Option<Vec<u8>>,
+) -> ! {
+    let tls = tls_cert.map(|der| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Exactly(der, provider)))
+            .with_no_client_auth();
+        config.resumption = rustls::client::Resumption::in_memory_sessions(targets.len() * 8);
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -35,6 +55,7 @@ pub fn serve(listen: &str, targets: Vec<String>, password_md5: String) -> ! {
             targets,
             password_md5,
             tokens: RefCell::new(HashMap::new()),
+            tls,
         });
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -53,6 +74,7 @@ struct Floor {
     targets: Vec<String>,
     password_md5: String,
     tokens: RefCell<HashMap<usize, String>>,
+    tls: Option<tokio_rustls::TlsConnector>,
 }
 
 impl Floor {
@@ -105,7 +127,7 @@ impl Floor {
                 r#"{{"username":"api","password":"{}","version":"2.0.0"}}"#,
                 self.password_md5
             );
-            let answer = exchange(addr, "login", None, &body).await?;
+            let answer = exchange(&self.tls, addr, "login", None, &body).await?;
             let t = answer["token"]
                 .as_str()
                 .ok_or("login without token")?
@@ -114,12 +136,19 @@ impl Floor {
             t
         };
         let t = Some(token.as_str());
-        let inbound = exchange(addr, "call/query", t, r#"{"type":"inbound"}"#).await?;
-        let outbound = exchange(addr, "call/query", t, r#"{"type":"outbound"}"#).await?;
-        let internal = exchange(addr, "extension/query_call", t, r#"{"number":"all"}"#).await?;
-        let trunks = exchange(addr, "trunk/list", t, "{}").await?;
-        let extensions = exchange(addr, "extension/list", t, "{}").await?;
-        let device = exchange(addr, "deviceinfo/query", t, "{}").await?;
+        let inbound = exchange(&self.tls, addr, "call/query", t, r#"{"type":"inbound"}"#).await?;
+        let outbound = exchange(&self.tls, addr, "call/query", t, r#"{"type":"outbound"}"#).await?;
+        let internal = exchange(
+            &self.tls,
+            addr,
+            "extension/query_call",
+            t,
+            r#"{"number":"all"}"#,
+        )
+        .await?;
+        let trunks = exchange(&self.tls, addr, "trunk/list", t, "{}").await?;
+        let extensions = exchange(&self.tls, addr, "extension/list", t, "{}").await?;
+        let device = exchange(&self.tls, addr, "deviceinfo/query", t, "{}").await?;
 
         // Calls merged by callid; members by (kind, status); trunk legs.
         let mut calls: HashSet<String> = HashSet::new();
@@ -203,14 +232,35 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-/// One POST over a new connection; the answer's JSON.
+/// One POST over a new connection (TLS when `tls`); the answer's JSON.
 async fn exchange(
+    tls: &Option<tokio_rustls::TlsConnector>,
     addr: &str,
     endpoint: &str,
     token: Option<&str>,
     body: &str,
 ) -> Result<Value, String> {
-    let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    match tls {
+        None => exchange_on(tcp, addr, endpoint, token, body).await,
+        Some(c) => {
+            let ip: std::net::IpAddr = addr.rsplit_once(':').unwrap().0.parse().unwrap();
+            let s = c
+                .connect(rustls::pki_types::ServerName::IpAddress(ip.into()), tcp)
+                .await
+                .map_err(|e| e.to_string())?;
+            exchange_on(s, addr, endpoint, token, body).await
+        }
+    }
+}
+
+async fn exchange_on<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    addr: &str,
+    endpoint: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Result<Value, String> {
     let query = token.map(|t| format!("?token={t}")).unwrap_or_default();
     let req = format!(
         "POST {API}/{endpoint}{query} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -250,5 +300,55 @@ fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
         }
         out.extend_from_slice(&rest[..size]);
         rest = &rest[size + 2..];
+    }
+}
+
+/// Trusts exactly one certificate (the PBXes' self-signed one), whatever name it is used for.
+#[derive(Debug)]
+struct Exactly(Vec<u8>, Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for Exactly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.0.as_slice() {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("not the pinned certificate".into()))
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.1.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.1.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.1.signature_verification_algorithms.supported_schemes()
     }
 }

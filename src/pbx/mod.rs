@@ -151,8 +151,10 @@ impl HttpSettings {
 /// It never follows a redirect (a 3xx is an error naming where it points): a redirected login
 /// would carry the password's MD5, and a redirected query the token, to another address. No
 /// connection pool either: the PBX's web server closes every connection after one answer.
-pub fn http_client(settings: &HttpSettings) -> Result<reqwest::Client, BuildError> {
-    let tls = tls::client_config(settings)?;
+///
+/// `servers` is how many PBXes will share it: TLS sessions of all of them are kept for resumption.
+pub fn http_client(settings: &HttpSettings, servers: usize) -> Result<reqwest::Client, BuildError> {
+    let tls = tls::client_config(settings, servers)?;
     reqwest::Client::builder()
         // The PBX is on the site's network: an HTTP proxy from the environment must never see
         // its credentials.
@@ -231,7 +233,7 @@ impl Client {
         observer: Arc<dyn Observer>,
         clock: SharedClock,
     ) -> Result<Self, BuildError> {
-        let http = http_client(&HttpSettings::of(&cfg))?;
+        let http = http_client(&HttpSettings::of(&cfg), 1)?;
         Ok(Self::with_http(
             cfg,
             http,

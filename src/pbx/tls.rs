@@ -49,8 +49,13 @@ fn system_roots() -> &'static [CertificateDer<'static>] {
     ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
 }
 
-/// The rustls client configuration for PBXes with these settings.
-pub fn client_config(settings: &HttpSettings) -> Result<ClientConfig, BuildError> {
+/// TLS 1.3 tickets rustls keeps per server.
+const TICKETS_PER_SERVER: usize = 8;
+
+/// The rustls client configuration for `servers` PBXes with these settings. Its session cache
+/// holds every one of them (rustls's default remembers 32 servers: a fleet beyond that would
+/// make every connection a full handshake).
+pub fn client_config(settings: &HttpSettings, servers: usize) -> Result<ClientConfig, BuildError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -85,6 +90,9 @@ pub fn client_config(settings: &HttpSettings) -> Result<ClientConfig, BuildError
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.resumption = rustls::client::Resumption::in_memory_sessions(
+        servers.max(1).saturating_mul(TICKETS_PER_SERVER),
+    );
     Ok(config)
 }
 

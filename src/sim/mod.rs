@@ -85,6 +85,33 @@ pub struct SimFlags {
     /// moves clients to HTTPS).
     #[arg(long = "fault.redirect-to")]
     pub redirect_to: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (a self-signed one, as real PBXes carry);
+    /// needs --tls.key-file.
+    #[arg(long = "tls.cert-file", requires = "tls_key_file")]
+    pub tls_cert_file: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls.cert-file.
+    #[arg(long = "tls.key-file", requires = "tls_cert_file")]
+    pub tls_key_file: Option<std::path::PathBuf>,
+}
+
+/// A rustls server configuration for the simulator from a PEM certificate chain and key, with
+/// stateless session tickets (so any number of simulators resume without shared state).
+pub fn tls_server_config(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_slice_iter(cert_pem).collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 impl SimFlags {
@@ -194,6 +221,8 @@ struct Accounts {
 struct Counters {
     /// endpoint (and `call/query:<type>`) → requests answered.
     requests: HashMap<String, u64>,
+    /// TLS handshakes: full, resumed.
+    handshakes: [u64; 2],
 }
 
 /// The simulator's shared state.
@@ -215,12 +244,15 @@ pub struct SimHandle {
     pub addr: SocketAddr,
     /// Its state, to inspect and steer.
     pub sim: Arc<Simulator>,
+    /// Whether it serves HTTPS.
+    pub https: bool,
 }
 
 impl SimHandle {
     /// `http://addr`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 }
 
@@ -241,6 +273,16 @@ impl Simulator {
 
     /// Binds `listener` and serves until the task is dropped or aborted.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        self.serve_with(listener, None).await
+    }
+
+    /// Serves the API on `listener`, over TLS when `tls` is given.
+    pub async fn serve_with(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) {
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(x) => x,
@@ -251,15 +293,30 @@ impl Simulator {
                 }
             };
             let sim = self.clone();
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
-                let svc = service_fn(move |req| {
+                let svc = {
                     let sim = sim.clone();
-                    async move { sim.handle(req, peer.ip()).await }
-                });
-                let _ = http1::Builder::new()
-                    .keep_alive(false)
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                    service_fn(move |req| {
+                        let sim = sim.clone();
+                        async move { sim.handle(req, peer.ip()).await }
+                    })
+                };
+                let http = http1::Builder::new().keep_alive(false).clone();
+                match acceptor {
+                    None => {
+                        let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                    }
+                    Some(acceptor) => {
+                        let Ok(tls) = acceptor.accept(stream).await else {
+                            return;
+                        };
+                        let resumed = tls.get_ref().1.handshake_kind()
+                            == Some(rustls::HandshakeKind::Resumed);
+                        lock(&sim.counters).handshakes[usize::from(resumed)] += 1;
+                        let _ = http.serve_connection(TokioIo::new(tls), svc).await;
+                    }
+                }
             });
         }
     }
@@ -270,11 +327,28 @@ impl Simulator {
         clock: SharedClock,
         addr: &str,
     ) -> std::io::Result<SimHandle> {
+        Self::start_with(cfg, clock, addr, None).await
+    }
+
+    /// [`Simulator::start`], serving HTTPS with `tls` when given.
+    pub async fn start_with(
+        cfg: SimConfig,
+        clock: SharedClock,
+        addr: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<SimHandle> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let sim = Simulator::new(cfg, clock);
-        tokio::spawn(sim.clone().serve(listener));
-        Ok(SimHandle { addr, sim })
+        let https = tls.is_some();
+        tokio::spawn(sim.clone().serve_with(listener, tls));
+        Ok(SimHandle { addr, sim, https })
+    }
+
+    /// TLS handshakes completed: (full, resumed).
+    pub fn handshakes(&self) -> (u64, u64) {
+        let h = lock(&self.counters).handshakes;
+        (h[0], h[1])
     }
 
     /// Replaces the fault knobs.
@@ -702,7 +776,17 @@ impl std::error::Error for CloseWithoutAnswer {}
 /// Runs `yeastar-exporter simulate`.
 pub async fn run(flags: SimFlags) -> anyhow::Result<()> {
     let cfg = flags.sim_config();
-    let handle = Simulator::start(cfg.clone(), crate::clock::system(), &flags.listen).await?;
+    let tls = match (&flags.tls_cert_file, &flags.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read(p).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", p.display()))
+            };
+            Some(tls_server_config(&read(cert)?, &read(key)?)?)
+        }
+        _ => None,
+    };
+    let handle =
+        Simulator::start_with(cfg.clone(), crate::clock::system(), &flags.listen, tls).await?;
     println!(
         "simulated Yeastar PBX on {} (API {}): username {:?}, password {:?}; seed {}, about {} calls",
         handle.url(),
