@@ -329,30 +329,24 @@ pub const MAX_TRACKED_MEMBERS: usize = 20_000;
 
 /// When each current member entered its current status, as this exporter observed it.
 ///
-/// One flat, sorted list per target — (callid hash, channel, status, first seen) — rebuilt in place
-/// each scrape: a target with 50 calls holds one allocation of about 4 KiB between scrapes, and a
-/// scrape allocates nothing for it (the new list is built in a per-thread scratch buffer and copied
-/// back). Long-lived small allocations per call would be scattered among each scrape's short-lived
-/// ones and keep the allocator's pages from being reused (at 2,000 targets that cost 6 KiB per
-/// target of resident memory in `benches/multi_target.rs`).
+/// One flat list per target, sorted by a 64-bit key per member (keyed hash of the callid, mixed
+/// with the channel's), rebuilt in place each scrape by a merge with the previous one: a target
+/// with 50 calls holds one allocation of about 3 KiB between scrapes, and a steady scrape
+/// allocates nothing for it (the new list is built in a per-thread scratch buffer). Small
+/// long-lived allocations per call, scattered among each scrape's short-lived ones, kept the
+/// allocator's pages from being reused (at 2,000 targets that cost 3 KiB per target of resident
+/// memory in `benches/multi_target.rs`); a hash table costs twice the memory of the list.
 #[derive(Debug, Default)]
 pub struct StatusAges {
-    /// Sorted by (callid hash, channel).
+    /// Sorted by `key`.
     since: Vec<Tracked>,
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Tracked {
-    call: u64,
-    channel: ChannelId,
-    status: Status,
+    key: u64,
     first_seen: u64,
-}
-
-impl Tracked {
-    fn key(&self) -> (u64, u64) {
-        (self.call, self.channel.0)
-    }
+    status: Status,
 }
 
 thread_local! {
@@ -362,9 +356,9 @@ thread_local! {
 impl StatusAges {
     /// Records the members of this scrape at `now_millis` and returns the longest time spent in
     /// each status (seconds, by [`Status`] index) and how many members were not tracked because
-    /// of [`MAX_TRACKED_MEMBERS`]. The list is rebuilt from exactly the members present, so memory
-    /// is bounded by the calls of one scrape: a member the scrape could not see (its collector
-    /// unsupported, off or failing) is not kept.
+    /// of [`MAX_TRACKED_MEMBERS`]. Exactly the members present are kept, so memory is bounded by
+    /// the calls of one scrape: a member the scrape could not see (its collector unsupported, off
+    /// or failing) is not kept.
     pub fn observe(&mut self, calls: &MergedCalls, now_millis: u64) -> ([f64; 7], u64) {
         let mut max = [0f64; 7];
         let mut dropped = 0u64;
@@ -372,30 +366,37 @@ impl StatusAges {
             let mut next = scratch.borrow_mut();
             next.clear();
             for (callid, call) in &calls.calls {
-                let id = ChannelId::of(callid).0;
+                let id = ChannelId::of(callid).0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 for m in &call.members {
-                    let key = (id, m.channelid.0);
-                    let first_seen = match self.since.binary_search_by_key(&key, Tracked::key) {
-                        Ok(i) if self.since[i].status == m.status => self.since[i].first_seen,
-                        _ => now_millis,
-                    };
-                    let age = now_millis.saturating_sub(first_seen) as f64 / 1000.0;
-                    if age > max[m.status.index()] {
-                        max[m.status.index()] = age;
-                    }
                     if next.len() < MAX_TRACKED_MEMBERS {
                         next.push(Tracked {
-                            call: id,
-                            channel: m.channelid,
+                            key: id ^ m.channelid.0,
+                            first_seen: now_millis,
                             status: m.status,
-                            first_seen,
                         });
                     } else {
                         dropped += 1;
+                        // Untracked: counted as new, so its age is 0.
                     }
                 }
             }
-            next.sort_unstable_by_key(Tracked::key);
+            next.sort_unstable_by_key(|t| t.key);
+            // Merge with the last scrape's list: a member still in the same status keeps the
+            // time it entered it.
+            let mut old = self.since.iter().peekable();
+            for t in next.iter_mut() {
+                while old.next_if(|o| o.key < t.key).is_some() {}
+                if let Some(o) = old.peek()
+                    && o.key == t.key
+                    && o.status == t.status
+                {
+                    t.first_seen = o.first_seen;
+                }
+                let age = now_millis.saturating_sub(t.first_seen) as f64 / 1000.0;
+                if age > max[t.status.index()] {
+                    max[t.status.index()] = age;
+                }
+            }
             self.since.clear();
             // Give back what a burst of calls left, keep what a steady state reuses.
             if self.since.capacity() > 2 * next.len() + 16 {
@@ -403,7 +404,7 @@ impl StatusAges {
             }
             self.since.extend_from_slice(&next);
             // Nor does the scratch keep a burst.
-            if next.capacity() > 4 * MAX_TRACKED_MEMBERS / 10 {
+            if next.capacity() > MAX_TRACKED_MEMBERS / 2 {
                 *next = Vec::new();
             }
         });
