@@ -14,7 +14,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -78,10 +79,28 @@ pub enum LedgerError {
 }
 
 /// The ledger of every PBX this process logs in to. One per process (all targets share it).
+///
+/// With a state file, writes are group commits made off the runtime's thread: a login waits until
+/// the file holding its attempt is on disk ([`LoginLedger::begin_durable`]), and every attempt
+/// written down meanwhile shares that one write and fsync — at fleet scale (thousands of PBXes
+/// logging in after a start) one fsync per login on the one runtime thread would stall every
+/// probe. Outcomes (erase, fail) are written by the next commit without being waited for: losing
+/// one to a crash only errs towards counting an attempt as failed.
 #[derive(Debug)]
 pub struct LoginLedger {
     path: Option<PathBuf>,
-    state: Mutex<(File, u64)>,
+    state: Arc<Mutex<(File, u64)>>,
+    /// Bumped by every change, under the state's lock.
+    version: Arc<AtomicU64>,
+    writer: OnceLock<Arc<Writer>>,
+}
+
+/// The background writer of a ledger with a state file.
+#[derive(Debug)]
+struct Writer {
+    wake: tokio::sync::Notify,
+    /// The version last written (or given up on after an error, which is logged).
+    durable: tokio::sync::watch::Sender<u64>,
 }
 
 impl LoginLedger {
@@ -89,7 +108,9 @@ impl LoginLedger {
     pub fn in_memory() -> Self {
         Self {
             path: None,
-            state: Mutex::new((File::default(), 0)),
+            state: Arc::new(Mutex::new((File::default(), 0))),
+            version: Arc::new(AtomicU64::new(0)),
+            writer: OnceLock::new(),
         }
     }
 
@@ -120,12 +141,16 @@ impl LoginLedger {
         }
         let ledger = Self {
             path: Some(path.clone()),
-            state: Mutex::new((file, next_id)),
+            state: Arc::new(Mutex::new((file, next_id))),
+            version: Arc::new(AtomicU64::new(0)),
+            writer: OnceLock::new(),
         };
         // Proves the directory is writable now rather than at the first failed login.
-        ledger
-            .save(&mut lock(&ledger.state).0, now_ms)
-            .map_err(err)?;
+        {
+            let mut state = lock(&ledger.state);
+            trim(&mut state.0, now_ms);
+            ledger.save(&mut state.0).map_err(err)?;
+        }
         Ok(ledger)
     }
 
@@ -156,7 +181,27 @@ impl LoginLedger {
         Err(sorted[k] + WINDOW.as_millis() as u64)
     }
 
-    /// Writes down an attempt about to be sent; returns its id.
+    /// Writes down an attempt about to be sent and returns its id once the state file holding it
+    /// is on disk (a group commit off the runtime's thread; inline without a runtime).
+    pub async fn begin_durable(&self, host: &str, now_ms: u64) -> u64 {
+        let id = self.begin(host, now_ms);
+        if let Some(w) = self.writer() {
+            let wanted = self.version.load(Ordering::SeqCst);
+            let mut durable = w.durable.subscribe();
+            let waited =
+                tokio::time::timeout(Duration::from_secs(10), durable.wait_for(|d| *d >= wanted))
+                    .await;
+            if !matches!(waited, Ok(Ok(_))) {
+                // The writer is gone (its runtime ended): write it here.
+                let mut state = lock(&self.state);
+                self.write_inline(&mut state.0);
+            }
+        }
+        id
+    }
+
+    /// Writes down an attempt about to be sent; returns its id. With a state file and a runtime,
+    /// the write is scheduled, not waited for: see [`LoginLedger::begin_durable`].
     pub fn begin(&self, host: &str, now_ms: u64) -> u64 {
         let mut state = lock(&self.state);
         let id = state.1;
@@ -237,8 +282,58 @@ impl LoginLedger {
         })
     }
 
+    /// The background writer, started on first use inside a runtime; `None` without a state
+    /// file or outside a runtime.
+    fn writer(&self) -> Option<&Arc<Writer>> {
+        let path = self.path.clone()?;
+        if let Some(w) = self.writer.get() {
+            return Some(w);
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let w = self.writer.get_or_init(|| {
+            let w = Arc::new(Writer {
+                wake: tokio::sync::Notify::new(),
+                durable: tokio::sync::watch::Sender::new(0),
+            });
+            let (writer, state, version) = (w.clone(), self.state.clone(), self.version.clone());
+            runtime.spawn(async move {
+                loop {
+                    writer.wake.notified().await;
+                    let (bytes, v) = {
+                        let state = lock(&state);
+                        (serde_json::to_vec_pretty(&state.0), version.load(Ordering::SeqCst))
+                    };
+                    let path = path.clone();
+                    let written = match bytes {
+                        Ok(bytes) => {
+                            tokio::task::spawn_blocking(move || write_file(&path, &bytes))
+                                .await
+                                .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+                        }
+                        Err(e) => Err(std::io::Error::other(e)),
+                    };
+                    if let Err(e) = written {
+                        tracing::error!(error = %e, "cannot write the login ledger; a restart now would forget recent failed logins");
+                    }
+                    writer.durable.send_replace(v);
+                }
+            });
+            w
+        });
+        Some(w)
+    }
+
     fn persist(&self, file: &mut File, now_ms: u64) {
-        if let Err(e) = self.save(file, now_ms)
+        trim(file, now_ms);
+        self.version.fetch_add(1, Ordering::SeqCst);
+        match self.writer() {
+            Some(w) => w.wake.notify_one(),
+            None => self.write_inline(file),
+        }
+    }
+
+    fn write_inline(&self, file: &mut File) {
+        if let Err(e) = self.save(file)
             && let Some(path) = &self.path
         {
             // Still safe within this process (the ledger in memory holds); only a restart would
@@ -247,34 +342,41 @@ impl LoginLedger {
         }
     }
 
-    /// Drops what left the window, then writes the file (temporary file, fsync, rename). A few
-    /// hundred bytes, written only around logins: done inline, so an attempt is on disk before
-    /// it is sent.
-    fn save(&self, file: &mut File, now_ms: u64) -> std::io::Result<()> {
-        for entries in file.hosts.values_mut() {
-            entries.retain(|e| e.kind == Failure::Pending || in_window(e.at_ms, now_ms));
-        }
-        file.hosts.retain(|_, entries| !entries.is_empty());
-        file.version = 1;
+    /// Writes the file now (temporary file, fsync, rename).
+    fn save(&self, file: &mut File) -> std::io::Result<()> {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let tmp = path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(file).map_err(std::io::Error::other)?;
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent()
-            && let Ok(d) = std::fs::File::open(dir)
-        {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        write_file(path, &bytes)
     }
+}
+
+/// Drops what left the window.
+fn trim(file: &mut File, now_ms: u64) {
+    for entries in file.hosts.values_mut() {
+        entries.retain(|e| e.kind == Failure::Pending || in_window(e.at_ms, now_ms));
+    }
+    file.hosts.retain(|_, entries| !entries.is_empty());
+    file.version = 1;
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsync and rename.
+fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 fn in_window(at_ms: u64, now_ms: u64) -> bool {
@@ -342,6 +444,48 @@ mod tests {
         let e = LoginLedger::open(&dir, 0).unwrap_err().to_string();
         assert!(e.starts_with("--pbx.state-dir: cannot use "), "{e}");
         assert!(e.contains("login-ledger.json: "), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Inside a runtime, concurrent logins share group commits, and each returns only once the
+    /// file holds its attempt; outcomes follow with the next commit.
+    #[tokio::test]
+    async fn logins_wait_for_a_shared_commit() {
+        let dir = std::env::temp_dir().join(format!("ledger-group-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let l = Arc::new(LoginLedger::open(&dir, 0).unwrap());
+        let read = |dir: &Path| -> File {
+            serde_json::from_slice(&std::fs::read(dir.join(STATE_FILE)).unwrap()).unwrap()
+        };
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let (l, dir) = (l.clone(), dir.clone());
+                tokio::spawn(async move {
+                    let id = l.begin_durable(&format!("pbx-{i}"), 1_000).await;
+                    // On disk before it returns.
+                    let file = read(&dir);
+                    assert!(
+                        file.hosts[&format!("pbx-{i}")].iter().any(|e| e.id == id),
+                        "attempt {i} not on disk"
+                    );
+                    id
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.push(t.await.unwrap());
+        }
+        l.fail("pbx-7", ids[7], Failure::Rejected, 2_000);
+        let mut rejected = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            rejected = read(&dir).hosts["pbx-7"][0].kind == Failure::Rejected;
+            if rejected {
+                break;
+            }
+        }
+        assert!(rejected, "the outcome never reached the file");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -469,7 +469,7 @@ impl Client {
                 retry_in_secs: at.saturating_sub(now).div_ceil(1000),
             });
         }
-        let id = self.ledger.begin(&self.host, now);
+        let id = self.ledger.begin_durable(&self.host, now).await;
         let body = json!({
             "username": username,
             "password": password_md5.expose(),
