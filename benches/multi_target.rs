@@ -94,7 +94,7 @@ impl Figures {
     }
 }
 
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy, PartialEq, Debug)]
 enum Server {
     Exporter,
     Floor,
@@ -241,19 +241,34 @@ fn run(
         .unwrap();
     let figures = rt.block_on(async {
         wait_ready(&client, &base).await;
-        // Warm-up: every target logs in once, 32 at a time.
+        // Warm-up: every target logs in, 32 at a time, and is probed until it answers up: all
+        // the simulators share one address, and the exporter lets at most two logins to one
+        // address be unsettled at once (the PBX's lockout counts per source address), so some
+        // first probes are refused and must be repeated before the window — otherwise their
+        // logins (with `--pbx.state-dir`, each waiting for an fsync) fall inside it.
+        let retried = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let warm_start = Instant::now();
         let warm: Vec<_> = (0..32)
             .map(|w| {
-                let (client, base) = (client.clone(), base.clone());
+                let (client, base, retried) = (client.clone(), base.clone(), retried.clone());
                 tokio::spawn(async move {
                     for i in (w..targets).step_by(32) {
-                        let _ = client
-                            .get(format!("{base}/probe?target=pbx-{i}"))
-                            .send()
-                            .await
-                            .unwrap()
-                            .text()
-                            .await;
+                        for attempt in 0.. {
+                            let body = client
+                                .get(format!("{base}/probe?target=pbx-{i}"))
+                                .send()
+                                .await
+                                .unwrap()
+                                .text()
+                                .await
+                                .unwrap_or_default();
+                            if body.lines().any(|l| l == "yeastar_up 1") {
+                                break;
+                            }
+                            assert!(attempt < 500, "pbx-{i} never came up in the warm-up");
+                            retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
                     }
                 })
             })
@@ -261,6 +276,11 @@ fn run(
         for w in warm {
             w.await.unwrap();
         }
+        let retried = retried.load(std::sync::atomic::Ordering::Relaxed);
+        eprintln!(
+            "  {server:?}: warm-up {:.1} s, {retried} probes repeated until every target was up",
+            warm_start.elapsed().as_secs_f64()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
         let rss_idle_kib = proc_rss_kib(pid);
         let lat = Arc::new(std::sync::Mutex::new(Vec::<f64>::new()));
@@ -288,7 +308,10 @@ fn run(
                         .send()
                         .await;
                     let ok = match r {
-                        Ok(r) => r.text().await.is_ok_and(|b| b.contains("yeastar_up 1")),
+                        Ok(r) => r
+                            .text()
+                            .await
+                            .is_ok_and(|b| b.lines().any(|l| l == "yeastar_up 1")),
                         Err(_) => false,
                     };
                     lat.lock().unwrap().push(t.elapsed().as_secs_f64());

@@ -426,7 +426,7 @@ async fn connections_being_served_are_never_displaced() {
     for mut s in busy {
         let (got, closed) = read_until_closed(&mut s, Duration::from_secs(10)).await;
         assert!(closed);
-        assert!(String::from_utf8_lossy(&got).contains("yeastar_up 1"));
+        assert!(String::from_utf8_lossy(&got).contains("\nyeastar_up 1\n"));
     }
     let (got, closed) = read_until_closed(&mut third, Duration::from_secs(10)).await;
     assert!(closed);
