@@ -2,7 +2,11 @@
 """Writes grafana/dashboards/yeastar-pbx.json. Edit here, run, commit both.
 
 Every panel carries a description; every query filters on the dashboard's $job and $instance
-variables, and CI runs each query against a real Prometheus (tests/e2e_prometheus.rs).
+variables and keeps `instance` (the PBX: the exporter in single-target mode, the probed target in
+multi-target mode), so choosing several PBXes never merges them into one line. CI runs each query
+against a real Prometheus in both modes and checks that each returns every PBX, none merged
+(tests/e2e_prometheus.rs). The request panels read the recording rules of
+deploy/prometheus/recording.yml.
 """
 import json
 import pathlib
@@ -66,10 +70,10 @@ panel("stat", "PBX up", "yeastar_up: 1 when the last scrape's call queries (call
              "options": {"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}}})
 panel("timeseries", "Scrape duration", "yeastar_scrape_duration_seconds: wall time of each scrape's PBX work. It grows with the number of calls and the PBX's load; it must stay below the scrape timeout.",
       [t(f"yeastar_scrape_duration_seconds{{{SEL}}}", "{{instance}}")], w=5, x=4, unit="s")
-panel("timeseries", "PBX request errors", "yeastar_pbx_requests_total: rate of requests to each PBX that did not succeed, by endpoint and outcome (api_error, token_expired, http_error, timeout, connect_error, decode_error).",
-      [t(f'sum by (instance, endpoint, outcome) (rate(yeastar_pbx_requests_total{{{SEL},outcome!="success"}}[$__rate_interval]))', "{{instance}} {{endpoint}} {{outcome}}")], w=5, x=9, unit="reqps")
-panel("timeseries", "PBX request failure ratio", "Share of each PBX's requests that failed (yeastar_pbx_requests_total, outcome other than success). The exporter's /metrics has the fleet-wide latency histogram (yeastar_exporter_pbx_request_duration_seconds).",
-      [t(f'sum by (instance) (rate(yeastar_pbx_requests_total{{{SEL},outcome!="success"}}[$__rate_interval])) / sum by (instance) (rate(yeastar_pbx_requests_total{{{SEL}}}[$__rate_interval]))', "{{instance}}")], w=5, x=14, unit="percentunit")
+panel("timeseries", "PBX request errors", "yeastar_pbx_requests_total: rate of requests to each PBX that did not succeed over 5 minutes, by endpoint and outcome (api_error, token_expired, http_error, timeout, connect_error, decode_error). From the recording rule instance_endpoint_outcome:yeastar_pbx_requests:rate5m (deploy/prometheus/recording.yml).",
+      [t(f'instance_endpoint_outcome:yeastar_pbx_requests:rate5m{{{SEL},outcome!="success"}}', "{{instance}} {{endpoint}} {{outcome}}")], w=5, x=9, unit="reqps")
+panel("timeseries", "PBX request failure ratio", "Share of each PBX's requests that failed over 5 minutes (yeastar_pbx_requests_total, outcome other than success; recording rule instance:yeastar_pbx_request_failures:ratio_rate5m). The exporter's /metrics has the fleet-wide latency histogram (yeastar_exporter_pbx_request_duration_seconds).",
+      [t(f'instance:yeastar_pbx_request_failures:ratio_rate5m{{{SEL}}}', "{{instance}}")], w=5, x=14, unit="percentunit")
 panel("stat", "Logins suspended", "yeastar_login_suspended: 1 while the exporter pauses logins to a PBX after a rejected login (wrong credentials or host locked out), so that it never locks itself out.",
       [t(f'max by (instance) (yeastar_login_suspended{{{SEL}}})', "{{instance}}")], w=5, x=19, newline=True,
       extra={"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}]}},
@@ -80,18 +84,18 @@ panel("table", "Collectors", "yeastar_collector_success by collector: 0 marks a 
 
 row("Calls now")
 panel("stat", "Active calls", "yeastar_active_calls: distinct calls now, by direction. A call with an inbound member is inbound; else with an outbound member outbound; else internal.",
-      [t(f"sum by (direction) (yeastar_active_calls{{{SEL}}})", "{{direction}}")], w=8, x=0,
+      [t(f"sum by (instance, direction) (yeastar_active_calls{{{SEL}}})", "{{instance}} {{direction}}")], w=8, x=0,
       extra={"options": {"reduceOptions": {"calcs": ["lastNotNull"]}}})
 panel("timeseries", "Active calls by direction", "yeastar_active_calls over time, by direction.",
-      [t(f"sum by (direction) (yeastar_active_calls{{{SEL}}})", "{{direction}}")], w=8, x=8, extra=stacked)
+      [t(f"sum by (instance, direction) (yeastar_active_calls{{{SEL}}})", "{{instance}} {{direction}}")], w=8, x=8, extra=stacked)
 panel("timeseries", "Oldest call", "yeastar_call_max_age_seconds: age of the oldest active call by direction (from its callid). The 4-hour line is the YeastarCallTooLong alert.",
-      [t(f"max by (direction) (yeastar_call_max_age_seconds{{{SEL}}})", "{{direction}}")], w=8, x=16, unit="s", newline=True,
+      [t(f"max by (instance, direction) (yeastar_call_max_age_seconds{{{SEL}}})", "{{instance}} {{direction}}")], w=8, x=16, unit="s", newline=True,
       extra={"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 14400}]},
                           "custom": {"thresholdsStyle": {"mode": "line"}}}})
 
 row("Trunks")
 panel("timeseries", "Legs per trunk", "yeastar_trunk_active_calls: inbound and outbound call legs on each trunk.",
-      [t(f"sum by (trunk, direction) (yeastar_trunk_active_calls{{{SEL}}})", "{{trunk}} {{direction}}")], w=12, x=0, extra=stacked)
+      [t(f"sum by (instance, trunk, direction) (yeastar_trunk_active_calls{{{SEL}}})", "{{instance}} {{trunk}} {{direction}}")], w=12, x=0, extra=stacked)
 panel("table", "Trunk status", "yeastar_trunk_up (1 = can carry calls) and the PBX's own status word (yeastar_trunk_status) for each trunk.",
       [t(f"yeastar_trunk_up{{{SEL}}}", "", instant=True, format="table"),
        t(f"yeastar_trunk_status{{{SEL}}} == 1", "", instant=True, format="table")], w=12, x=12, newline=True,
@@ -99,29 +103,29 @@ panel("table", "Trunk status", "yeastar_trunk_up (1 = can carry calls) and the P
                                  {"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True, "Value #B": True}, "renameByName": {"Value #A": "up"}}}]})
 
 row("Call members")
-panel("timeseries", "Members by status", "yeastar_call_members summed by status: ALERT (caller hearing ringback), RING (callee ringing), ANSWERED/ANSWER (talking), HOLD, BYE, OTHER (undocumented states).",
-      [t(f"sum by (status) (yeastar_call_members{{{SEL}}})", "{{status}}")], w=12, x=0, extra=stacked)
+panel("timeseries", "Members by status", "yeastar_call_members by status: alert (caller hearing ringback), ring (callee ringing), answered/answer (talking), hold, bye, other (undocumented states).",
+      [t(f"sum by (instance, status) (yeastar_call_members{{{SEL}}})", "{{instance}} {{status}}")], w=12, x=0, extra=stacked)
 panel("bargauge", "Members by kind and status", "yeastar_call_members now, by member kind (ext, inbound, outbound) and status.",
-      [t(f"sum by (member, status) (yeastar_call_members{{{SEL}}})", "{{member}} {{status}}", instant=True)], w=12, x=12, newline=True,
+      [t(f"sum by (instance, member, status) (yeastar_call_members{{{SEL}}})", "{{instance}} {{member}} {{status}}", instant=True)], w=12, x=12, newline=True,
       extra={"options": {"orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}}})
 
 row("Stuck calls")
-panel("timeseries", "Longest RING", "yeastar_member_status_max_age_seconds{status=\"RING\"}: how long the longest-ringing member has been ringing. The line at 2 minutes is the YeastarCallStuckRinging alert threshold.",
-      [t(f'max(yeastar_member_status_max_age_seconds{{{SEL},status="RING"}})', "RING")], w=12, x=0, unit="s",
+panel("timeseries", "Longest ringing", "yeastar_member_status_max_age_seconds{status=\"ring\"}: how long the longest-ringing member has been ringing. The line at 2 minutes is the YeastarCallStuckRinging alert threshold.",
+      [t(f'max by (instance) (yeastar_member_status_max_age_seconds{{{SEL},status="ring"}})', "{{instance}}")], w=12, x=0, unit="s",
       extra={"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 120}]},
                           "custom": {"thresholdsStyle": {"mode": "line"}}}})
-panel("timeseries", "Longest HOLD", "yeastar_member_status_max_age_seconds{status=\"HOLD\"}: how long the longest-held member has been on hold. The line at 30 minutes is the YeastarCallStuckOnHold alert threshold.",
-      [t(f'max(yeastar_member_status_max_age_seconds{{{SEL},status="HOLD"}})', "HOLD")], w=12, x=12, unit="s", newline=True,
+panel("timeseries", "Longest hold", "yeastar_member_status_max_age_seconds{status=\"hold\"}: how long the longest-held member has been on hold. The line at 30 minutes is the YeastarCallStuckOnHold alert threshold.",
+      [t(f'max by (instance) (yeastar_member_status_max_age_seconds{{{SEL},status="hold"}})', "{{instance}}")], w=12, x=12, unit="s", newline=True,
       extra={"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1800}]},
                           "custom": {"thresholdsStyle": {"mode": "line"}}}})
 
 row("Call paths")
 panel("timeseries", "Calls per IVR, queue, ring group", "yeastar_callpath_active_calls: distinct calls set up through each IVR, queue, ring group, paging group or conference (by its number).",
-      [t(f"sum by (callpath) (yeastar_callpath_active_calls{{{SEL}}})", "{{callpath}}")], w=24, newline=True, extra=stacked)
+      [t(f"sum by (instance, callpath) (yeastar_callpath_active_calls{{{SEL}}})", "{{instance}} {{callpath}}")], w=24, newline=True, extra=stacked)
 
 row("Extensions and PBX")
 panel("timeseries", "Extensions by status", "yeastar_extensions: extensions by status (registered, unavailable, ringing, busy, hold, idle, malfunction, fxsnoport, other). A drop in registered with a rise in unavailable means phones fell off.",
-      [t(f"sum by (status) (yeastar_extensions{{{SEL}}})", "{{status}}")], w=12, x=0, extra=stacked)
+      [t(f"sum by (instance, status) (yeastar_extensions{{{SEL}}})", "{{instance}} {{status}}")], w=12, x=0, extra=stacked)
 panel("stat", "PBX uptime", "yeastar_pbx_uptime_seconds: time since the PBX last booted. A reset to near zero is a PBX restart.",
       [t(f"yeastar_pbx_uptime_seconds{{{SEL}}}", "{{instance}}")], w=4, x=12, unit="s",
       extra={"options": {"reduceOptions": {"calcs": ["lastNotNull"]}}})
@@ -131,9 +135,9 @@ panel("table", "PBX", "yeastar_pbx_info: model, firmware and hardware version of
 
 row("Queues")
 panel("timeseries", "Callers waiting", "yeastar_queue_waiting_calls: callers waiting in each queue (queues collector; off by default).",
-      [t(f"sum by (queue) (yeastar_queue_waiting_calls{{{SEL}}})", "{{queue}}")], w=12, x=0)
+      [t(f"sum by (instance, queue) (yeastar_queue_waiting_calls{{{SEL}}})", "{{instance}} {{queue}}")], w=12, x=0)
 panel("timeseries", "Agents by status", "yeastar_queue_agents: agents of each queue by status (idle, in_use, busy, ringing, on_hold, paused, wrap_up, unavailable, ...). Callers waiting with no idle agent means the queue is understaffed.",
-      [t(f"sum by (queue, status) (yeastar_queue_agents{{{SEL}}}) > 0", "{{queue}} {{status}}")], w=12, x=12, newline=True, extra=stacked)
+      [t(f"sum by (instance, queue, status) (yeastar_queue_agents{{{SEL}}}) > 0", "{{instance}} {{queue}} {{status}}")], w=12, x=12, newline=True, extra=stacked)
 
 dashboard = {
     "uid": "yeastar-pbx",

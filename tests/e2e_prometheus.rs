@@ -125,47 +125,63 @@ fn alert_exprs(path: &Path) -> Vec<(String, String)> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs prometheus and promtool; .ci/run runs it"]
-async fn dashboard_and_alerts_work_against_a_real_prometheus() {
-    let dir = std::env::temp_dir().join(format!("yeastar-e2e-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-
-    // 1. The simulator, the exporter (every collector on), a real Prometheus.
-    let sim = Simulator::start(SimConfig::traffic(5, 60), clock::system(), "127.0.0.1:0")
-        .await
-        .unwrap();
-    let cfg = sim_config(&sim.url(), &["--collector.queues"]);
-    let exporter = Running::start(cfg, clock::system()).await;
-    let exporter_addr = exporter.url.trim_start_matches("http://").to_string();
-
-    // The rules as shipped, with the RING threshold lowered to 5 s so the test need not wait 2 min.
-    let alerts = std::fs::read_to_string(format!("{ROOT}/deploy/prometheus/alerts.yml")).unwrap();
-    let lowered = alerts.replace(
-        r#"yeastar_member_status_max_age_seconds{status="RING"} > 120"#,
-        r#"yeastar_member_status_max_age_seconds{status="RING"} > 5"#,
+/// The shipped Prometheus config `file` (under deploy/prometheus) for this test: scrapes every
+/// second, reads the rule files written in `dir`, and scrapes `exporters` in place of the example
+/// hosts (in order of appearance).
+fn shipped_prometheus_config(file: &str, dir: &Path, exporters: &[&str]) -> PathBuf {
+    let mut text = std::fs::read_to_string(format!("{ROOT}/deploy/prometheus/{file}")).unwrap();
+    let rules = format!(
+        "rule_files:\n  - {}\n  - {}\n",
+        dir.join("alerts.yml").display(),
+        dir.join("recording.yml").display()
     );
-    assert_ne!(alerts, lowered, "RING threshold not found in alerts.yml");
-    let rules = dir.join("alerts.yml");
-    std::fs::write(&rules, &lowered).unwrap();
-    let port = free_port();
-    let prom_cfg = dir.join("prometheus.yml");
-    std::fs::write(
-        &prom_cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\nrule_files:\n  - {}\nscrape_configs:\n  - job_name: yeastar\n    static_configs:\n      - targets: ['{exporter_addr}']\n",
-            rules.display()
-        ),
+    text = text
+        .replace("rule_files:\n  - alerts.yml\n  - recording.yml\n", &rules)
+        .replace(
+            "scrape_interval: 15s",
+            "scrape_interval: 1s\n  evaluation_interval: 1s",
+        )
+        .replace("scrape_timeout: 10s", "scrape_timeout: 900ms");
+    assert!(text.contains(&rules), "{file}: rule_files not found");
+    match exporters {
+        [one] => text = text.replace("yeastar-exporter.example.net:11088", one),
+        many => {
+            let list = many
+                .iter()
+                .map(|e| format!("\"{e}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            text = text.replace("\"yeastar-exporter.example.net:11088\"", &list);
+        }
+    }
+    assert!(!text.contains("example.net"), "{file}: host left over");
+    let path = dir.join(file);
+    std::fs::write(&path, text).unwrap();
+    let (ok, out) = promtool(&["check", "config", path.to_str().unwrap()], None);
+    assert!(ok, "{out}");
+    path
+}
+
+/// The shipped alert rules with `edits` applied (each must change the text), and the recording
+/// rules, written into `dir`.
+fn write_rules(dir: &Path, edits: &[(&str, &str)]) {
+    let mut alerts =
+        std::fs::read_to_string(format!("{ROOT}/deploy/prometheus/alerts.yml")).unwrap();
+    for (from, to) in edits {
+        let edited = alerts.replacen(from, to, 1);
+        assert_ne!(alerts, edited, "{from:?} not found in alerts.yml");
+        alerts = edited;
+    }
+    std::fs::write(dir.join("alerts.yml"), alerts).unwrap();
+    std::fs::copy(
+        format!("{ROOT}/deploy/prometheus/recording.yml"),
+        dir.join("recording.yml"),
     )
     .unwrap();
-    let (ok, out) = promtool(&["check", "config", prom_cfg.to_str().unwrap()], None);
-    assert!(ok, "{out}");
-    let _prom = prometheus(&prom_cfg, &dir, port);
-    let prom = format!("http://127.0.0.1:{port}");
+}
 
-    // 2. Wait for data: a few samples of everything, enough for rate() over 30 s.
-    let mut ready = false;
+/// Waits until Prometheus has `n` samples of `yeastar_up` for every one of `pbxes`.
+async fn wait_for_samples(prom: &str, pbxes: &[String], n: f64) {
     for _ in 0..120 {
         if let Ok(r) = reqwest::get(format!(
             "{prom}/api/v1/query?query=count_over_time(yeastar_up[1m])"
@@ -173,39 +189,160 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus() {
         .await
         {
             let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap_or_default();
-            if v["data"]["result"][0]["value"][1]
-                .as_str()
-                .and_then(|s| s.parse::<f64>().ok())
-                .is_some_and(|n| n >= 8.0)
-            {
-                ready = true;
-                break;
+            let ready = v["data"]["result"].as_array().is_some_and(|r| {
+                pbxes.iter().all(|p| {
+                    r.iter().any(|s| {
+                        s["metric"]["instance"] == p.as_str()
+                            && s["value"][1]
+                                .as_str()
+                                .and_then(|s| s.parse::<f64>().ok())
+                                .is_some_and(|c| c >= n)
+                    })
+                })
+            });
+            if ready {
+                return;
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(ready, "Prometheus never collected 8 samples of yeastar_up");
+    panic!("Prometheus never collected {n} samples of yeastar_up for each of {pbxes:?}");
+}
 
-    // 3. Hold a call in RING for ten minutes; the lowered alert must reach firing.
-    sim.sim.with_model(|m| {
+/// Every dashboard query (panels and variables), as Grafana sends it with every PBX picked,
+/// parses, returns data for each PBX in `pbxes` and nothing else (every series keyed by its
+/// `instance`: no PBX merged into another), exactly one series per PBX where the panel shows one
+/// value per PBX, and only the picked PBX when one is picked. The failures, described.
+async fn panel_failures(prom: &str, pbxes: &[String]) -> Vec<String> {
+    let mut failures = Vec::new();
+    let want: std::collections::BTreeSet<&str> = pbxes.iter().map(String::as_str).collect();
+    for (title, expr) in dashboard_exprs() {
+        let e = expr
+            .replace("$__rate_interval", "30s")
+            .replace("$job", ".+")
+            .replace("$instance", ".+");
+        let v = query(prom, &e).await;
+        if v["status"] != "success" {
+            failures.push(format!("{title}: {e}: {v}"));
+            continue;
+        }
+        let series = v["data"]["result"].as_array().cloned().unwrap_or_default();
+        let mut per_pbx = std::collections::BTreeMap::<String, usize>::new();
+        let mut single_valued = true;
+        for s in &series {
+            let m = s["metric"].as_object().unwrap();
+            *per_pbx
+                .entry(
+                    m.get("instance")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .into(),
+                )
+                .or_default() += 1;
+            single_valued &= m
+                .keys()
+                .all(|k| matches!(k.as_str(), "__name__" | "job" | "instance" | "exporter"));
+        }
+        let got: std::collections::BTreeSet<&str> = per_pbx.keys().map(String::as_str).collect();
+        if got != want {
+            failures.push(format!("{title}: {e}: PBXes {got:?}, want {want:?}"));
+        } else if single_valued && per_pbx.values().any(|&n| n != 1) {
+            failures.push(format!("{title}: {e}: series per PBX {per_pbx:?}"));
+        }
+        // The picker: one PBX picked, only its series.
+        if !expr.contains("$instance") {
+            continue;
+        }
+        let one = expr
+            .replace("$__rate_interval", "30s")
+            .replace("$job", ".+")
+            .replace("$instance", &pbxes[0]);
+        let v = query(prom, &one).await;
+        let only: std::collections::BTreeSet<String> = v["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| s["metric"]["instance"].as_str().unwrap_or("").to_string())
+            .collect();
+        if only.len() != 1 || !only.contains(&pbxes[0]) {
+            failures.push(format!(
+                "{title}: {one}: picking {} gave {only:?}",
+                pbxes[0]
+            ));
+        }
+    }
+    failures
+}
+
+/// Alerts in `state` (`firing`, `pending`) named `name`, their labels.
+async fn alerts(prom: &str, name: &str, state: &str) -> Vec<Value> {
+    let v: Value = serde_json::from_str(
+        &reqwest::get(format!("{prom}/api/v1/alerts"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    v["data"]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["labels"]["alertname"] == name && a["state"] == state)
+        .map(|a| a["labels"].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs prometheus and promtool; .ci/run runs it"]
+async fn dashboard_and_alerts_work_against_a_real_prometheus() {
+    let dir = std::env::temp_dir().join(format!("yeastar-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // 1. Single-target mode as shipped: two PBXes, an exporter each (every collector on), one
+    //    real Prometheus scraping both with deploy/prometheus/prometheus-single.yml.
+    let mut sims = Vec::new();
+    let mut exporters = Vec::new();
+    for seed in [5, 6] {
+        let sim = Simulator::start(SimConfig::traffic(seed, 60), clock::system(), "127.0.0.1:0")
+            .await
+            .unwrap();
+        let cfg = sim_config(&sim.url(), &["--collector.queues"]);
+        exporters.push(Running::start(cfg, clock::system()).await);
+        sims.push(sim);
+    }
+    let pbxes: Vec<String> = exporters
+        .iter()
+        .map(|e| e.url.trim_start_matches("http://").to_string())
+        .collect();
+
+    // The rules as shipped, with the RING threshold lowered to 5 s so the test need not wait 2 min.
+    write_rules(
+        &dir,
+        &[(
+            r#"yeastar_member_status_max_age_seconds{status="ring"} > 120"#,
+            r#"yeastar_member_status_max_age_seconds{status="ring"} > 5"#,
+        )],
+    );
+    let refs: Vec<&str> = pbxes.iter().map(String::as_str).collect();
+    let prom_cfg = shipped_prometheus_config("prometheus-single.yml", &dir, &refs);
+    let port = free_port();
+    let _prom = prometheus(&prom_cfg, &dir, port);
+    let prom = format!("http://127.0.0.1:{port}");
+
+    // 2. Wait for data: a few samples of everything, enough for rate() over 30 s.
+    wait_for_samples(&prom, &pbxes, 8.0).await;
+
+    // 3. Hold a call in RING for ten minutes on the first PBX; the lowered alert must fire.
+    sims[0].sim.with_model(|m| {
         let now = m.now();
         m.add_stuck_ringing_call(now + 600)
     });
 
-    // Every dashboard query parses, evaluates and returns data.
-    let mut failures = Vec::new();
-    for (title, expr) in dashboard_exprs() {
-        let e = expr
-            .replace("$__rate_interval", "30s")
-            .replace("$job", "yeastar")
-            .replace("$instance", ".+");
-        let v = query(&prom, &e).await;
-        if v["status"] != "success" {
-            failures.push(format!("{title}: {e}: {v}"));
-        } else if v["data"]["result"].as_array().is_none_or(|r| r.is_empty()) {
-            failures.push(format!("{title}: {e}: no data"));
-        }
-    }
+    // Every dashboard query returns each PBX, none merged.
+    let mut failures = panel_failures(&prom, &pbxes).await;
     // Every alert expression (as shipped) parses and evaluates.
     for (name, expr) in alert_exprs(Path::new(&format!("{ROOT}/deploy/prometheus/alerts.yml"))) {
         let v = query(&prom, &expr).await;
@@ -219,34 +356,24 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus() {
         failures.join("\n")
     );
 
-    let mut state = String::new();
+    // (The other PBX's traffic may ring past the lowered 5 s too: only the stuck one is certain.)
+    let mut stuck = None;
     for _ in 0..60 {
-        let v: Value = serde_json::from_str(
-            &reqwest::get(format!("{prom}/api/v1/alerts"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
-        state = v["data"]["alerts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["labels"]["alertname"] == "YeastarCallStuckRinging")
-            .map(|a| a["state"].as_str().unwrap().to_string())
-            .next()
-            .unwrap_or_default();
-        if state == "firing" {
+        stuck = alerts(&prom, "YeastarCallStuckRinging", "firing")
+            .await
+            .into_iter()
+            .find(|a| a["instance"] == pbxes[0].as_str());
+        if stuck.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert_eq!(state, "firing", "YeastarCallStuckRinging did not fire");
+    let stuck = stuck.expect("YeastarCallStuckRinging did not fire for the stuck call's PBX");
+    assert_eq!(stuck["exporter"], pbxes[0].as_str());
+    assert_eq!(stuck["status"], "ring");
 
     // 4. promtool on the live output, the rules, their tests and every example config.
-    let live = exporter.scrape().await;
+    let live = exporters[0].scrape().await;
     let (ok, out) = promtool(&["check", "metrics"], Some(&live));
     assert!(ok && out.trim().is_empty(), "promtool check metrics: {out}");
     let deploy = PathBuf::from(format!("{ROOT}/deploy/prometheus"));
@@ -255,6 +382,7 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus() {
             "check",
             "rules",
             deploy.join("alerts.yml").to_str().unwrap(),
+            deploy.join("recording.yml").to_str().unwrap(),
         ],
         None,
     );
@@ -279,7 +407,222 @@ async fn dashboard_and_alerts_work_against_a_real_prometheus() {
         }
     }
     assert_eq!(configs, 3);
-    exporter.stop().await;
+    for e in exporters {
+        e.stop().await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 17: multi-target mode as shipped (deploy/prometheus/prometheus-multi-target.yml): three
+/// PBXes probed through one exporter process; every panel returns each PBX on its own; killing
+/// the exporter fires exactly one YeastarExporterDown, naming it.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs prometheus and promtool; .ci/run runs it"]
+async fn multi_target_mode_one_series_per_pbx_and_one_exporter_down() {
+    let dir = tempdir("e2e-multi");
+    let pbxes: Vec<String> = ["hq", "branch-1", "branch-2"].map(String::from).to_vec();
+    let mut sims = Vec::new();
+    let mut config = format!(
+        "auth_modules:\n  main:\n    username: api\n    password_file: {}\ndefaults:\n  auth: main\n  collectors: [calls, trunks, extensions, device, queues]\ntargets:\n",
+        dir.join("password").display()
+    );
+    std::fs::write(dir.join("password"), "demo-password\n").unwrap();
+    for (i, name) in pbxes.iter().enumerate() {
+        let sim = Simulator::start(
+            SimConfig::traffic(20 + i as u64, 30),
+            clock::system(),
+            "127.0.0.1:0",
+        )
+        .await
+        .unwrap();
+        config.push_str(&format!("  {name}:\n    url: {}\n", sim.url()));
+        sims.push(sim);
+    }
+    std::fs::write(dir.join("config.yml"), &config).unwrap();
+    let exporter = spawn_exporter(&["--config.file", dir.join("config.yml").to_str().unwrap()]);
+    let exporter_addr = exporter.base.trim_start_matches("http://").to_string();
+    let (mut child, _log) = exporter.drain();
+
+    // ExporterDown after 3 s instead of 2 minutes.
+    write_rules(
+        &dir,
+        &[(
+            "for: 2m\n        labels:\n          severity: critical\n        annotations:\n          summary: \"Prometheus cannot scrape",
+            "for: 3s\n        labels:\n          severity: critical\n        annotations:\n          summary: \"Prometheus cannot scrape",
+        )],
+    );
+    let prom_cfg =
+        shipped_prometheus_config("prometheus-multi-target.yml", &dir, &[&exporter_addr]);
+    let port = free_port();
+    let _prom = prometheus(&prom_cfg, &dir, port);
+    let prom = format!("http://127.0.0.1:{port}");
+    wait_for_samples(&prom, &pbxes, 8.0).await;
+
+    let failures = panel_failures(&prom, &pbxes).await;
+    assert!(
+        failures.is_empty(),
+        "queries failed:\n{}",
+        failures.join("\n")
+    );
+    assert!(
+        alerts(&prom, "YeastarExporterDown", "firing")
+            .await
+            .is_empty()
+    );
+
+    // The exporter dies: four scrapes fail (its own and three probes), one alert fires.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut firing = Vec::new();
+    for _ in 0..60 {
+        firing = alerts(&prom, "YeastarExporterDown", "firing").await;
+        if !firing.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A few more evaluations: still one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let firing_later = alerts(&prom, "YeastarExporterDown", "firing").await;
+    let down = query(&prom, r#"count(up{exporter!=""} == 0)"#).await;
+    assert_eq!(down["data"]["result"][0]["value"][1], "4", "{down}");
+    assert_eq!(firing.len(), 1, "{firing:?}");
+    assert_eq!(firing_later, firing);
+    assert_eq!(firing[0]["exporter"], exporter_addr.as_str());
+    assert_eq!(firing[0]["severity"], "critical");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 17: the shipped Alertmanager config passes `amtool check-config`, and a real
+/// Alertmanager applies its inhibition rules: an exporter's outage silences its PBXes' alerts
+/// (not another exporter's), a suspended login silences its PBX's unreachable alert.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs alertmanager and amtool; .ci/run runs it"]
+async fn alertmanager_inhibits_pbx_alerts_behind_their_cause() {
+    let dir = tempdir("e2e-am");
+    let config = format!("{ROOT}/deploy/alertmanager/alertmanager.yml");
+    let out = Command::new(bin("amtool"))
+        .args(["check-config", &config])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("amtool not runnable ({e}); install Debian's prometheus-alertmanager")
+        });
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let port = free_port();
+    // Debian names the server prometheus-alertmanager; upstream, alertmanager.
+    let server = std::env::var("ALERTMANAGER_BIN").unwrap_or_else(|_| {
+        ["prometheus-alertmanager", "alertmanager"]
+            .into_iter()
+            .find(|b| Command::new(b).arg("--version").output().is_ok())
+            .unwrap_or("alertmanager")
+            .to_string()
+    });
+    let _am = KillOnDrop(
+        Command::new(server)
+            .args([
+                &format!("--config.file={config}"),
+                &format!("--storage.path={}", dir.display()),
+                &format!("--web.listen-address=127.0.0.1:{port}"),
+                "--cluster.listen-address=",
+                "--log.level=warn",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("alertmanager not runnable ({e}); install Debian's prometheus-alertmanager")
+            }),
+    );
+    let am = format!("http://127.0.0.1:{port}");
+    let alert = |labels: Value| serde_json::json!({ "labels": labels });
+    let sent = serde_json::json!([
+        alert(
+            serde_json::json!({"alertname": "YeastarExporterDown", "exporter": "exp-a", "severity": "critical"})
+        ),
+        alert(
+            serde_json::json!({"alertname": "YeastarPBXUnreachable", "job": "yeastar", "instance": "hq", "exporter": "exp-a", "severity": "critical"})
+        ),
+        alert(
+            serde_json::json!({"alertname": "YeastarTrunkDown", "job": "yeastar", "instance": "hq", "exporter": "exp-a", "trunk": "sip-1", "severity": "critical"})
+        ),
+        alert(
+            serde_json::json!({"alertname": "YeastarPBXUnreachable", "job": "yeastar", "instance": "shop", "exporter": "exp-b", "severity": "critical"})
+        ),
+        alert(
+            serde_json::json!({"alertname": "YeastarLoginSuspended", "job": "yeastar", "instance": "shop", "exporter": "exp-b", "severity": "critical"})
+        ),
+        alert(
+            serde_json::json!({"alertname": "YeastarTrunkDown", "job": "yeastar", "instance": "branch", "exporter": "exp-b", "trunk": "gsm-1", "severity": "critical"})
+        ),
+    ]);
+    let client = reqwest::Client::new();
+    let mut posted = false;
+    for _ in 0..100 {
+        if client
+            .post(format!("{am}/api/v2/alerts"))
+            .header("Content-Type", "application/json")
+            .body(sent.to_string())
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            posted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(posted, "Alertmanager never took the alerts");
+    let mut states = std::collections::BTreeMap::new();
+    for _ in 0..50 {
+        let got: Value = serde_json::from_str(
+            &client
+                .get(format!("{am}/api/v2/alerts"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        states = got
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                let l = &a["labels"];
+                (
+                    format!(
+                        "{} {}",
+                        l["alertname"].as_str().unwrap(),
+                        l["instance"].as_str().unwrap_or("-")
+                    ),
+                    a["status"]["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        if states.len() == 6 && states.values().any(|s| s == "suppressed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let want: std::collections::BTreeMap<String, String> = [
+        ("YeastarExporterDown -", "active"),
+        ("YeastarLoginSuspended shop", "active"),
+        ("YeastarPBXUnreachable hq", "suppressed"),
+        ("YeastarPBXUnreachable shop", "suppressed"),
+        ("YeastarTrunkDown branch", "active"),
+        ("YeastarTrunkDown hq", "suppressed"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(states, want);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

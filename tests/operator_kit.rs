@@ -45,16 +45,20 @@ fn every_yaml_and_json_file_parses() {
             _ => {}
         }
     }
-    assert_eq!(parsed, 20, "YAML and JSON files under deploy/ and grafana/");
+    assert_eq!(parsed, 25, "YAML and JSON files under deploy/ and grafana/");
 }
 
 #[test]
 fn prometheusrule_carries_exactly_the_alert_rules() {
     let rules = yaml(&Path::new(ROOT).join("deploy/prometheus/alerts.yml"));
+    let recording = yaml(&Path::new(ROOT).join("deploy/prometheus/recording.yml"));
     let pr = yaml(&Path::new(ROOT).join("deploy/kubernetes/prometheusrule.yml"));
     assert_eq!(pr["kind"], "PrometheusRule");
+    let mut groups = rules["groups"].as_array().unwrap().clone();
+    groups.extend(recording["groups"].as_array().unwrap().iter().cloned());
     assert_eq!(
-        pr["spec"]["groups"], rules["groups"],
+        pr["spec"]["groups"],
+        Value::Array(groups),
         "run scripts/gen_prometheusrule.sh"
     );
     let names: Vec<&str> = rules["groups"][0]["rules"]
@@ -190,13 +194,28 @@ fn example_config_files_are_valid() {
         let got: Vec<&str> = targets.iter().map(|t| t.client.target.as_str()).collect();
         assert_eq!(got, names, "{file}");
     }
-    // The Kubernetes ConfigMap's embedded file too.
-    let cm = yaml(&Path::new(ROOT).join("deploy/kubernetes/configmap.yml"));
-    let text = cm["data"]["config.yml"].as_str().unwrap().replace(
-        "/etc/yeastar-exporter/secret/",
-        &format!("{}/", dir.display()),
-    );
-    assert_eq!(parse_file(&text, "configmap", &base).unwrap().len(), 2);
+    // The Kubernetes config (kustomize makes it a ConfigMap) with its mounted secret and CA, and
+    // the Debian package's config with its systemd credential.
+    let ca = dir.join("pbx-ca.pem");
+    std::fs::copy(Path::new(ROOT).join("deploy/kubernetes/pbx-ca.pem"), &ca).unwrap();
+    let text = std::fs::read_to_string(Path::new(ROOT).join("deploy/kubernetes/config.yml"))
+        .unwrap()
+        .replace(
+            "/etc/yeastar-exporter/secret/",
+            &format!("{}/", dir.display()),
+        )
+        .replace("/etc/yeastar-exporter/pbx-ca/ca.pem", ca.to_str().unwrap());
+    let targets = parse_file(&text, "kubernetes", &base).unwrap();
+    assert_eq!(targets.len(), 2);
+    assert!(targets.iter().all(|t| t.client.url.starts_with("https://")));
+    let text = std::fs::read_to_string(Path::new(ROOT).join("deploy/debian/yeastar-exporter.yml"))
+        .unwrap()
+        .replace(
+            "/run/credentials/yeastar-exporter.service/pbx-password",
+            dir.join("password").to_str().unwrap(),
+        )
+        .replace("/etc/yeastar-exporter/pbx-ca.pem", ca.to_str().unwrap());
+    assert_eq!(parse_file(&text, "debian", &base).unwrap().len(), 1);
 }
 
 #[test]
@@ -243,7 +262,7 @@ fn compose_and_kubernetes_refer_to_what_exists() {
             mounts += 1;
         }
     }
-    assert_eq!(mounts, 4);
+    assert_eq!(mounts, 5);
     let dep = yaml(&Path::new(ROOT).join("deploy/kubernetes/deployment.yml"));
     let c = &dep["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/-/healthy");

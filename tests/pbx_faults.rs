@@ -641,28 +641,28 @@ async fn sloppy_answers_are_read_leniently_and_strictly() {
     let text = exporter.scrape().await;
     assert_eq!(must(&text, "yeastar_up"), 1.0);
     assert_eq!(
-        must(&text, r#"yeastar_trunk_up{kind="SIP",trunk="Op�ra"}"#),
+        must(&text, r#"yeastar_trunk_up{kind="sip",trunk="Op�ra"}"#),
         1.0
     );
     assert_eq!(
         must(
             &text,
-            r#"yeastar_trunk_up{kind="SIP",trunk="111111111111111111111"}"#
+            r#"yeastar_trunk_up{kind="sip",trunk="111111111111111111111"}"#
         ),
         0.0
     );
     assert_eq!(
-        must(&text, r#"yeastar_trunk_up{kind="SIP",trunk="peer"}"#),
+        must(&text, r#"yeastar_trunk_up{kind="sip",trunk="peer"}"#),
         1.0
     );
     assert_eq!(
-        must(&text, r#"yeastar_trunk_up{kind="SIP",trunk="v1"}"#),
+        must(&text, r#"yeastar_trunk_up{kind="sip",trunk="v1"}"#),
         1.0
     );
     assert_eq!(
         must(
             &text,
-            r#"yeastar_trunk_status{kind="SIP",status="registered_unmonitored",trunk="v1"}"#
+            r#"yeastar_trunk_status{kind="sip",status="registered_unmonitored",trunk="v1"}"#
         ),
         1.0
     );

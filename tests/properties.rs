@@ -235,13 +235,13 @@ fn members_json(c: &C) -> Vec<Value> {
 
 fn bucket(word: &str) -> &'static str {
     match word.to_ascii_uppercase().as_str() {
-        "ALERT" => "ALERT",
-        "RING" => "RING",
-        "ANSWERED" => "ANSWERED",
-        "ANSWER" => "ANSWER",
-        "HOLD" => "HOLD",
-        "BYE" => "BYE",
-        _ => "OTHER",
+        "ALERT" => "alert",
+        "RING" => "ring",
+        "ANSWERED" => "answered",
+        "ANSWER" => "answer",
+        "HOLD" => "hold",
+        "BYE" => "bye",
+        _ => "other",
     }
 }
 
@@ -263,7 +263,7 @@ fn expected(calls: &[C]) -> BTreeMap<String, f64> {
     };
     for kind in ["ext", "inbound", "outbound"] {
         for s in [
-            "ALERT", "RING", "ANSWERED", "ANSWER", "HOLD", "BYE", "OTHER",
+            "alert", "ring", "answered", "answer", "hold", "bye", "other",
         ] {
             set(
                 format!("yeastar_call_members{{member={kind:?},status={s:?}}}"),

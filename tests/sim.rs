@@ -251,8 +251,8 @@ async fn the_exporter_sees_exactly_the_calls_the_model_holds() {
         for kind in ["ext", "inbound", "outbound"] {
             for status in ["ALERT", "RING", "ANSWERED", "ANSWER", "HOLD", "BYE"] {
                 let expected = snap.members.get(&(kind, status)).copied().unwrap_or(0) as f64;
-                let series =
-                    format!(r#"yeastar_call_members{{member="{kind}",status="{status}"}}"#);
+                let label = status.to_ascii_lowercase();
+                let series = format!(r#"yeastar_call_members{{member="{kind}",status="{label}"}}"#);
                 assert_eq!(must(&text, &series), expected, "step {step}: {series}");
             }
         }

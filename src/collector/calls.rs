@@ -59,16 +59,17 @@ pub fn member_label(kind: MemberKind) -> &'static str {
     }
 }
 
-/// The `status` label value of a member status.
+/// The `status` label value of a member status: the PBX's word in lower case, as every label
+/// value of the contract (see the README's metrics reference).
 pub fn status_label(status: Status) -> &'static str {
     match status {
-        Status::Alert => "ALERT",
-        Status::Ring => "RING",
-        Status::Answered => "ANSWERED",
-        Status::Answer => "ANSWER",
-        Status::Hold => "HOLD",
-        Status::Bye => "BYE",
-        Status::Other => "OTHER",
+        Status::Alert => "alert",
+        Status::Ring => "ring",
+        Status::Answered => "answered",
+        Status::Answer => "answer",
+        Status::Hold => "hold",
+        Status::Bye => "bye",
+        Status::Other => "other",
     }
 }
 
@@ -176,14 +177,16 @@ impl MergedCalls {
         }
     }
 
-    /// The series values of this set of calls at `now_secs`.
-    pub fn stats(&self, now_secs: f64) -> CallStats {
+    /// The series values of this set of calls at `now_millis` (unix milliseconds). Ages are
+    /// whole milliseconds (computed in integers: `344.368`, never `344.3680000305176`).
+    pub fn stats(&self, now_millis: u64) -> CallStats {
         let mut s = CallStats::default();
         let mut paths: Vec<&str> = Vec::new();
         for (callid, call) in &self.calls {
             let dir = call.direction() as usize;
             s.active[dir] += 1;
-            let age = (now_secs - callid_start(callid).unwrap_or(now_secs)).max(0.0);
+            let start_millis = callid_start(callid).map_or(now_millis, |s| s.saturating_mul(1000));
+            let age = now_millis.saturating_sub(start_millis) as f64 / 1000.0;
             if age > s.max_age[dir] {
                 s.max_age[dir] = age;
             }
@@ -303,9 +306,8 @@ pub(crate) fn write(
 }
 
 /// The unix seconds at the start of a callid (`1571386069.8` → 1571386069).
-pub fn callid_start(callid: &str) -> Option<f64> {
-    let secs = callid.split('.').next()?;
-    secs.parse::<u64>().ok().map(|s| s as f64)
+pub fn callid_start(callid: &str) -> Option<u64> {
+    callid.split('.').next()?.parse::<u64>().ok()
 }
 
 /// The call series of one scrape.
@@ -444,7 +446,7 @@ mod tests {
         let mut m = MergedCalls::default();
         m.add(calls(a));
         m.add(calls(b));
-        let s = m.stats(160.0);
+        let s = m.stats(160_000);
         assert_eq!(s.active, [1, 0, 0]);
         assert_eq!(
             s.members[MemberKind::Inbound as usize][Status::Answered as usize],
@@ -458,6 +460,24 @@ mod tests {
         assert_eq!(s.trunks["t2"], [0, 1]);
         assert_eq!(s.callpaths["6500"], 1);
         assert_eq!(s.max_age[0], 60.0);
+    }
+
+    #[test]
+    fn call_ages_are_whole_milliseconds_without_float_noise() {
+        let a = r#"{"Calls":[{"callid":"1700000000.35","members":[
+            {"inbound":{"trunkname":"t1","channelid":"a","memberstatus":"ANSWERED"}}]}],"status":"Success"}"#;
+        let mut m = MergedCalls::default();
+        m.add(calls(a));
+        // As f64 seconds, 1700000344.368 - 1700000000.0 is 344.3680000305176.
+        let s = m.stats(1_700_000_344_368);
+        assert_eq!(s.max_age[0].to_string(), "344.368");
+        let f = Families::default();
+        write(&f, s, &[0.0; 7], true, None);
+        let text = f.encode();
+        assert!(
+            text.contains("yeastar_call_max_age_seconds{direction=\"inbound\"} 344.368\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -443,7 +443,7 @@ impl Target {
                 state.members_dropped += dropped;
                 ages
             };
-            calls::write(&m, merged.stats(now_secs), &ages, internal_ok, trunk_list);
+            calls::write(&m, merged.stats(now_millis), &ages, internal_ok, trunk_list);
         }
         for (_, result) in &r.own {
             if let Ok(collected) = result {

@@ -111,7 +111,8 @@ pub fn trunk_states(answer: &TrunkListAnswer) -> Vec<TrunkState> {
         .filter(|t| !t.trunkname.is_empty())
         .map(|t| TrunkState {
             name: t.trunkname.clone(),
-            kind: t.kind.trim().to_ascii_uppercase(),
+            // The PBX's type word folded as the status is (`SIP` → `sip`): one case for every label.
+            kind: status_label(&t.kind),
             status: status_label(&t.status),
             up: can_carry_calls(&t.kind, &t.status),
         })
