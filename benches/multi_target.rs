@@ -76,6 +76,8 @@ struct Figures {
     latencies: Vec<f64>,
     /// TLS handshakes during the window: full, resumed.
     handshakes: (u64, u64),
+    /// The exporter's /metrics after the window: series, families.
+    metrics_series: Option<(usize, usize)>,
 }
 
 impl Figures {
@@ -347,6 +349,26 @@ fn run(
             t.await.unwrap();
         }
         let hs1 = handshakes(handles);
+        // The exporter's own /metrics once every target has been probed: its size must not
+        // grow with the fleet.
+        let metrics_series = if server == Server::Exporter {
+            let text = client
+                .get(format!("{base}/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
+            let series = text
+                .lines()
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .count();
+            Some((series, families))
+        } else {
+            None
+        };
         let mut latencies = lat.lock().unwrap().clone();
         latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
         Figures {
@@ -359,6 +381,7 @@ fn run(
             rss_peak_kib: peak,
             latencies,
             handshakes: (hs1.0 - hs0.0, hs1.1 - hs0.1),
+            metrics_series,
         }
     });
     let _ = child.kill();
@@ -388,6 +411,12 @@ fn report(name: &str, f: &Figures, targets: usize) {
         f.rss_peak_kib as f64 / 1024.0,
         f.per_target_kib(f.rss_peak_kib, targets),
     );
+    if let Some((series, families)) = f.metrics_series {
+        println!(
+            "  {:<9} /metrics: {series} series in {families} families",
+            ""
+        );
+    }
     if f.handshakes != (0, 0) {
         let p = f.probes.max(1) as f64;
         println!(
