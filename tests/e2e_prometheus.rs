@@ -274,17 +274,14 @@ async fn panel_failures(prom: &str, pbxes: &[String]) -> Vec<String> {
     failures
 }
 
+/// GET `url`, its JSON answer.
+async fn get_json(url: &str) -> Value {
+    serde_json::from_str(&reqwest::get(url).await.unwrap().text().await.unwrap()).unwrap()
+}
+
 /// Alerts in `state` (`firing`, `pending`) named `name`, their labels.
 async fn alerts(prom: &str, name: &str, state: &str) -> Vec<Value> {
-    let v: Value = serde_json::from_str(
-        &reqwest::get(format!("{prom}/api/v1/alerts"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    let v = get_json(&format!("{prom}/api/v1/alerts")).await;
     v["data"]["alerts"]
         .as_array()
         .unwrap()
@@ -579,17 +576,7 @@ async fn alertmanager_inhibits_pbx_alerts_behind_their_cause() {
     assert!(posted, "Alertmanager never took the alerts");
     let mut states = std::collections::BTreeMap::new();
     for _ in 0..50 {
-        let got: Value = serde_json::from_str(
-            &client
-                .get(format!("{am}/api/v2/alerts"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let got = get_json(&format!("{am}/api/v2/alerts")).await;
         states = got
             .as_array()
             .unwrap()
