@@ -3,7 +3,8 @@
 use std::cell::RefCell;
 
 use prometheus::proto::{
-    Counter as ProtoCounter, Gauge as ProtoGauge, LabelPair, Metric, MetricFamily, MetricType,
+    Bucket, Counter as ProtoCounter, Gauge as ProtoGauge, Histogram as ProtoHistogram, LabelPair,
+    Metric, MetricFamily, MetricType,
 };
 use prometheus::{Encoder, TextEncoder};
 
@@ -61,6 +62,18 @@ impl Families {
     ) -> FamilyRef<'_> {
         let r = self.gauge_vec(name, help, labels);
         self.families.borrow_mut()[r.index].set_field_type(MetricType::COUNTER);
+        r
+    }
+
+    /// A histogram family with labels (distributions the target keeps across scrapes).
+    pub fn histogram_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &'static [&'static str],
+    ) -> FamilyRef<'_> {
+        let r = self.gauge_vec(name, help, labels);
+        self.families.borrow_mut()[r.index].set_field_type(MetricType::HISTOGRAM);
         r
     }
 
@@ -145,6 +158,33 @@ impl Sample<'_, '_> {
             g.set_value(value);
             m.set_gauge(g);
         }
+        family.mut_metric().push(m);
+    }
+}
+
+impl Sample<'_, '_> {
+    /// Sets the series of a histogram family: cumulative counts per upper bound (`+Inf` is
+    /// added), the observations' count and sum.
+    pub fn set_histogram(self, buckets: &[(f64, u64)], count: u64, sum: f64) {
+        let mut families = self.family.families.borrow_mut();
+        let family = &mut families[self.family.index];
+        debug_assert_eq!(family.get_field_type(), MetricType::HISTOGRAM);
+        let mut h = ProtoHistogram::default();
+        h.set_sample_count(count);
+        h.set_sample_sum(sum);
+        h.set_bucket(
+            buckets
+                .iter()
+                .map(|&(upper, cumulative)| {
+                    let mut b = Bucket::default();
+                    b.set_upper_bound(upper);
+                    b.set_cumulative_count(cumulative);
+                    b
+                })
+                .collect(),
+        );
+        let mut m = Metric::from_label(self.values);
+        m.set_histogram(h);
         family.mut_metric().push(m);
     }
 }

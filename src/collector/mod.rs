@@ -7,6 +7,7 @@
 //! replicas, a dashboard and a person with curl cost the PBX one set of requests. Nothing here knows
 //! about HTTP requests; the PBX's failures become `yeastar_up 0` and `yeastar_collector_success 0`.
 
+pub mod events;
 pub mod families;
 pub mod registry;
 pub mod stats;

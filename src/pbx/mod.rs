@@ -12,6 +12,7 @@
 //! one short, so its answer is always read), and one PBX has at most one login in flight.
 
 pub mod error;
+pub mod events;
 pub mod ledger;
 pub mod tls;
 pub mod types;

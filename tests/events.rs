@@ -1,0 +1,193 @@
+//! Issue 16: every payload of `yeastar-events.md` §8 (verbatim, invalid and v1 ones included)
+//! gives its documented result: read as its type, repaired where the vendor's JSON is invalid,
+//! counted once, and the garbage of #29 counted as a parse error without harm.
+
+use yeastar_exporter::collector::events::{EventStats, Recorded, kind_label};
+use yeastar_exporter::collector::families::Families;
+use yeastar_exporter::pbx::events::{Event, Format, parse};
+
+/// (number in §8, payload exactly as the document gives it, the `type` label it counts under).
+const PAYLOADS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        r#"{"event":"NewCdr","callid":"1571897930.5","timestart":"2019-10-23 22:18:50","callfrom":"1023","callto":"2023","callduraction":"19","talkduraction":"14","srctrunkname":"","dsttrcunkname":"","pincode":"","status":"ANSWERED","type":"Internal","recording":"20191024201242-1571897930.5-203-201-Internal.wav","didnumber":"","agentringtime":"0","sn":"369451090405"}"#,
+        "new_cdr",
+    ),
+    (
+        2,
+        r#"{"event":"ExtensionStatus","extension":"1023","status":"Ringing","sn":"369451090405"}"#,
+        "extension_status",
+    ),
+    (
+        3,
+        r#"{"event":"Tranfer","callid":"1571981311.105","members":[{"ext":{"number":"2000","channelid":"PJSIP/2000-00000025"}},{"ext":{"number":"1020","channelid":"PJSIP/1020-00000026"}}],"sn":"369451090405"}"#,
+        "transfer",
+    ),
+    (
+        4,
+        r#"{"event":"Forward","callid":"1571901993.46","members":[{"inbound":{"from":"12345678","to":"1020","trunkname":"siptrunk","channelid":"PJSIP/trunk-siptrunk-endpoint-0000001c"}}],"sn":"369451090405"}"#,
+        "forward",
+    ),
+    (
+        5,
+        r#"{"callid":"1573097568.15","event":"CallFailed","reason":"NO Outbound Restriction","members":[{"ext":{"number":"1023","channelid":"PJSIP/1023-0000000a",}}],"sn":"369451090405"}"#,
+        "call_failed",
+    ),
+    (
+        6,
+        r#"{"event":"Invite","callid":"1571896991.2","members":[{"inbound":{"from":"2000","to":"1023","trunkname":"siptrunk","channelid":"PJSIP/trunk-siptrunk-endpoint-00000001"}}],"sn":"369451090405"}"#,
+        "invite",
+    ),
+    (
+        7,
+        r#"{"event":"Incoming","callid":"1571897079.3","members":[{"inbound":{"from":"2000","to":"1023","trunkname":"siptrunk","channelid":"PJSIP/trunk-siptrunk-endpoint-00000002"}}],"sn":"369451090405"}"#,
+        "incoming",
+    ),
+    (
+        8,
+        r#"{"event":"ConfigChange","type":"extension","extid":"1000","operation":"update","sn":"369451090405"}"#,
+        "config_change",
+    ),
+    (9, r#"{"event":"BootUp","sn":"369451090405"}"#, "boot_up"),
+    (
+        10,
+        r#"{"event":"satisfaction","callid":"1571972541.133","surveyresult":"1","sn":"369451090405"}"#,
+        "satisfaction",
+    ),
+    (
+        11,
+        r#"{"event":"QueueAutoPause","queue":"6700","agent":"1000","misscall":[{"caller":"2000","callid":"1711360264.92"}],"sn":"369451090405"}"#,
+        "queue_auto_pause",
+    ),
+    (
+        12,
+        r#"{"event":"QueueAgentRingNoAnswerTimeout","queue":"queue-6700","agent":"Phillip Huff","callid":"1711516130.30","caller":"2000","sn":"369451090405"}"#,
+        "queue_agent_ring_no_answer_timeout",
+    ),
+    (
+        13,
+        r#"{"event":"uacstacall","operation":"callanswer","extnumber":"1000","cstacallid":"32788","ipaddress":"192.168.5.70:5060","sn":"369451090405"}"#,
+        "uacsta_call",
+    ),
+    (
+        14,
+        r#"{"event":"DTMF","callid":"1571905397.97","members":[{"ext":{"number":"1023","channelid":"PJSIP/1023-00000039","memberstatus":"ANSWERED","callpath":"6500"}}],"info":"2","flag":"0","infos":"2","sn":"369451090405"}"#,
+        "dtmf",
+    ),
+    (
+        15,
+        r#"{"event":"ConferenceStatus","callid":"1572313740.138","conferencenumber":"6409","conferencename":" 6409","members":[{"outbound":{"from":"6409","to":"2100","trunkname":"siptrunk","channelid":"PJSIP/trunk-siptrunk-endpoint-0000001f","memberstatus":"ANSWERED","callpath":"6409"}},{"ext":{"number":"1020","channelid":"PJSIP/1020-0000001e","memberstatus":"ANSWERED","callpath":"6409"}}],"sn":"369451090405"}"#,
+        "conference_status",
+    ),
+    (
+        16,
+        r#"{"event":"PlayPromptEnd","callid":"1571965641.241","members":[{"ext":{"number":"2023","channelid":"PJSIP/2023-0000008f"}}],"prompt":"welcome","sn":"369451090405"}"#,
+        "play_prompt_end",
+    ),
+    (
+        17,
+        r#"{"event":"PlayPromptEnd","callid":"1571965641.242","members":[{"inbound":{"from":"2203303","to":"6500","trunkname":"siptrunk","channelid":"PJSIP/trunk-siptrunk-endpoint-00000020","callpath":"6500"}}],"ivr":{"number":"6500"},"sn":"369451090405"}"#,
+        "play_prompt_end",
+    ),
+    (
+        23,
+        r#"{"event":"CallStatus","callid":"1571896991.2","members":[{"inbound":{"from":"2203303","to":"6500","trunkname":"siptrunk","channelid":"PJSIP/trunk-siptrunk-endpoint-00000001","memberstatus":"ALERT","callpath":"6500"}},{"ext":{"number":"2000","channelid":"PJSIP/2000-00000002","memberstatus":"RING","callpath":"6500"}}],"sn":"369451090405"}"#,
+        "call_status",
+    ),
+    (
+        24,
+        r#"{"event":"NewCdr","callid":"1571898000.7","timestart":"2019-10-23 22:20:00","callfrom":"1023","callto":"9283737733","callduraction":"25","talkduraction":"0","srctrunkname":"","dsttrcunkname":"siptrunk","pincode":"","status":"NO ANSWER","type":"Outbound","recording":"","didnumber":"","agentringtime":"0","sn":"369451090405"}"#,
+        "new_cdr",
+    ),
+    (
+        25,
+        r#"{"event":"ExtensionStatus","extension":"1023","status":"Registered","registeredIP":"192.168.5.70","sn":"369451090405"}"#,
+        "extension_status",
+    ),
+    (
+        26,
+        r#"{"action":"NewCdr","callid":"1495779310.371","timestart":"2017-05-25 22:15:10","callfrom":"1002","callto":"1000","desttrunkname":"","callduraction":"3","talkduraction":"2","status":"ANSWERED","type":"Internal"}"#,
+        "new_cdr",
+    ),
+    (
+        27,
+        r#"{"action":"RING","callid":"1495706238.328","ext":{"extid":"1000"},"ext":{"extid":"1002"}}"#,
+        "call_status",
+    ),
+    (
+        28,
+        r#"{"event":"SomethingNew","callid":"1700000000.1","sn":"369451090405"}"#,
+        "other",
+    ),
+];
+
+#[test]
+fn every_section_8_payload_reads_as_documented() {
+    for &(n, body, want) in PAYLOADS {
+        let p = parse(body.as_bytes()).unwrap_or_else(|e| panic!("#{n}: {e}"));
+        let got = p.event.kind().map_or("other", kind_label);
+        assert_eq!(got, want, "#{n}");
+        // Only #5 (the vendor's CallFailed with a trailing comma) needs the repair.
+        assert_eq!(p.repaired, n == 5, "#{n}");
+        // v1 reports (#26, #27: a login without "version") carry no serial number.
+        assert_eq!(p.format == Format::V1, n == 26 || n == 27, "#{n}");
+        assert_eq!(p.sn.is_none(), n == 26 || n == 27, "#{n}");
+    }
+}
+
+#[test]
+fn section_8_counts_exactly() {
+    let mut s = EventStats::default();
+    for &(n, body, _) in PAYLOADS {
+        assert_eq!(
+            s.record(parse(body.as_bytes()), 1_000),
+            Recorded::Counted,
+            "#{n}"
+        );
+    }
+    // #29: garbage, an empty body, a body without an event.
+    for body in ["not json", "", r#"{"sn":"369451090405"}"#] {
+        assert_eq!(
+            s.record(parse(body.as_bytes()), 1_000),
+            Recorded::ParseError
+        );
+    }
+    // #1 resent (the PBX resends when it gets no 200): dropped.
+    assert_eq!(
+        s.record(parse(PAYLOADS[0].1.as_bytes()), 1_000),
+        Recorded::Duplicate
+    );
+    let f = Families::default();
+    s.write(&f);
+    let text = f.encode();
+    for line in [
+        // #1 internal answered, #24 outbound no answer on siptrunk, #26 v1 internal answered.
+        r#"yeastar_calls_completed_total{direction="internal",outcome="answered"} 2"#,
+        r#"yeastar_calls_completed_total{direction="outbound",outcome="no_answer"} 1"#,
+        r#"yeastar_trunk_calls_completed_total{direction="outbound",outcome="no_answer",trunk="siptrunk"} 1"#,
+        r#"yeastar_call_talk_seconds_sum{direction="internal"} 16"#,
+        r#"yeastar_call_wait_seconds_sum{direction="outbound"} 25"#,
+        r#"yeastar_calls_failed_total{reason="no_outbound_permission"} 1"#,
+        r#"yeastar_queue_agent_auto_pauses_total{queue="6700"} 1"#,
+        r#"yeastar_queue_agent_ring_timeouts_total{queue="6700"} 1"#,
+        "yeastar_pbx_boots_total 1",
+        r#"yeastar_events_received_total{type="new_cdr"} 4"#,
+        r#"yeastar_events_received_total{type="play_prompt_end"} 2"#,
+        r#"yeastar_events_received_total{type="other"} 1"#,
+        "yeastar_events_v1_total 2",
+        "yeastar_events_repaired_total 1",
+        "yeastar_events_parse_errors_total 3",
+        "yeastar_events_duplicates_total 1",
+    ] {
+        assert!(text.contains(&format!("{line}\n")), "{line}\n{text}");
+    }
+    // #27's duplicate keys kept the last member; nothing of the callers, agents or callids is
+    // a label value.
+    for leak in ["Phillip Huff", "1023", "2000", "12345678", "1571897930.5"] {
+        assert!(!text.contains(&format!("\"{leak}\"")), "{leak} in a label");
+    }
+    assert!(matches!(
+        parse(PAYLOADS.iter().find(|p| p.0 == 27).unwrap().1.as_bytes()).unwrap().event,
+        Event::CallStatus(ref legs) if legs.legs.len() == 1
+    ));
+}
