@@ -150,6 +150,26 @@ pub struct ExporterFlags {
         env = "YEASTAR_EXPORTER_PBX_INSECURE_SKIP_VERIFY"
     )]
     pub pbx_insecure_skip_verify: bool,
+    /// Receive this PBX's HTTP event reports (exact call accounting: completed calls, outcomes,
+    /// talk time, failures). Registering takes the PBX's reports from any other application using
+    /// the same API account: see the README. Off by default.
+    #[arg(long = "pbx.events", env = "YEASTAR_EXPORTER_PBX_EVENTS")]
+    pub pbx_events: bool,
+    /// Address the event receiver listens on when any PBX has events on (`:PORT` = all
+    /// interfaces; 8260 is the PBX's own default).
+    #[arg(
+        long = "events.listen-address",
+        env = "YEASTAR_EXPORTER_EVENTS_LISTEN_ADDRESS",
+        default_value = ":8260"
+    )]
+    pub events_listen_address: String,
+    /// The receiver as the PBX must reach it, `http://HOST:PORT`, when that is not this host's
+    /// address and the listen port (NAT, containers): registered as an absolute URL (`urltag` 1).
+    #[arg(
+        long = "events.advertise-url",
+        env = "YEASTAR_EXPORTER_EVENTS_ADVERTISE_URL"
+    )]
+    pub events_advertise_url: Option<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub collectors: CollectorFlags,
@@ -352,6 +372,8 @@ pub struct Config {
     pub max_connections: usize,
     /// `--pbx.state-dir`: where the login ledger is kept (read at start only).
     pub state_dir: Option<PathBuf>,
+    /// `--events.listen-address`: where the event receiver listens (when a target has events).
+    pub events_listen_address: String,
     /// The PBXes (one, named `default`, from the flags; or those of the config file).
     pub targets: Vec<TargetConfig>,
     /// Single-PBX mode (flags): `/metrics` carries the PBX's metrics too.
@@ -486,10 +508,23 @@ impl ExporterFlags {
                     login_backoff: self.pbx_login_backoff,
                     ca_file: self.pbx_ca_file.clone(),
                     insecure_skip_verify: self.pbx_insecure_skip_verify,
+                    events: self
+                        .pbx_events
+                        .then(|| self.events_endpoint())
+                        .transpose()?
+                        .map(|e| e.registration("default")),
                 },
                 collectors: self.collectors.resolve(),
             }],
             true,
+        )
+    }
+
+    /// Where PBXes are to send their event reports, from `--events.*`.
+    pub fn events_endpoint(&self) -> Result<EventsEndpoint, ConfigError> {
+        EventsEndpoint::new(
+            &self.events_listen_address,
+            self.events_advertise_url.as_deref(),
         )
     }
 
@@ -516,6 +551,7 @@ impl ExporterFlags {
             write_timeout: self.write_timeout,
             max_connections: self.max_connections,
             state_dir: self.pbx_state_dir.clone(),
+            events_listen_address: self.events_listen_address.clone(),
             targets,
             single,
         })
@@ -543,6 +579,8 @@ impl ExporterFlags {
             max_response_bytes: self.pbx_max_response_bytes,
             login_backoff: self.pbx_login_backoff,
             insecure_skip_verify: self.pbx_insecure_skip_verify,
+            events: self.pbx_events,
+            events_endpoint: self.events_endpoint()?,
         };
         let targets = parse_file(&text, &path.display().to_string(), &base)?;
         self.config(targets, false)
@@ -566,6 +604,99 @@ pub struct TargetDefaults {
     pub login_backoff: Duration,
     /// `--pbx.insecure-skip-verify`.
     pub insecure_skip_verify: bool,
+    /// `--pbx.events`.
+    pub events: bool,
+    /// `--events.listen-address` and `--events.advertise-url`.
+    pub events_endpoint: EventsEndpoint,
+}
+
+/// Where PBXes send their HTTP event reports: what login and heartbeat register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsEndpoint {
+    /// The receiver's port as registered.
+    pub port: u16,
+    /// `HOST:PORT` of `--events.advertise-url` (registered as an absolute URL).
+    pub advertised: Option<String>,
+    /// The advertised host when it is an IP address (the heartbeat's `ipaddr`).
+    pub ipaddr: Option<String>,
+}
+
+impl Default for EventsEndpoint {
+    fn default() -> Self {
+        Self {
+            port: 8260,
+            advertised: None,
+            ipaddr: None,
+        }
+    }
+}
+
+impl EventsEndpoint {
+    /// From `--events.listen-address` and `--events.advertise-url`.
+    pub fn new(listen: &str, advertise: Option<&str>) -> Result<Self, ConfigError> {
+        let port = listen
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .ok_or_else(|| {
+                invalid(
+                    "--events.listen-address",
+                    format!("{listen:?} has no port (use :8260 or HOST:PORT)"),
+                )
+            })?;
+        let Some(url) = advertise.filter(|u| !u.trim().is_empty()) else {
+            return Ok(Self {
+                port,
+                advertised: None,
+                ipaddr: None,
+            });
+        };
+        let field = "--events.advertise-url";
+        let rest = url.strip_prefix("http://").ok_or_else(|| {
+            invalid(
+                field,
+                format!(
+                    "{url:?} must be http://HOST:PORT (the PBX posts its reports in plain HTTP)"
+                ),
+            )
+        })?;
+        let hostport = rest.trim_end_matches('/');
+        let (host, p) = hostport
+            .rsplit_once(':')
+            .filter(|(h, _)| !h.is_empty())
+            .ok_or_else(|| invalid(field, format!("{url:?} must name a host and a port")))?;
+        let advertised_port = p
+            .parse::<u16>()
+            .map_err(|_| invalid(field, format!("{url:?}: {p:?} is not a port")))?;
+        if hostport.contains('/') {
+            return Err(invalid(
+                field,
+                format!("{url:?} must not have a path (each PBX gets /events/<target>)"),
+            ));
+        }
+        let ip = host.trim_start_matches('[').trim_end_matches(']');
+        Ok(Self {
+            port: advertised_port,
+            advertised: Some(hostport.to_string()),
+            ipaddr: ip
+                .parse::<std::net::IpAddr>()
+                .is_ok()
+                .then(|| ip.to_string()),
+        })
+    }
+
+    /// What `target` registers: `events/<target>`, relative or behind the advertised address.
+    pub fn registration(&self, target: &str) -> crate::pbx::EventsRegistration {
+        let path = format!("events/{target}");
+        crate::pbx::EventsRegistration {
+            port: self.port,
+            url: match &self.advertised {
+                Some(hp) => format!("{hp}/{path}"),
+                None => path,
+            },
+            absolute: self.advertised.is_some(),
+            ipaddr: self.ipaddr.clone(),
+        }
+    }
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -601,6 +732,7 @@ struct TargetFields {
     login_backoff: Option<String>,
     ca_file: Option<PathBuf>,
     insecure_skip_verify: Option<bool>,
+    events: Option<bool>,
 }
 
 /// A YAML error as a [`ConfigError`] of `source`: position and cause, without the source excerpt.
@@ -746,6 +878,9 @@ pub fn parse_file(
                 ca_file,
                 insecure_skip_verify: get!(insecure_skip_verify)
                     .unwrap_or(base.insecure_skip_verify),
+                events: get!(events)
+                    .unwrap_or(base.events)
+                    .then(|| base.events_endpoint.registration(name)),
             },
             collectors,
         });

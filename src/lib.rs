@@ -23,6 +23,7 @@ pub mod collector;
 pub mod config;
 pub mod conn;
 pub mod duration;
+pub mod events;
 pub mod exporter;
 pub mod guard;
 pub mod http;
@@ -155,7 +156,13 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
     let clock = clock::system();
     let mut password_env = std::env::var(config::PASSWORD_ENV).ok();
     let mut _demo = None;
+    let mut events_listener = None;
     if flags.demo {
+        // The demo's PBX reports its calls to a receiver on a free loopback port.
+        let l = bind("127.0.0.1:0").await?;
+        flags.events_listen_address = l.local_addr()?.to_string();
+        flags.pbx_events = true;
+        events_listener = Some(l);
         let sim_cfg = sim::SimConfig {
             model: sim::model::ModelConfig {
                 seed: fastrand::u64(..),
@@ -203,6 +210,19 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
         Arc::new(move || flags.load(password_env.clone()))
     };
     let app = exporter::App::with_loader(config.clone(), clock, Some(loader))?;
+    if config.targets.iter().any(|t| t.client.events.is_some()) {
+        let l = match events_listener.take() {
+            Some(l) => l,
+            None => {
+                let addr = config::listen_socket(&config.events_listen_address);
+                bind(&addr)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("--events.listen-address {addr}: {e}"))?
+            }
+        };
+        tracing::info!(address = %l.local_addr()?, "event receiver listening: PBXes with events on post their reports to /events/<target>");
+        tokio::spawn(events::serve(l, Arc::clone(&app)));
+    }
     match app.ledger_path() {
         Some(path) => {
             tracing::info!(path = %path.display(), "login ledger kept here: the login back-off survives restarts")

@@ -31,6 +31,7 @@ pub struct ExporterMetrics {
     logins: CounterVec,
     suspended: Gauge,
     targets: Gauge,
+    events_refused: CounterVec,
     /// `yeastar_exporter_config_last_reload_successful`.
     pub reload_ok: Gauge,
     /// `yeastar_exporter_config_last_reload_success_timestamp_seconds`.
@@ -118,6 +119,17 @@ impl ExporterMetrics {
         for outcome in LoginOutcome::ALL {
             logins.with_label_values(&[outcome.as_str()]);
         }
+        let events_refused = CounterVec::new(
+            Opts::new(
+                "yeastar_exporter_events_refused_total",
+                "Event reports the receiver refused: for no configured target with events on, or unreadable (over the size or time limits, or not HTTP).",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for reason in ["unknown_target", "unreadable"] {
+            events_refused.with_label_values(&[reason]);
+        }
         let reload_ok = Gauge::new(
             "yeastar_exporter_config_last_reload_successful",
             "Whether the last configuration load succeeded.",
@@ -135,6 +147,7 @@ impl ExporterMetrics {
             Box::new(logins.clone()),
             Box::new(suspended.clone()),
             Box::new(targets.clone()),
+            Box::new(events_refused.clone()),
             Box::new(reload_ok.clone()),
             Box::new(reload_time.clone()),
         ] {
@@ -153,6 +166,7 @@ impl ExporterMetrics {
             logins,
             suspended,
             targets,
+            events_refused,
             reload_ok,
             reload_time,
             live: Default::default(),
@@ -161,6 +175,12 @@ impl ExporterMetrics {
 
     fn live(&self) -> std::sync::RwLockWriteGuard<'_, Live> {
         self.live.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts an event report the receiver refused, for `reason` (`unknown_target`,
+    /// `unreadable`).
+    pub fn event_refused(&self, reason: &str) {
+        self.events_refused.with_label_values(&[reason]).inc();
     }
 
     /// Counts a target in.

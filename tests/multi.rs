@@ -42,6 +42,8 @@ fn base() -> yeastar_exporter::config::TargetDefaults {
         max_response_bytes: f.pbx_max_response_bytes,
         login_backoff: f.pbx_login_backoff,
         insecure_skip_verify: false,
+        events: false,
+        events_endpoint: Default::default(),
     }
 }
 
@@ -59,7 +61,7 @@ fn each_validation_rule_has_its_exact_error() {
     let t = |body: &str| format!("{auth}targets:\n{body}");
     let cases: Vec<(String, &str)> = vec![
         (format!("{auth}targets:\n  hq:\n    url: http://10.0.0.5\n    auth: main\n    colour: red\n"),
-         "cfg.yml: line 9 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify"),
+         "cfg.yml: line 9 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, events"),
         (format!("{auth}targets: {{}}\nlabels: {{}}\n"), "cfg.yml: line 6 column 1: unknown field `labels`, expected one of defaults, auth_modules, targets"),
         (auth.clone(), "targets: at least one target is required"),
         (t("  hq:\n    auth: main\n"), "targets.hq.url: required"),
@@ -319,7 +321,7 @@ async fn reload_adds_targets_keeps_tokens_and_survives_a_bad_file() {
     assert_eq!(
         body,
         format!(
-            "failed to reload config: {}: line 4 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify\n",
+            "failed to reload config: {}: line 4 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, events\n",
             path.display()
         )
     );

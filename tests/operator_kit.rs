@@ -179,6 +179,8 @@ fn example_config_files_are_valid() {
         max_response_bytes: 16 << 20,
         login_backoff: std::time::Duration::from_secs(600),
         insecure_skip_verify: false,
+        events: false,
+        events_endpoint: Default::default(),
     };
     for (file, names) in [
         ("deploy/config/yeastar-exporter.yml", vec!["office"]),

@@ -499,6 +499,8 @@ fn an_unsafe_login_backoff_is_refused() {
         max_response_bytes: 1 << 20,
         login_backoff: Duration::from_secs(600),
         insecure_skip_verify: false,
+        events: false,
+        events_endpoint: Default::default(),
     };
     let file = "auth_modules:\n  a: {username: api, password: pw}\ntargets:\n  pbx1: {url: 'http://10.0.0.1', auth: a, login_backoff: 1m}\n";
     let err = yeastar_exporter::config::parse_file(file, "f.yml", &base).unwrap_err();

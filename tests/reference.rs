@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
-use yeastar_exporter::clock;
+use yeastar_exporter::clock::ManualClock;
 use yeastar_exporter::sim::{SimConfig, Simulator};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -133,14 +133,33 @@ fn output(text: &str) -> BTreeMap<String, Family> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn readme_metrics_reference_is_the_output() {
-    let sim = Simulator::start(SimConfig::traffic(3, 40), clock::system(), "127.0.0.1:0")
+    // Events on, and six simulated hours of reports, so every family has series.
+    let clock = ManualClock::new(1_700_000_000);
+    let sim = Simulator::start(SimConfig::traffic(3, 10), clock.clone(), "127.0.0.1:0")
         .await
         .unwrap();
-    let cfg = sim_config(&sim.url(), &["--collector.queues"]);
-    let exporter = Running::start(cfg, clock::system()).await;
-    // Two scrapes: request counters of every endpoint exist after the first.
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let cfg = sim_config(
+        &sim.url(),
+        &[
+            "--collector.queues",
+            "--pbx.events",
+            "--events.listen-address",
+            &listen,
+        ],
+    );
+    let exporter = Running::start(cfg, clock.clone()).await;
+    let l = yeastar_exporter::bind(&listen).await.unwrap();
+    let rx = tokio::spawn(yeastar_exporter::events::serve(l, exporter.app.clone()));
     exporter.scrape().await;
+    for _ in 0..36 {
+        clock.advance_secs(600);
+        exporter.scrape().await;
+        sim.sim.pump_events().await;
+    }
     let text = exporter.scrape().await;
+    rx.abort();
     assert!(text.contains("\nyeastar_up 1\n"), "{text}");
     let got: BTreeMap<String, Family> = output(&text)
         .into_iter()
@@ -190,6 +209,11 @@ async fn readme_metrics_reference_is_the_output() {
         ("yeastar_extensions", "status"),
         ("yeastar_member_status_max_age_seconds", "status"),
         ("yeastar_collector_success", "collector"),
+        ("yeastar_calls_completed_total", "direction"),
+        ("yeastar_calls_completed_total", "outcome"),
+        ("yeastar_calls_failed_total", "reason"),
+        ("yeastar_events_received_total", "type"),
+        ("yeastar_exporter_events_refused_total", "reason"),
     ] {
         let seen = &got[name].2[label];
         assert_eq!(seen, &doc[name].values[label], "{name} {label}");

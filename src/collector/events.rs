@@ -3,8 +3,9 @@
 //! agents' missed calls, PBX boots — as counters and histograms one target keeps across scrapes.
 //!
 //! [`EventStats::record`] takes what [`crate::pbx::events::parse`] read from one report;
-//! [`EventStats::write`] writes the families. A `NewCdr` the PBX resends (it does when it gets no
-//! 200) counts once: callids already counted are remembered, up to [`DEDUP_CALLIDS`]. Labels carry
+//! [`EventStats::write`] writes the families. A report the PBX resends (it does when it gets no
+//! 200) counts once: the keys of reports counted ([`crate::pbx::events::Parsed::key`]: a
+//! `NewCdr`'s callid, …) are remembered, up to [`DEDUP_CALLIDS`]. Labels carry
 //! no phone or extension number, no callid and no agent name: direction, outcome, reason, the
 //! PBX's trunk names and queue numbers (both bounded by [`MAX_LABEL_VALUES`]).
 
@@ -227,14 +228,14 @@ impl EventStats {
         if parsed.repaired {
             self.repaired += 1;
         }
+        if let Some(key) = parsed.key
+            && self.seen.put(key, ()).is_some()
+        {
+            self.duplicates += 1;
+            return Recorded::Duplicate;
+        }
         match parsed.event {
-            Event::NewCdr(cdr) => {
-                if self.seen.put(cdr.callid.clone(), ()).is_some() {
-                    self.duplicates += 1;
-                    return Recorded::Duplicate;
-                }
-                self.count_cdr(&cdr);
-            }
+            Event::NewCdr(cdr) => self.count_cdr(&cdr),
             Event::CallFailed(r) => {
                 self.failed[FailReason::ALL.iter().position(|x| *x == r).unwrap_or(12)] += 1
             }
@@ -416,7 +417,7 @@ impl EventStats {
             ),
             (
                 "yeastar_events_duplicates_total",
-                "NewCdr reports dropped because their call was counted already (the PBX resends).",
+                "Reports dropped because the same report was counted already (the PBX resends): NewCdr, CallFailed and queue reports, by their callid.",
                 self.duplicates,
             ),
             (

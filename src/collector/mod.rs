@@ -132,6 +132,28 @@ pub struct Target {
     /// The collection in flight, and its number.
     inflight: Mutex<Option<(u64, SharedScrape)>>,
     seq: AtomicU64,
+    /// What its PBX's event reports counted, when its events are on.
+    events: Option<Mutex<EventIntake>>,
+}
+
+/// A target's event accounting and the PBX serial number its reports must carry.
+#[derive(Debug, Default)]
+struct EventIntake {
+    stats: events::EventStats,
+    /// The `sn` of the first report: a later report with another is refused (it is not this
+    /// PBX's).
+    sn: Option<String>,
+}
+
+/// What [`Target::receive_event`] did with a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Read and counted (or dropped as a resent duplicate, or counted as a parse error).
+    Taken(events::Recorded),
+    /// From another PBX (another serial number): counted as refused.
+    Refused,
+    /// This target does not take events.
+    Off,
 }
 
 impl fmt::Debug for Target {
@@ -174,14 +196,45 @@ impl Target {
     pub fn new(client: Arc<Client>, collectors: CollectorSet, clock: SharedClock) -> Self {
         Self {
             name: client.config().target.clone(),
-            client,
             collectors,
             clock,
             state: Mutex::new(TargetState::default()),
             stats: None,
             inflight: Mutex::new(None),
             seq: AtomicU64::new(0),
+            events: client
+                .config()
+                .events
+                .is_some()
+                .then(|| Mutex::new(EventIntake::default())),
+            client,
         }
+    }
+
+    /// Reads one event report its PBX sent and counts it.
+    pub fn receive_event(&self, body: &[u8]) -> Received {
+        let Some(intake) = &self.events else {
+            return Received::Off;
+        };
+        let read = crate::pbx::events::parse(body);
+        let mut intake = lock(intake);
+        if let (Ok(p), Some(pinned)) = (&read, &intake.sn)
+            && p.sn.as_ref().is_some_and(|sn| sn != pinned)
+        {
+            intake.stats.refused();
+            return Received::Refused;
+        }
+        if let Ok(crate::pbx::events::Parsed { sn: Some(sn), .. }) = &read
+            && intake.sn.is_none()
+        {
+            intake.sn = Some(sn.clone());
+        }
+        Received::Taken(intake.stats.record(read, self.clock.now_millis()))
+    }
+
+    /// Whether it takes its PBX's event reports.
+    pub fn events_on(&self) -> bool {
+        self.events.is_some()
     }
 
     /// A target whose client reports to `stats`: its output then carries the client's request
@@ -228,6 +281,11 @@ impl Target {
     pub fn adopt_state(&self, old: &Target) {
         let taken = std::mem::take(&mut *lock(&old.state));
         *lock(&self.state) = taken;
+        // Counters are totals: they carry over while events stay on.
+        if let (Some(new), Some(old)) = (&self.events, &old.events) {
+            let taken = std::mem::take(&mut *lock(old));
+            *lock(new) = taken;
+        }
     }
 
     /// Members whose status age is tracked now.
@@ -463,6 +521,9 @@ impl Target {
         .set(elapsed.as_secs_f64());
         if let Some(stats) = &self.stats {
             stats.write(&m);
+        }
+        if let Some(intake) = &self.events {
+            lock(intake).stats.write(&m);
         }
         ScrapeOutput {
             text: m.encode(),

@@ -62,6 +62,7 @@ impl Target {
             login_backoff: Duration::from_secs(600),
             ca_file: None,
             insecure_skip_verify: false,
+            events: None,
         };
         let http = reqwest::Client::new();
         let client = Client::with_http(

@@ -36,6 +36,10 @@ pub struct Parsed {
     pub sn: Option<String>,
     /// The body was invalid JSON that parsed once trailing commas were removed.
     pub repaired: bool,
+    /// What identifies this report if the PBX sends it again (it resends a report it got no 200
+    /// for): the kind and callid of a `NewCdr`, `CallFailed` or ring timeout, the agent and
+    /// missed calls of an auto-pause. `None`: a report that cannot be told from a later, equal one.
+    pub key: Option<String>,
 }
 
 /// The events the exporter reads, and the rest by kind.
@@ -354,11 +358,40 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
         Some(k) => Event::Known(k),
         None => Event::Other(name.chars().take(MAX_NAME).collect()),
     };
+    let callid = scalar(&o, "callid");
+    let key = match &event {
+        Event::NewCdr(c) => Some(format!("cdr {}", c.callid)),
+        Event::CallFailed(_) => callid.map(|c| format!("failed {c}")),
+        Event::QueueAgentRingNoAnswerTimeout { .. } => callid.map(|c| {
+            format!(
+                "ring-timeout {c} {}",
+                scalar(&o, "agent").unwrap_or_default()
+            )
+        }),
+        Event::QueueAutoPause { .. } => {
+            let missed: Vec<String> = o
+                .get("misscall")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m.as_object().and_then(|m| scalar(m, "callid")))
+                .collect();
+            (!missed.is_empty()).then(|| {
+                format!(
+                    "auto-pause {} {}",
+                    scalar(&o, "agent").unwrap_or_default(),
+                    missed.join(",")
+                )
+            })
+        }
+        _ => None,
+    };
     Ok(Parsed {
         event,
         format,
         sn: scalar(&o, "sn"),
         repaired,
+        key,
     })
 }
 
@@ -620,6 +653,7 @@ mod tests {
                 format: Format::V2,
                 sn: Some(SN.into()),
                 repaired: false,
+                key: Some("cdr 1571897930.5".into()),
             }
         );
     }

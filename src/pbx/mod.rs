@@ -89,6 +89,34 @@ pub struct ClientConfig {
     pub ca_file: Option<PathBuf>,
     /// Accept any certificate (self-signed units without a CA file).
     pub insecure_skip_verify: bool,
+    /// Where this PBX is to send its HTTP event reports (`None`: events off, and login and
+    /// heartbeat register nothing).
+    pub events: Option<EventsRegistration>,
+}
+
+/// The HTTP event receiver a login and each heartbeat register with the PBX (`port`, `url`,
+/// `urltag`; the heartbeat also `ipaddr`, which the vendor marks required).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsRegistration {
+    /// The receiver's port.
+    pub port: u16,
+    /// `events/<target>` (relative to the address the PBX sees the login come from, `urltag`
+    /// 0), or `host:port/events/<target>` (absolute, `urltag` 1: for NAT and containers).
+    pub url: String,
+    /// `url` is absolute.
+    pub absolute: bool,
+    /// The receiver's address for the heartbeat's `ipaddr`; `None`: the local address this host
+    /// reaches the PBX from.
+    pub ipaddr: Option<String>,
+}
+
+impl EventsRegistration {
+    /// The registration fields of a login body.
+    fn login_fields(&self, body: &mut Value) {
+        body["port"] = json!(self.port.to_string());
+        body["url"] = json!(self.url);
+        body["urltag"] = json!(if self.absolute { "1" } else { "0" });
+    }
 }
 
 /// Receives what the client did, to count it.
@@ -454,6 +482,21 @@ impl Client {
         shared
     }
 
+    /// A heartbeat that keeps the event registration: `ipaddr` (required by the vendor), `port`,
+    /// `url`, `urltag`, `version`.
+    async fn heartbeat_body(&self, events: &EventsRegistration) -> Value {
+        let ipaddr = match &events.ipaddr {
+            Some(ip) => ip.clone(),
+            None => local_address_towards(&self.cfg.url)
+                .await
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
+        };
+        let mut body = json!({ "ipaddr": ipaddr, "version": "2.0.0" });
+        events.login_fields(&mut body);
+        body
+    }
+
     /// One login, written in the ledger before it is sent and settled there when it ends.
     async fn login_once(&self) -> Result<Secret, PbxError> {
         let Auth::Credentials {
@@ -471,11 +514,14 @@ impl Client {
             });
         }
         let id = self.ledger.begin_durable(&self.host, now).await;
-        let body = json!({
+        let mut body = json!({
             "username": username,
             "password": password_md5.expose(),
             "version": "2.0.0",
         });
+        if let Some(events) = &self.cfg.events {
+            events.login_fields(&mut body);
+        }
         let bound = Instant::now() + self.login_timeout();
         let result = self.send::<LoginAnswer>("login", None, &body, bound).await;
         let now = self.clock.now_millis();
@@ -894,8 +940,12 @@ impl Session<'_> {
             if self.heartbeat_tried.swap(true, Ordering::SeqCst) {
                 return Ok(t);
             }
+            let body = match &client.cfg.events {
+                Some(events) => client.heartbeat_body(events).await,
+                None => json!({}),
+            };
             match client
-                .send::<BareAnswer>("heartbeat", Some(&t), &json!({}), self.deadline)
+                .send::<BareAnswer>("heartbeat", Some(&t), &body, self.deadline)
                 .await
             {
                 Ok(_) => {
@@ -954,4 +1004,33 @@ impl Session<'_> {
 /// always left consistent, so a panic elsewhere must not take the exporter down with it.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The local address this host uses to reach the PBX at `url` (a connected UDP socket: no packet
+/// is sent).
+async fn local_address_towards(url: &str) -> Option<std::net::IpAddr> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let with_port = if authority.starts_with('[') {
+        if authority.contains("]:") {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        }
+    } else if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let unspecified = if authority.starts_with('[') {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    };
+    let socket = tokio::net::UdpSocket::bind(unspecified).await.ok()?;
+    tokio::time::timeout(Duration::from_secs(2), socket.connect(with_port))
+        .await
+        .ok()?
+        .ok()?;
+    socket.local_addr().ok().map(|a| a.ip())
 }

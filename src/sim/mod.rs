@@ -85,6 +85,9 @@ pub struct SimFlags {
     /// moves clients to HTTPS).
     #[arg(long = "fault.redirect-to")]
     pub redirect_to: Option<String>,
+    /// Share of event reports answered 200 that are sent again anyway (duplicates).
+    #[arg(long = "fault.event-resend-rate", default_value_t = 0.0)]
+    pub event_resend_rate: f64,
     /// Serve HTTPS with this PEM certificate chain (a self-signed one, as real PBXes carry);
     /// needs --tls.key-file.
     #[arg(long = "tls.cert-file", requires = "tls_key_file")]
@@ -135,6 +138,7 @@ impl SimFlags {
                 unsupported: self.unsupported.clone(),
                 pad_bytes: self.pad_bytes,
                 redirect_to: self.redirect_to.clone(),
+                event_resend_rate: self.event_resend_rate,
             },
             token_lifetime: self
                 .token_lifetime
@@ -163,6 +167,9 @@ pub struct Faults {
     pub pad_bytes: usize,
     /// Answer everything with a 307 to this URL.
     pub redirect_to: Option<String>,
+    /// Share of event reports delivered with a 200 that the simulator resends anyway, as a PBX
+    /// does when the 200 is lost on the way back: the receiver sees duplicates.
+    pub event_resend_rate: f64,
 }
 
 /// What the simulator accepts and how it behaves.
@@ -225,6 +232,64 @@ struct Counters {
     handshakes: [u64; 2],
 }
 
+/// Where a login or heartbeat asked the PBX to send its HTTP event reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventReceiver {
+    /// The host to connect to: the caller's address, the heartbeat's `ipaddr`, or the absolute
+    /// URL's host.
+    pub host: String,
+    pub port: u16,
+    /// The request path (`/` + a relative `url`, or the absolute URL's path).
+    pub path: String,
+    /// The login said `"version": "2.0.0"` (else reports come in the v1 format).
+    pub v2: bool,
+}
+
+impl EventReceiver {
+    /// From a login or heartbeat `body` sent by `peer`; `None` when it registers nothing.
+    fn of(body: &Value, peer: IpAddr) -> Option<Self> {
+        let field = |k: &str| match body.get(k)? {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let port: u16 = field("port")?.parse().ok()?;
+        let url = field("url").unwrap_or_default();
+        let v2 = field("version").is_some_and(|v| v.starts_with('2'));
+        let host = field("ipaddr").unwrap_or_else(|| peer.to_string());
+        if field("urltag").as_deref() == Some("1") {
+            // host:port/path, no scheme.
+            let (hostport, path) = url.split_once('/').unwrap_or((url.as_str(), ""));
+            let (h, p) = hostport.rsplit_once(':')?;
+            return Some(Self {
+                host: h.to_string(),
+                port: p.parse().ok()?,
+                path: format!("/{path}"),
+                v2,
+            });
+        }
+        Some(Self {
+            host,
+            port,
+            path: format!("/{}", url.trim_start_matches('/')),
+            v2,
+        })
+    }
+}
+
+/// What the simulator did with its event reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventDelivery {
+    /// Reports the receiver answered 200.
+    pub delivered: u64,
+    /// Deliveries that failed (no connection, no 200): the report stays queued and is resent.
+    pub failed: u64,
+    /// Reports sent again after a 200 (the `event_resend_rate` fault).
+    pub resent: u64,
+    /// Reports discarded because no receiver was registered.
+    pub unregistered: u64,
+}
+
 /// The simulator's shared state.
 #[derive(Debug)]
 pub struct Simulator {
@@ -235,6 +300,11 @@ pub struct Simulator {
     accounts: Mutex<Accounts>,
     counters: Mutex<Counters>,
     fault_rng: Mutex<fastrand::Rng>,
+    /// Where event reports go, once a login or heartbeat said.
+    receiver: Mutex<Option<EventReceiver>>,
+    /// Reports taken from the model, not yet answered 200, oldest first.
+    pending: tokio::sync::Mutex<VecDeque<Value>>,
+    delivery: Mutex<EventDelivery>,
 }
 
 /// A running simulator: its address and its state.
@@ -268,7 +338,67 @@ impl Simulator {
             clock,
             accounts: Mutex::new(Accounts::default()),
             counters: Mutex::new(Counters::default()),
+            receiver: Mutex::new(None),
+            pending: tokio::sync::Mutex::new(VecDeque::new()),
+            delivery: Mutex::new(EventDelivery::default()),
         })
+    }
+
+    /// Where event reports go now, if anywhere.
+    pub fn event_receiver(&self) -> Option<EventReceiver> {
+        lock(&self.receiver).clone()
+    }
+
+    /// What happened to the event reports so far.
+    pub fn event_delivery(&self) -> EventDelivery {
+        *lock(&self.delivery)
+    }
+
+    /// Brings the model to the clock's time and sends every report it has made since to the
+    /// registered receiver, in order, one connection each (as the PBX does), until one is not
+    /// answered 200: that one and the rest stay queued for the next call. Returns how many were
+    /// answered 200.
+    pub async fn pump_events(&self) -> u64 {
+        let mut pending = self.pending.lock().await;
+        {
+            let mut model = lock(&self.model);
+            model.advance(self.clock.now_millis() / 1000);
+            pending.extend(model.outbox.drain(..));
+        }
+        while pending.len() > model::MAX_OUTBOX {
+            pending.pop_front();
+        }
+        let Some(receiver) = self.event_receiver() else {
+            lock(&self.delivery).unregistered += pending.len() as u64;
+            pending.clear();
+            return 0;
+        };
+        let mut sent = 0;
+        let mut resent_front = false;
+        while let Some(event) = pending.front() {
+            let body = if receiver.v2 {
+                event.to_string()
+            } else {
+                v1_report(event).to_string()
+            };
+            let shape = (lock(&self.delivery).delivered + sent) % 2;
+            if !post_report(&receiver, &body, shape == 0).await {
+                lock(&self.delivery).failed += 1;
+                break;
+            }
+            sent += 1;
+            let rate = lock(&self.cfg).faults.event_resend_rate;
+            if !resent_front && rate > 0.0 && self.roll(rate) {
+                // The 200 "never arrived": the report goes again, once.
+                lock(&self.delivery).resent += 1;
+                resent_front = true;
+                continue;
+            }
+            resent_front = false;
+            pending.pop_front();
+        }
+        lock(&self.delivery).delivered += sent;
+        sent
     }
 
     /// Binds `listener` and serves until the task is dropped or aborted.
@@ -283,6 +413,19 @@ impl Simulator {
         tls: Option<Arc<rustls::ServerConfig>>,
     ) {
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+        // Event reports go out as the PBX's would: soon after they happen, resent until a 200.
+        let pump = {
+            let sim = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    if sim.event_receiver().is_some() {
+                        sim.pump_events().await;
+                    }
+                }
+            })
+        };
+        let _stop_pump = AbortOnDrop(pump);
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(x) => x,
@@ -540,10 +683,21 @@ impl Simulator {
 
     fn answer(&self, endpoint: &str, query: &str, body: &Value, peer: IpAddr) -> Answer {
         if endpoint == "login" {
-            return self.login(body, peer);
+            let answer = self.login(body, peer);
+            if answer.0.starts_with(br#"{"status":"Success""#)
+                && let Some(r) = EventReceiver::of(body, peer)
+            {
+                *lock(&self.receiver) = Some(r);
+            }
+            return answer;
         }
         if let Err(e) = self.check_token(query) {
             return e;
+        }
+        if endpoint == "heartbeat"
+            && let Some(r) = EventReceiver::of(body, peer)
+        {
+            *lock(&self.receiver) = Some(r);
         }
         let token = query
             .split('&')
@@ -799,4 +953,62 @@ pub async fn run(flags: SimFlags) -> anyhow::Result<()> {
     tracing::info!(address = %handle.addr, "simulator listening");
     crate::shutdown_signal().await;
     Ok(())
+}
+
+/// A v2 report in the v1 format (a login without `version`): `action` for `event`, no `sn`.
+fn v1_report(event: &Value) -> Value {
+    let mut v = event.clone();
+    if let Some(o) = v.as_object_mut() {
+        if let Some(name) = o.remove("event") {
+            o.insert("action".into(), name);
+        }
+        o.remove("sn");
+    }
+    v
+}
+
+/// POSTs one report to `r` over a new connection and reads the answer to the close: true for a
+/// 200. `documented`: the request exactly as the vendor's pages show it (`Host` with a space
+/// before the port, `Accept` twice, no `Content-Length`); else with `Content-Length`,
+/// `Connection: close` and a well-formed `Host`.
+async fn post_report(r: &EventReceiver, body: &str, documented: bool) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect((r.host.as_str(), r.port))
+            .await
+            .ok()?;
+        let head = if documented {
+            format!(
+                "POST {} HTTP/1.1\r\nHost: {}: {}\r\nAccept: application/json\r\nUser-Agent: WebAPI\r\nContent-Type: application/json\r\nAccept: application/json\r\n\r\n",
+                r.path, r.host, r.port
+            )
+        } else {
+            format!(
+                "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nContent-Length:{}\r\nConnection:close\r\n\r\n",
+                r.path,
+                r.host,
+                r.port,
+                body.len()
+            )
+        };
+        s.write_all(head.as_bytes()).await.ok()?;
+        s.write_all(body.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).await.ok()?;
+        Some(answer.starts_with(b"HTTP/1.1 200"))
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
+}
+
+/// Aborts a task when dropped (the simulator's event pump ends with its server).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

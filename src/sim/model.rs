@@ -8,7 +8,7 @@
 //! sometimes go on hold, and hang up; now and then one sticks in RING or HOLD for minutes, and a trunk
 //! drops for a few minutes, so that the stuck-call and trunk alerts have something to show.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
 
@@ -154,7 +154,76 @@ pub struct SimCall {
     pub talk_left: u64,
     /// The queue it waits in while ringing, if any.
     pub queue: Option<String>,
+    /// How it will end (its CDR's status).
+    pub outcome: SimOutcome,
+    /// When it was answered (unix seconds), once it was.
+    pub answered_at: Option<u64>,
 }
+
+/// How a simulated call ends, as its `NewCdr` reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimOutcome {
+    Answered,
+    NoAnswer,
+    Busy,
+    Voicemail,
+}
+
+impl SimOutcome {
+    /// The outcome of the call with sequence number `seq`: 80% answered, 10% not, 5% busy, 5%
+    /// voicemail (from the sequence, so the traffic's random draws stay what they were).
+    pub fn of_seq(seq: u64) -> Self {
+        match seq % 20 {
+            0 | 7 => SimOutcome::NoAnswer,
+            13 => SimOutcome::Busy,
+            17 => SimOutcome::Voicemail,
+            _ => SimOutcome::Answered,
+        }
+    }
+
+    /// The CDR `status` word.
+    pub fn word(self) -> &'static str {
+        match self {
+            SimOutcome::Answered => "ANSWERED",
+            SimOutcome::NoAnswer => "NO ANSWER",
+            SimOutcome::Busy => "BUSY",
+            SimOutcome::Voicemail => "VOICEMAIL",
+        }
+    }
+
+    /// The exporter's `outcome` label for it.
+    pub fn label(self) -> &'static str {
+        match self {
+            SimOutcome::Answered => "answered",
+            SimOutcome::NoAnswer => "no_answer",
+            SimOutcome::Busy => "busy",
+            SimOutcome::Voicemail => "voicemail",
+        }
+    }
+}
+
+/// What the model's finished calls add up to: the ground truth an exporter counting its `NewCdr`
+/// reports must equal (keyed by the exporter's label values).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CdrTruth {
+    /// (direction, outcome) → calls.
+    pub completed: BTreeMap<(String, String), u64>,
+    /// (trunk, inbound|outbound, outcome) → calls.
+    pub trunks: BTreeMap<(String, String, String), u64>,
+    /// direction → (answered calls, their talk seconds).
+    pub talk: BTreeMap<String, (u64, u64)>,
+    /// direction → (calls, their seconds before answer or hang-up).
+    pub wait: BTreeMap<String, (u64, u64)>,
+    /// `CallFailed` reports by the exporter's `reason` label.
+    pub failed: BTreeMap<String, u64>,
+    /// `QueueAgentRingNoAnswerTimeout` reports by queue number.
+    pub ring_timeouts: BTreeMap<String, u64>,
+    /// `QueueAutoPause` reports by queue number.
+    pub auto_pauses: BTreeMap<String, u64>,
+}
+
+/// Reports the model keeps for delivery at most; older ones are dropped (and counted).
+pub const MAX_OUTBOX: usize = 100_000;
 
 impl SimCall {
     /// The call's direction per the exporter's contract.
@@ -318,6 +387,12 @@ pub struct Model {
     pub paused: Vec<usize>,
     /// Extensions on a call, by index.
     busy: Vec<bool>,
+    /// Event reports not yet taken for delivery (`NewCdr`, `CallStatus`), oldest first.
+    pub outbox: std::collections::VecDeque<serde_json::Value>,
+    /// Reports dropped because the outbox was full.
+    pub outbox_dropped: u64,
+    /// Every `NewCdr` the model emitted, added up.
+    pub truth: CdrTruth,
 }
 
 impl Model {
@@ -370,6 +445,9 @@ impl Model {
             calls: Vec::new(),
             paused: Vec::new(),
             busy: vec![false; ext_count],
+            outbox: Default::default(),
+            outbox_dropped: 0,
+            truth: CdrTruth::default(),
             rng,
             cfg,
         };
@@ -380,6 +458,8 @@ impl Model {
             if let Some(call) = model.calls.last_mut() {
                 call.set_phase(Phase::Talking);
                 call.phase_until = now + 1 + age % 60;
+                call.outcome = SimOutcome::Answered;
+                call.answered_at = call.callid.split('.').next().and_then(|s| s.parse().ok());
             }
         }
         model
@@ -544,7 +624,11 @@ impl Model {
                 members.push(m);
             }
         } else if roll < 0.8 {
-            let Some(trunk) = self.up_trunk() else { return };
+            let Some(trunk) = self.up_trunk() else {
+                // Every trunk down: the PBX cannot set the call up.
+                self.emit_call_failed("Line Unreachable", "line_unreachable");
+                return;
+            };
             let Some(ext) = self.free_extension() else {
                 return;
             };
@@ -580,6 +664,7 @@ impl Model {
         let mean_talk = self.cfg.mean_duration_secs.saturating_sub(10).max(2);
         let talk = 1 + (-(1.0 - self.rng.f64()).ln() * mean_talk as f64) as u64;
         let callid = format!("{created}.{}", self.seq);
+        let outcome = SimOutcome::of_seq(self.seq);
         self.seq += 1;
         let mut call = SimCall {
             callid,
@@ -588,9 +673,13 @@ impl Model {
             phase_until: created + ring,
             talk_left: talk,
             queue,
+            outcome,
+            answered_at: None,
         };
         call.set_phase(Phase::Ringing);
         self.calls.push(call);
+        let i = self.calls.len() - 1;
+        self.emit_call_status(i);
     }
 
     fn poisson(&mut self, lambda: f64) -> u64 {
@@ -624,6 +713,9 @@ impl Model {
             }
             !gone
         });
+        let mut ended = Vec::new();
+        let mut changed = Vec::new();
+        let mut timeouts = Vec::new();
         for i in 0..self.calls.len() {
             if self.calls[i].phase_until > now {
                 continue;
@@ -634,9 +726,25 @@ impl Model {
             let stuck_len = self.rng.u64(31 * 60..45 * 60);
             let call = &mut self.calls[i];
             match call.phase {
+                Phase::Ringing
+                    if matches!(call.outcome, SimOutcome::NoAnswer | SimOutcome::Busy) =>
+                {
+                    // Nobody answers (or the callee is busy): the call ends from ringing; in a
+                    // queue, its agent let it ring out.
+                    call.set_phase(Phase::Ending);
+                    if call.outcome == SimOutcome::NoAnswer
+                        && let Some(q) = call.queue.take()
+                    {
+                        timeouts.push((q, call.callid.clone()));
+                    }
+                    call.queue = None;
+                    call.phase_until = now + 1;
+                    ended.push(i);
+                }
                 Phase::Ringing => {
                     call.set_phase(Phase::Talking);
                     call.queue = None;
+                    call.answered_at = Some(now);
                     call.phase_until = now + call.talk_left / 2 + 1;
                     call.talk_left -= call.talk_left / 2;
                 }
@@ -655,9 +763,29 @@ impl Model {
                 Phase::Talking => {
                     call.set_phase(Phase::Ending);
                     call.phase_until = now + 1;
+                    ended.push(i);
                 }
-                Phase::Ending => {}
+                Phase::Ending => continue,
             }
+            changed.push(i);
+        }
+        for i in changed {
+            self.emit_call_status(i);
+        }
+        for i in ended {
+            self.emit_cdr(i, now);
+        }
+        for (queue, callid) in timeouts {
+            let event = json!({
+                "event": "QueueAgentRingNoAnswerTimeout",
+                "queue": format!("queue-{queue}"),
+                "agent": "Queue Agent",
+                "callid": callid,
+                "caller": "2000",
+                "sn": self.sn(),
+            });
+            *self.truth.ring_timeouts.entry(queue).or_default() += 1;
+            self.push_event(event);
         }
         let lambda = self.cfg.target_calls as f64 / self.cfg.mean_duration_secs.max(1) as f64;
         let arrivals = self.poisson(lambda);
@@ -685,10 +813,143 @@ impl Model {
             self.extensions[i].registered = !self.extensions[i].registered;
         }
         if self.rng.f64() < 1.0 / 120.0 {
+            let before = std::mem::take(&mut self.paused);
             self.paused = (0..self.extensions.len())
                 .filter(|_| self.rng.f64() < 0.03)
                 .collect();
+            // Agents newly paused in a queue: the PBX reports the auto-pause.
+            let newly: Vec<(String, String)> = self
+                .paused
+                .iter()
+                .filter(|i| !before.contains(i))
+                .filter_map(|i| {
+                    let q = self.queues.iter().find(|(_, agents)| agents.contains(i))?;
+                    Some((q.0.clone(), self.extensions[*i].number.clone()))
+                })
+                .collect();
+            for (queue, agent) in newly {
+                let event = json!({
+                    "event": "QueueAutoPause",
+                    "queue": queue,
+                    "agent": agent,
+                    "misscall": [{"caller": "2000", "callid": format!("{}.{}", self.now, self.seq)}],
+                    "sn": self.sn(),
+                });
+                self.seq += 1;
+                *self.truth.auto_pauses.entry(queue).or_default() += 1;
+                self.push_event(event);
+            }
         }
+    }
+
+    fn emit_call_failed(&mut self, reason: &str, label: &str) {
+        let event = json!({
+            "callid": format!("{}.{}", self.now, self.seq),
+            "event": "CallFailed",
+            "reason": reason,
+            "members": [],
+            "sn": self.sn(),
+        });
+        self.seq += 1;
+        *self.truth.failed.entry(label.to_string()).or_default() += 1;
+        self.push_event(event);
+    }
+
+    fn push_event(&mut self, event: serde_json::Value) {
+        if self.outbox.len() >= MAX_OUTBOX {
+            self.outbox.pop_front();
+            self.outbox_dropped += 1;
+        }
+        self.outbox.push_back(event);
+    }
+
+    /// The PBX's serial number in its reports.
+    pub fn sn(&self) -> String {
+        format!("3694{:08}", self.cfg.seed % 100_000_000)
+    }
+
+    /// A `CallStatus` report of call `i` as it is now.
+    fn emit_call_status(&mut self, i: usize) {
+        let call = &self.calls[i];
+        let mut event = serde_json::to_value(call.view()).unwrap_or_default();
+        event["event"] = "CallStatus".into();
+        event["sn"] = self.sn().into();
+        self.push_event(event);
+    }
+
+    /// The `NewCdr` of call `i`, ending at `end`; added to the ground truth.
+    fn emit_cdr(&mut self, i: usize, end: u64) {
+        let call = &self.calls[i];
+        let created: u64 = call
+            .callid
+            .split('.')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(end);
+        let duration = end.saturating_sub(created);
+        let talk = call.answered_at.map_or(0, |a| end.saturating_sub(a));
+        let direction = call.direction();
+        let trunk = |kind: MemberKind| {
+            call.members
+                .iter()
+                .find(|m| m.kind == kind)
+                .and_then(|m| m.trunk.clone())
+        };
+        let (src, dst) = (trunk(MemberKind::Inbound), trunk(MemberKind::Outbound));
+        let from = call
+            .members
+            .first()
+            .map(|m| m.number.clone())
+            .unwrap_or_default();
+        let to = call
+            .members
+            .get(1)
+            .map(|m| m.number.clone())
+            .unwrap_or_default();
+        let kind = match direction {
+            "inbound" => "Inbound",
+            "outbound" => "Outbound",
+            _ => "Internal",
+        };
+        let outcome = call.outcome;
+        let event = serde_json::json!({
+            "event": "NewCdr",
+            "callid": call.callid,
+            "timestart": civil_time(created),
+            "callfrom": from,
+            "callto": to,
+            "callduraction": duration.to_string(),
+            "talkduraction": talk.to_string(),
+            "srctrunkname": src.clone().unwrap_or_default(),
+            "dsttrcunkname": dst.clone().unwrap_or_default(),
+            "pincode": "",
+            "status": outcome.word(),
+            "type": kind,
+            "recording": "",
+            "didnumber": "",
+            "agentringtime": "0",
+            "sn": self.sn(),
+        });
+        let t = &mut self.truth;
+        *t.completed
+            .entry((direction.to_string(), outcome.label().to_string()))
+            .or_default() += 1;
+        for (trunk, leg) in [(src, "inbound"), (dst, "outbound")] {
+            if let Some(trunk) = trunk {
+                *t.trunks
+                    .entry((trunk, leg.to_string(), outcome.label().to_string()))
+                    .or_default() += 1;
+            }
+        }
+        if outcome == SimOutcome::Answered {
+            let e = t.talk.entry(direction.to_string()).or_default();
+            e.0 += 1;
+            e.1 += talk;
+        }
+        let e = t.wait.entry(direction.to_string()).or_default();
+        e.0 += 1;
+        e.1 += duration - talk.min(duration);
+        self.push_event(event);
     }
 
     /// Adds a call held in RING until `ring_until` (tests and demos of the stuck-RING alert).
@@ -835,6 +1096,28 @@ impl Model {
     }
 }
 
+/// `YYYY-MM-DD HH:MM:SS` of unix seconds (UTC; the PBX writes its local time without an offset).
+pub fn civil_time(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -870,5 +1153,12 @@ mod tests {
         assert!((120..=300).contains(&n), "{n} calls");
         let s = m.snapshot();
         assert!(s.active.iter().all(|n| *n > 0), "{:?}", s.active);
+    }
+
+    #[test]
+    fn civil_time_is_the_calendar() {
+        assert_eq!(civil_time(0), "1970-01-01 00:00:00");
+        assert_eq!(civil_time(1_571_897_930), "2019-10-24 06:18:50");
+        assert_eq!(civil_time(951_782_400), "2000-02-29 00:00:00");
     }
 }
