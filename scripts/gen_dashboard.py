@@ -133,6 +133,25 @@ panel("table", "PBX", "yeastar_pbx_info: model, firmware and hardware version of
       [t(f"yeastar_pbx_info{{{SEL}}}", "", instant=True, format="table")], w=8, x=16, newline=True,
       extra={"transformations": [{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True, "Value": True}}}]})
 
+row("Call accounting (PBX events)")
+panel("timeseries", "Finished calls per hour", "yeastar_calls_completed_total over the last hour (recording rule instance_direction_outcome:yeastar_calls_completed:increase1h), by direction and outcome: every call the PBX reported finished, however short. Needs events on for the PBX (README: Call accounting).",
+      [t(f'instance_direction_outcome:yeastar_calls_completed:increase1h{{{SEL}}}', "{{instance}} {{direction}} {{outcome}}")], w=12, x=0, extra=stacked)
+panel("timeseries", "Answer ratio per trunk", "Share of each trunk's finished calls that were answered over the last hour (yeastar_trunk_calls_completed_total): inbound calls on the trunk they came in on, outbound on the one they left by. The YeastarTrunkAnswerRatioLow alert fires under 50% over 30 minutes.",
+      [t(f'sum by (instance, trunk) (increase(yeastar_trunk_calls_completed_total{{{SEL},outcome="answered"}}[1h])) / sum by (instance, trunk) (increase(yeastar_trunk_calls_completed_total{{{SEL}}}[1h]))', "{{instance}} {{trunk}}")], w=12, x=12, unit="percentunit", newline=True)
+panel("heatmap", "Talk time", "yeastar_call_talk_seconds: how long answered calls lasted, as a heatmap over time (buckets 10 s to 2 h).",
+      [t(f'sum by (instance, le) (increase(yeastar_call_talk_seconds_bucket{{{SEL}}}[$__rate_interval]))', "{{le}}", format="heatmap")], w=12, x=0,
+      extra={"options": {"calculate": False, "yAxis": {"unit": "s"}}})
+panel("timeseries", "Median talk and wait time", "Median talk time of answered calls (yeastar_call_talk_seconds) and median wait before answer or hang-up (yeastar_call_wait_seconds) over the last hour.",
+      [t(f'histogram_quantile(0.5, sum by (instance, le) (rate(yeastar_call_talk_seconds_bucket{{{SEL}}}[1h])))', "{{instance}} talk"),
+       t(f'histogram_quantile(0.5, sum by (instance, le) (rate(yeastar_call_wait_seconds_bucket{{{SEL}}}[1h])))', "{{instance}} wait")], w=12, x=12, unit="s", newline=True)
+panel("timeseries", "Queue agents' missed calls", "Queue calls agents let ring out (yeastar_queue_agent_ring_timeouts_total) over the last hour, by queue; agents then get auto-paused (yeastar_queue_agent_auto_pauses_total).",
+      [t(f'sum by (instance, queue) (increase(yeastar_queue_agent_ring_timeouts_total{{{SEL}}}[1h]))', "{{instance}} queue {{queue}}")], w=8, x=0)
+panel("timeseries", "Failed call set-ups", "yeastar_calls_failed_total over the last hour by reason (CallFailed): line unreachable, congestion, SIP errors.",
+      [t(f'sum by (instance, reason) (increase(yeastar_calls_failed_total{{{SEL}}}[1h]))', "{{instance}} {{reason}}")], w=8, x=8)
+panel("timeseries", "Event reports", "Event reports received per second (yeastar_events_received_total) and PBX boots (yeastar_pbx_boots_total). No reports while calls are up fires YeastarEventsSilent.",
+      [t(f'sum by (instance) (rate(yeastar_events_received_total{{{SEL}}}[$__rate_interval]))', "{{instance}} reports/s"),
+       t(f'sum by (instance) (yeastar_pbx_boots_total{{{SEL}}})', "{{instance}} boots")], w=8, x=16, newline=True)
+
 row("Queues")
 panel("timeseries", "Callers waiting", "yeastar_queue_waiting_calls: callers waiting in each queue (queues collector; off by default).",
       [t(f"sum by (instance, queue) (yeastar_queue_waiting_calls{{{SEL}}})", "{{instance}} {{queue}}")], w=12, x=0)

@@ -148,6 +148,7 @@ fn dashboard_is_importable_and_documented() {
             "Stuck calls",
             "Call paths",
             "Extensions and PBX",
+            "Call accounting (PBX events)",
             "Queues"
         ]
     );
