@@ -9,16 +9,15 @@
 //! no phone or extension number, no callid and no agent name: direction, outcome, reason, the
 //! PBX's trunk names and queue numbers (both bounded by [`MAX_LABEL_VALUES`]).
 
-use std::collections::BTreeMap;
-use std::num::NonZeroUsize;
-
-use lru::LruCache;
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::BuildHasher;
 
 use super::families::Families;
 use crate::pbx::events::{Cdr, CdrDirection, CdrOutcome, Event, FailReason, Kind, ParseError};
 
-/// Callids remembered to drop a resent `NewCdr`: hours of a busy PBX's calls.
-pub const DEDUP_CALLIDS: usize = 16_384;
+/// Report keys remembered to drop a resent report: hours of a busy PBX's calls (a PBX resends
+/// within minutes). Kept as 64-bit hashes in a ring: 8 KiB per target when full.
+pub const DEDUP_CALLIDS: usize = 1024;
 
 /// Distinct trunk or queue names counted per target; reports naming more are counted without
 /// them (`yeastar_events_label_overflow_total`), so a lying sender cannot grow the exporter.
@@ -142,7 +141,7 @@ pub enum Recorded {
 }
 
 /// Everything one target counts from its PBX's reports.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct EventStats {
     completed: [[u64; 5]; 4],
     /// (trunk, 0 inbound / 1 outbound) → by outcome.
@@ -162,32 +161,8 @@ pub struct EventStats {
     duplicates: u64,
     label_overflow: u64,
     last_event_millis: Option<u64>,
-    seen: LruCache<String, ()>,
-}
-
-impl Default for EventStats {
-    fn default() -> Self {
-        Self {
-            completed: Default::default(),
-            trunks: BTreeMap::new(),
-            talk: Default::default(),
-            wait: Default::default(),
-            failed: [0; 13],
-            ring_timeouts: BTreeMap::new(),
-            auto_pauses: BTreeMap::new(),
-            boots: 0,
-            received: [0; 17],
-            received_other: 0,
-            received_v1: 0,
-            parse_errors: 0,
-            repaired: 0,
-            refused: 0,
-            duplicates: 0,
-            label_overflow: 0,
-            last_event_millis: None,
-            seen: LruCache::new(NonZeroUsize::new(DEDUP_CALLIDS).expect("non-zero")),
-        }
-    }
+    /// Hashes of the last [`DEDUP_CALLIDS`] report keys, oldest first.
+    seen: VecDeque<u64>,
 }
 
 /// Adds one to `map[key]` unless the map is full and lacks `key`; false when it was full.
@@ -228,11 +203,17 @@ impl EventStats {
         if parsed.repaired {
             self.repaired += 1;
         }
-        if let Some(key) = parsed.key
-            && self.seen.put(key, ()).is_some()
-        {
-            self.duplicates += 1;
-            return Recorded::Duplicate;
+        if let Some(key) = parsed.key {
+            // A fixed seed: the same key hashes alike for the process's life.
+            let h = foldhash::fast::FixedState::with_seed(0x5eed).hash_one(key.as_bytes());
+            if self.seen.contains(&h) {
+                self.duplicates += 1;
+                return Recorded::Duplicate;
+            }
+            if self.seen.len() >= DEDUP_CALLIDS {
+                self.seen.pop_front();
+            }
+            self.seen.push_back(h);
         }
         match parsed.event {
             Event::NewCdr(cdr) => self.count_cdr(&cdr),
@@ -530,6 +511,25 @@ mod tests {
         for secret in ["2000", "A B", "1.9", "1.1"] {
             assert!(!text.contains(&format!("\"{secret}\"")), "{secret}");
         }
+    }
+
+    #[test]
+    fn the_dedup_window_is_bounded() {
+        let mut s = EventStats::default();
+        let first = cdr("0.1", "Inbound", "ANSWERED", 1, 1, "", "");
+        assert_eq!(record(&mut s, &first), Recorded::Counted);
+        for i in 1..DEDUP_CALLIDS {
+            record(
+                &mut s,
+                &cdr(&format!("{i}.1"), "Inbound", "ANSWERED", 1, 1, "", ""),
+            );
+        }
+        assert_eq!(record(&mut s, &first), Recorded::Duplicate);
+        assert_eq!(s.seen.len(), DEDUP_CALLIDS);
+        // One more new key pushes the oldest out.
+        record(&mut s, &cdr("x.1", "Inbound", "ANSWERED", 1, 1, "", ""));
+        assert_eq!(record(&mut s, &first), Recorded::Counted);
+        assert_eq!(s.seen.len(), DEDUP_CALLIDS);
     }
 
     #[test]
