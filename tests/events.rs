@@ -341,3 +341,54 @@ async fn a_seeded_day_counts_exactly_what_the_pbx_reported() {
     assert_eq!(received, (delivery.delivered) as f64);
     exporter.stop().await;
 }
+
+/// Issue 16: with `CallStatus` reports, a member's status age counts from the report, not from
+/// the first scrape that saw it: exact to the event, whatever the scrape interval.
+#[tokio::test(flavor = "multi_thread")]
+async fn member_ages_are_exact_to_the_call_status_report() {
+    let start = 1_700_000_000;
+    let clock = ManualClock::new(start);
+    // A PBX with no traffic of its own: the one call below is the only one.
+    let sim = Simulator::start(SimConfig::traffic(5, 0), clock.clone(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let with_events = Running::start(
+        sim_config(
+            &sim.url(),
+            &["--pbx.events", "--events.listen-address", &listen],
+        ),
+        clock.clone(),
+    )
+    .await;
+    let without = Running::start(sim_config(&sim.url(), &[]), clock.clone()).await;
+    let rx = receiver(port, with_events.app.clone()).await;
+    with_events.scrape().await;
+    without.scrape().await;
+    // Without events the second exporter must not take the registration: log the first in again.
+    assert_eq!(sim.sim.event_receiver().map(|r| r.port), Some(port));
+    clock.advance_secs(5);
+    sim.sim.pump_events().await;
+    // A call starts ringing now; the PBX reports it at once.
+    sim.sim.with_model(|m| {
+        let now = m.now();
+        m.add_stuck_ringing_call(now + 600)
+    });
+    sim.sim.pump_events().await;
+    // The next scrapes, 55 seconds later, are the first to see it.
+    clock.advance_secs(55);
+    let exact = with_events.scrape().await;
+    let polled = without.scrape().await;
+    let ring = r#"yeastar_member_status_max_age_seconds{status="ring"}"#;
+    assert_eq!(must(&exact, ring), 55.0);
+    assert_eq!(must(&polled, ring), 0.0);
+    // Polling stays the truth: once the call is gone, no age remains.
+    clock.advance_secs(700);
+    sim.sim.pump_events().await;
+    let later = with_events.scrape().await;
+    assert_eq!(must(&later, ring), 0.0);
+    rx.abort();
+    with_events.stop().await;
+    without.stop().await;
+}

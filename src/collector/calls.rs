@@ -329,6 +329,11 @@ pub struct CallStats {
 /// of calls), low enough that a lying PBX cannot grow the exporter without bound.
 pub const MAX_TRACKED_MEMBERS: usize = 20_000;
 
+/// A call's part of a member's key: the member's key is this XOR its channel's id.
+pub fn call_key(callid: &str) -> u64 {
+    ChannelId::of(callid).0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
 /// When each current member entered its current status, as this exporter observed it.
 ///
 /// One flat list per target, sorted by a 64-bit key per member (keyed hash of the callid, mixed
@@ -362,13 +367,25 @@ impl StatusAges {
     /// the calls of one scrape: a member the scrape could not see (its collector unsupported, off
     /// or failing) is not kept.
     pub fn observe(&mut self, calls: &MergedCalls, now_millis: u64) -> ([f64; 7], u64) {
+        self.observe_with(calls, now_millis, None)
+    }
+
+    /// [`StatusAges::observe`], with the leg changes the PBX reported (`CallStatus`): a member
+    /// polled in the status a report put it in is aged from the report, exact to the event
+    /// rather than to the scrape interval. Polling stays the truth of what is up.
+    pub fn observe_with(
+        &mut self,
+        calls: &MergedCalls,
+        now_millis: u64,
+        legs: Option<&super::events::EventLegs>,
+    ) -> ([f64; 7], u64) {
         let mut max = [0f64; 7];
         let mut dropped = 0u64;
         SCRATCH.with(|scratch| {
             let mut next = scratch.borrow_mut();
             next.clear();
             for (callid, call) in &calls.calls {
-                let id = ChannelId::of(callid).0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let id = call_key(callid);
                 for m in &call.members {
                     if next.len() < MAX_TRACKED_MEMBERS {
                         next.push(Tracked {
@@ -393,6 +410,11 @@ impl StatusAges {
                     && o.status == t.status
                 {
                     t.first_seen = o.first_seen;
+                }
+                if let Some(since) = legs.and_then(|l| l.since(t.key, t.status))
+                    && since < t.first_seen
+                {
+                    t.first_seen = since;
                 }
                 let age = now_millis.saturating_sub(t.first_seen) as f64 / 1000.0;
                 if age > max[t.status.index()] {

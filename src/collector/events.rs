@@ -13,7 +13,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::hash::BuildHasher;
 
 use super::families::Families;
-use crate::pbx::events::{Cdr, CdrDirection, CdrOutcome, Event, FailReason, Kind, ParseError};
+use crate::pbx::events::{
+    CallLegs, Cdr, CdrDirection, CdrOutcome, Event, FailReason, Kind, ParseError,
+};
+use crate::pbx::types::{ChannelId, Status};
 
 /// Report keys remembered to drop a resent report: hours of a busy PBX's calls (a PBX resends
 /// within minutes). Kept as 64-bit hashes in a ring: 8 KiB per target when full.
@@ -140,6 +143,69 @@ pub enum Recorded {
     ParseError,
 }
 
+/// When each call leg entered its status, as the PBX reported it (`CallStatus`), keyed as
+/// [`super::calls::StatusAges`] keys members. Bounded by
+/// [`super::calls::MAX_TRACKED_MEMBERS`]; a leg leaves on `BYE`, on its call's `NewCdr`, or after
+/// 12 hours without news.
+#[derive(Debug, Default)]
+pub struct EventLegs {
+    /// member key → (call key, status, since unix ms).
+    legs: std::collections::HashMap<u64, (u64, Status, u64)>,
+}
+
+/// A leg not reported on for this long is forgotten (its call's end was never reported).
+const LEG_TTL_MS: u64 = 12 * 3600 * 1000;
+
+impl EventLegs {
+    /// When the member `key` entered `status`, if a report said so.
+    pub fn since(&self, key: u64, status: Status) -> Option<u64> {
+        self.legs
+            .get(&key)
+            .filter(|(_, s, _)| *s == status)
+            .map(|(_, _, since)| *since)
+    }
+
+    fn report(&mut self, legs: &CallLegs, now_millis: u64) {
+        let call = super::calls::call_key(&legs.callid);
+        for (channel, status) in &legs.legs {
+            let key = call ^ ChannelId::of(channel).0;
+            if *status == Status::Bye {
+                self.legs.remove(&key);
+                continue;
+            }
+            match self.legs.get_mut(&key) {
+                Some(e) if e.1 == *status => e.2 = e.2.min(now_millis),
+                Some(e) => *e = (call, *status, now_millis),
+                None => {
+                    if self.legs.len() >= super::calls::MAX_TRACKED_MEMBERS {
+                        self.legs
+                            .retain(|_, e| now_millis.saturating_sub(e.2) < LEG_TTL_MS);
+                        if self.legs.len() >= super::calls::MAX_TRACKED_MEMBERS {
+                            continue;
+                        }
+                    }
+                    self.legs.insert(key, (call, *status, now_millis));
+                }
+            }
+        }
+    }
+
+    fn call_ended(&mut self, callid: &str) {
+        let call = super::calls::call_key(callid);
+        self.legs.retain(|_, e| e.0 != call);
+    }
+
+    /// Legs tracked now.
+    pub fn len(&self) -> usize {
+        self.legs.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.legs.is_empty()
+    }
+}
+
 /// Everything one target counts from its PBX's reports.
 #[derive(Debug, Default)]
 pub struct EventStats {
@@ -163,6 +229,8 @@ pub struct EventStats {
     last_event_millis: Option<u64>,
     /// Hashes of the last [`DEDUP_CALLIDS`] report keys, oldest first.
     seen: VecDeque<u64>,
+    /// The legs `CallStatus` reports describe, for exact member-status ages.
+    pub legs: EventLegs,
 }
 
 /// Adds one to `map[key]` unless the map is full and lacks `key`; false when it was full.
@@ -216,7 +284,11 @@ impl EventStats {
             self.seen.push_back(h);
         }
         match parsed.event {
-            Event::NewCdr(cdr) => self.count_cdr(&cdr),
+            Event::NewCdr(cdr) => {
+                self.legs.call_ended(&cdr.callid);
+                self.count_cdr(&cdr)
+            }
+            Event::CallStatus(legs) => self.legs.report(&legs, now_millis),
             Event::CallFailed(r) => {
                 self.failed[FailReason::ALL.iter().position(|x| *x == r).unwrap_or(12)] += 1
             }
@@ -231,7 +303,7 @@ impl EventStats {
                     self.label_overflow += 1;
                 }
             }
-            Event::CallStatus(_) | Event::Known(_) | Event::Other(_) => {}
+            Event::Known(_) | Event::Other(_) => {}
         }
         Recorded::Counted
     }

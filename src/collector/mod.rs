@@ -498,7 +498,15 @@ impl Target {
             // failing) extension-only members lose their ages rather than pile up.
             let ages = {
                 let mut state = lock(&self.state);
-                let (ages, dropped) = state.ages.observe(&merged, now_millis);
+                let (ages, dropped) = match &self.events {
+                    Some(intake) => {
+                        let intake = lock(intake);
+                        state
+                            .ages
+                            .observe_with(&merged, now_millis, Some(&intake.stats.legs))
+                    }
+                    None => state.ages.observe(&merged, now_millis),
+                };
                 state.members_dropped += dropped;
                 ages
             };
