@@ -96,6 +96,8 @@ pub struct App {
     /// The configuration and the targets built from it, swapped as one value.
     current: RwLock<Arc<Current>>,
     ready: AtomicBool,
+    /// Whether the event receiver runs (it starts with the process, when a target has events).
+    pub events_receiver: AtomicBool,
 }
 
 /// One configuration in force: its settings and its targets.
@@ -145,6 +147,7 @@ impl App {
                 targets: Arc::new(TargetSet::default()),
             })),
             ready: AtomicBool::new(false),
+            events_receiver: AtomicBool::new(false),
         });
         app.apply(config)?;
         // A rejection from before a restart keeps its back-off.
@@ -202,6 +205,17 @@ impl App {
             }),
             None => Ok(()),
         };
+        if result.is_ok()
+            && !self
+                .events_receiver
+                .load(std::sync::atomic::Ordering::SeqCst)
+            && let Some(t) = self.targets().iter().find(|t| t.events_on())
+        {
+            tracing::warn!(
+                target_name = %t.name(),
+                "events are on for this target, but the event receiver starts only with the process (no target had events at start): restart the exporter to receive its reports"
+            );
+        }
         match &result {
             Ok(()) => tracing::info!(targets = self.targets().len(), "configuration reloaded"),
             Err(e) => {

@@ -221,6 +221,8 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
             }
         };
         tracing::info!(address = %l.local_addr()?, "event receiver listening: PBXes with events on post their reports to /events/<target>");
+        app.events_receiver
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         tokio::spawn(events::serve(l, Arc::clone(&app)));
     }
     match app.ledger_path() {

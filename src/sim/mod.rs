@@ -1012,3 +1012,54 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
+
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+
+    #[test]
+    fn a_login_without_version_gets_v1_reports() {
+        let peer: IpAddr = "10.0.0.9".parse().unwrap();
+        let v2 = EventReceiver::of(
+            &json!({"username": "api", "port": "8260", "url": "events/hq", "version": "2.0.0"}),
+            peer,
+        )
+        .unwrap();
+        assert_eq!(
+            v2,
+            EventReceiver {
+                host: "10.0.0.9".into(),
+                port: 8260,
+                path: "/events/hq".into(),
+                v2: true
+            }
+        );
+        // A heartbeat's number port and ipaddr; an absolute URL.
+        let hb = EventReceiver::of(&json!({"ipaddr": "10.0.0.7", "port": 8261}), peer).unwrap();
+        assert_eq!(
+            (hb.host.as_str(), hb.port, hb.path.as_str(), hb.v2),
+            ("10.0.0.7", 8261, "/", false)
+        );
+        let abs = EventReceiver::of(
+            &json!({"port": "8260", "url": "203.0.113.5:9000/events/hq", "urltag": "1", "version": "2.0.0"}),
+            peer,
+        )
+        .unwrap();
+        assert_eq!(
+            (abs.host.as_str(), abs.port, abs.path.as_str()),
+            ("203.0.113.5", 9000, "/events/hq")
+        );
+        // No port: nothing registered (a login for polling only).
+        assert_eq!(EventReceiver::of(&json!({"username": "api"}), peer), None);
+        // The v1 form of a report: `action`, no `sn`, and the exporter reads it as v1.
+        let v1 = v1_report(
+            &json!({"event": "NewCdr", "callid": "1.1", "status": "ANSWERED", "type": "Inbound", "sn": "1"}),
+        );
+        let read = crate::pbx::events::parse(v1.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            (read.format, read.sn),
+            (crate::pbx::events::Format::V1, None)
+        );
+        assert_eq!(read.event.kind(), Some(crate::pbx::events::Kind::NewCdr));
+    }
+}
