@@ -155,6 +155,17 @@ pub struct ExporterFlags {
     /// the same API account: see the README. Off by default.
     #[arg(long = "pbx.events", env = "YEASTAR_EXPORTER_PBX_EVENTS")]
     pub pbx_events: bool,
+    /// How this PBX reports its events: `http` (it posts to --events.listen-address) or `tcp`
+    /// (the exporter connects to the PBX's event port). Match the PBX's Report Method.
+    #[arg(long = "pbx.events-method", env = "YEASTAR_EXPORTER_PBX_EVENTS_METHOD", default_value = "http", value_parser = ["http", "tcp"])]
+    pub pbx_events_method: String,
+    /// The PBX's TCP event port (its API page's TCP port) for --pbx.events-method tcp.
+    #[arg(
+        long = "pbx.events-tcp-port",
+        env = "YEASTAR_EXPORTER_PBX_EVENTS_TCP_PORT",
+        default_value_t = 8333
+    )]
+    pub pbx_events_tcp_port: u16,
     /// Address the event receiver listens on when any PBX has events on (`:PORT` = all
     /// interfaces; 8260 is the PBX's own default).
     #[arg(
@@ -351,6 +362,19 @@ pub struct TargetConfig {
     pub client: ClientConfig,
     /// What to collect.
     pub collectors: CollectorSet,
+    /// Its events over TCP (the exporter dials the PBX's event port), if that is its method.
+    pub events_tcp: Option<TcpEvents>,
+}
+
+/// A PBX whose event reports the exporter reads from the PBX's TCP event port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpEvents {
+    /// The PBX's TCP event port.
+    pub port: u16,
+    /// The API username.
+    pub username: String,
+    /// The API password in clear: the TCP login block carries it so (vendor documentation).
+    pub password: Secret,
 }
 
 /// The exporter's validated configuration.
@@ -457,6 +481,7 @@ impl ExporterFlags {
             hint: " (or YEASTAR_EXPORTER_PBX_URL; try --demo to run against the embedded simulated PBX)".into(),
         })?;
         let url = check_url("--pbx.url", url)?;
+        let mut plain: Option<(String, Secret)> = None;
         let auth = match (&self.pbx_token_file, &self.pbx_username) {
             (Some(path), _) => Auth::StaticToken(read_secret_file("--pbx.token-file", path)?),
             (None, Some(username)) if !username.trim().is_empty() => {
@@ -470,6 +495,7 @@ impl ExporterFlags {
                         });
                     }
                 };
+                plain = Some((username.trim().to_string(), password.clone()));
                 Auth::Credentials {
                     username: username.trim().to_string(),
                     password_md5: password.md5_hex(),
@@ -508,13 +534,27 @@ impl ExporterFlags {
                     login_backoff: self.pbx_login_backoff,
                     ca_file: self.pbx_ca_file.clone(),
                     insecure_skip_verify: self.pbx_insecure_skip_verify,
-                    events: self
-                        .pbx_events
+                    events: (self.pbx_events && self.pbx_events_method == "http")
                         .then(|| self.events_endpoint())
                         .transpose()?
                         .map(|e| e.registration("default")),
                 },
                 collectors: self.collectors.resolve(),
+                events_tcp: if self.pbx_events && self.pbx_events_method == "tcp" {
+                    let (username, password) = plain.ok_or_else(|| {
+                        invalid(
+                            "--pbx.events-method",
+                            "tcp needs --pbx.username and a password (the TCP login carries them), not a static token",
+                        )
+                    })?;
+                    Some(TcpEvents {
+                        port: self.pbx_events_tcp_port,
+                        username,
+                        password,
+                    })
+                } else {
+                    None
+                },
             }],
             true,
         )
@@ -580,6 +620,8 @@ impl ExporterFlags {
             login_backoff: self.pbx_login_backoff,
             insecure_skip_verify: self.pbx_insecure_skip_verify,
             events: self.pbx_events,
+            events_tcp: self.pbx_events_method == "tcp",
+            events_tcp_port: self.pbx_events_tcp_port,
             events_endpoint: self.events_endpoint()?,
         };
         let targets = parse_file(&text, &path.display().to_string(), &base)?;
@@ -606,6 +648,10 @@ pub struct TargetDefaults {
     pub insecure_skip_verify: bool,
     /// `--pbx.events`.
     pub events: bool,
+    /// `--pbx.events-method`: `tcp` reads events from the PBX's TCP port.
+    pub events_tcp: bool,
+    /// `--pbx.events-tcp-port`.
+    pub events_tcp_port: u16,
     /// `--events.listen-address` and `--events.advertise-url`.
     pub events_endpoint: EventsEndpoint,
 }
@@ -732,7 +778,16 @@ struct TargetFields {
     login_backoff: Option<String>,
     ca_file: Option<PathBuf>,
     insecure_skip_verify: Option<bool>,
-    events: Option<bool>,
+    events: Option<EventsField>,
+    events_tcp_port: Option<u16>,
+}
+
+/// `events:` — `true`/`false`, or the method: `http`, `tcp`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+enum EventsField {
+    On(bool),
+    Method(String),
 }
 
 /// A YAML error as a [`ConfigError`] of `source`: position and cause, without the source excerpt.
@@ -757,8 +812,10 @@ pub fn parse_file(
         ));
     }
     let mut auths = std::collections::BTreeMap::new();
+    let mut plain_passwords = std::collections::BTreeMap::new();
     for (name, module) in &file.auth_modules {
         auths.insert(name.clone(), resolve_auth(name, module)?);
+        plain_passwords.insert(name.clone(), plain_password(name, module)?);
     }
     let mut out: Vec<TargetConfig> = Vec::with_capacity(file.targets.len());
     for (name, target) in &file.targets {
@@ -861,6 +918,23 @@ pub fn parse_file(
                 "must be at least 1024",
             ));
         }
+        // None: off; Some(false): over HTTP; Some(true): over TCP.
+        let events = match get!(events) {
+            None => (base.events).then_some(base.events_tcp),
+            Some(EventsField::On(false)) => None,
+            Some(EventsField::On(true)) => Some(base.events_tcp),
+            Some(EventsField::Method(m)) => match m.trim().to_ascii_lowercase().as_str() {
+                "http" => Some(false),
+                "tcp" => Some(true),
+                "off" | "false" => None,
+                _ => {
+                    return Err(invalid(
+                        &field("events"),
+                        format!("{m:?}: use true, false, http or tcp"),
+                    ));
+                }
+            },
+        };
         let ca_file = get!(ca_file);
         if let Some(ca) = &ca_file {
             std::fs::metadata(ca).map_err(|e| unreadable(&field("ca_file"), ca, e))?;
@@ -878,14 +952,51 @@ pub fn parse_file(
                 ca_file,
                 insecure_skip_verify: get!(insecure_skip_verify)
                     .unwrap_or(base.insecure_skip_verify),
-                events: get!(events)
-                    .unwrap_or(base.events)
-                    .then(|| base.events_endpoint.registration(name)),
+                events: (events == Some(false)).then(|| base.events_endpoint.registration(name)),
             },
             collectors,
+            events_tcp: match events {
+                Some(true) => {
+                    let password = plain_passwords
+                        .get(&auth_name)
+                        .cloned()
+                        .flatten()
+                        .ok_or_else(|| {
+                            invalid(
+                                &field("events"),
+                                "tcp needs an auth module with username and password (the TCP login carries them), not token_file",
+                            )
+                        })?;
+                    let Auth::Credentials { username, .. } = &auths[&auth_name] else {
+                        unreachable!("a module with a password has credentials")
+                    };
+                    Some(TcpEvents {
+                        port: get!(events_tcp_port).unwrap_or(base.events_tcp_port),
+                        username: username.clone(),
+                        password,
+                    })
+                }
+                _ => None,
+            },
         });
     }
     Ok(out)
+}
+
+/// The clear password of an auth module that has one (for TCP events), read as
+/// [`resolve_auth`] reads it.
+fn plain_password(name: &str, m: &AuthModule) -> Result<Option<Secret>, ConfigError> {
+    if m.token_file.is_some() {
+        return Ok(None);
+    }
+    Ok(match (&m.password_file, &m.password) {
+        (Some(path), None) => Some(read_secret_file(
+            &format!("auth_modules.{name}.password_file"),
+            path,
+        )?),
+        (None, Some(p)) if !p.is_empty() => Some(Secret::new(p.clone())),
+        _ => None,
+    })
 }
 
 fn resolve_auth(name: &str, m: &AuthModule) -> Result<Auth, ConfigError> {

@@ -11,6 +11,8 @@
 //! against the PBX's serial number there ([`crate::collector::Target::receive_event`]).
 //!
 //! Bounded: a head of 16 KiB, a body of 64 KiB, 10 seconds per request, 256 requests at once.
+//!
+//! A PBX whose Report Method is TCP is read by [`crate::tcp_events`] instead.
 
 use std::sync::Arc;
 use std::time::Duration;

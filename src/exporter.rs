@@ -271,12 +271,30 @@ impl App {
                         stats.clone(),
                         self.clock.clone(),
                     );
-                    Arc::new(Target::with_stats(
+                    let target = Target::with_stats(
                         Arc::new(client),
                         tc.collectors.clone(),
                         self.clock.clone(),
                         stats,
-                    ))
+                    );
+                    match &tc.events_tcp {
+                        Some(tcp) => {
+                            let target = Arc::new(target.with_event_intake());
+                            // Its reader lives as long as the target does.
+                            if tokio::runtime::Handle::try_current().is_ok() {
+                                tokio::spawn(crate::tcp_events::tcp_client(
+                                    Arc::downgrade(&target),
+                                    tcp.clone(),
+                                    tc.client.url.clone(),
+                                    self.ledger.clone(),
+                                    self.clock.clone(),
+                                    tc.client.login_backoff,
+                                ));
+                            }
+                            target
+                        }
+                        None => Arc::new(target),
+                    }
                 }
             };
             self.metrics.init_target(&name);

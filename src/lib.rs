@@ -32,6 +32,7 @@ pub mod pbx;
 pub mod report;
 pub mod secret;
 pub mod sim;
+pub mod tcp_events;
 pub mod webconfig;
 pub mod yaml;
 

@@ -392,3 +392,136 @@ async fn member_ages_are_exact_to_the_call_status_report() {
     with_events.stop().await;
     without.stop().await;
 }
+
+/// Waits (real time) until `f` holds, up to 10 s.
+async fn until(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Issue 16, TCP report mode: the exporter dials the PBX's event port, logs in with the
+/// documented block, splits the stream whatever the framing (nothing, CRLF, blank lines between
+/// objects), reconnects when the connection is cut — and counts a seeded half-day exactly as the
+/// simulator's truth.
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_reports_count_exactly_through_a_cut_connection() {
+    let clock = ManualClock::new(1_700_000_000);
+    let sim = Simulator::start(SimConfig::traffic(13, 6), clock.clone(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let tcp = sim.sim.start_tcp_events("127.0.0.1:0").await.unwrap();
+    let port = tcp.port().to_string();
+    let cfg = sim_config(
+        &sim.url(),
+        &[
+            "--pbx.events",
+            "--pbx.events-method",
+            "tcp",
+            "--pbx.events-tcp-port",
+            &port,
+        ],
+    );
+    assert!(
+        cfg.targets[0].client.events.is_none(),
+        "TCP mode registers no HTTP receiver"
+    );
+    let exporter = Running::start(cfg, clock.clone()).await;
+    assert!(until(|| sim.sim.event_delivery().tcp_logins == [1, 0]).await);
+    let text = exporter.scrape().await;
+    assert_eq!(must(&text, "yeastar_events_connected"), 1.0);
+    assert_eq!(sim.sim.event_receiver(), None, "no HTTP registration");
+    for step in 0..72 {
+        clock.advance_secs(600);
+        exporter.scrape().await;
+        if step == 30 {
+            sim.sim.cut_tcp_events().await;
+            // The exporter reconnects and logs in again (after a second).
+            assert!(until(|| sim.sim.event_delivery().tcp_logins == [2, 0]).await);
+        }
+        sim.sim.pump_events().await;
+    }
+    let delivered = sim.sim.event_delivery().tcp_delivered;
+    let mut text = String::new();
+    let got_all = {
+        let mut ok = false;
+        for _ in 0..100 {
+            text = exporter.scrape().await;
+            let received: f64 = text
+                .lines()
+                .filter(|l| l.starts_with("yeastar_events_received_total{"))
+                .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+                .sum();
+            if received == delivered as f64 {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        ok
+    };
+    assert!(got_all, "every report written was read:\n{text}");
+    let truth = sim.sim.with_model(|m| m.truth.clone());
+    assert!(truth.completed.values().sum::<u64>() > 300);
+    for ((dir, out), n) in &truth.completed {
+        let series =
+            format!(r#"yeastar_calls_completed_total{{direction="{dir}",outcome="{out}"}}"#);
+        assert_eq!(must(&text, &series), *n as f64, "{series}");
+    }
+    for (dir, (count, sum)) in &truth.talk {
+        let c = format!(r#"yeastar_call_talk_seconds_count{{direction="{dir}"}}"#);
+        let s = format!(r#"yeastar_call_talk_seconds_sum{{direction="{dir}"}}"#);
+        assert_eq!(
+            (must(&text, &c), must(&text, &s)),
+            (*count as f64, *sum as f64)
+        );
+    }
+    assert_eq!(must(&text, "yeastar_events_parse_errors_total"), 0.0);
+    assert_eq!(must(&text, "yeastar_events_connected"), 1.0);
+    exporter.stop().await;
+}
+
+/// TCP logins follow the login ledger: with a wrong password the exporter's API login and its
+/// TCP event login together never reach the PBX's lockout (5), however long it runs — a refused
+/// TCP login suspends them for the login back-off.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_tcp_login_never_locks_the_pbx_out() {
+    let clock = ManualClock::new(1_700_000_000);
+    let sim = Simulator::start(SimConfig::traffic(14, 2), clock.clone(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let tcp = sim.sim.start_tcp_events("127.0.0.1:0").await.unwrap();
+    let port = tcp.port().to_string();
+    let cfg = with_login(
+        config(
+            &sim.url(),
+            &[
+                "--pbx.events",
+                "--pbx.events-method",
+                "tcp",
+                "--pbx.events-tcp-port",
+                &port,
+            ],
+        ),
+        "api",
+        "wrong-password",
+    );
+    let exporter = Running::start(cfg, clock.clone()).await;
+    assert!(until(|| sim.sim.event_delivery().tcp_logins == [0, 1]).await);
+    // Scrapes keep coming; the TCP reader keeps running.
+    for _ in 0..10 {
+        let text = exporter.scrape().await;
+        assert!(text.contains("\nyeastar_up 0\n"));
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let failed = sim.sim.event_delivery().tcp_logins[1] + sim.sim.requests("login");
+    assert!(failed <= 2, "{failed} failed logins reached the PBX");
+    assert!(!sim.sim.is_locked("127.0.0.1".parse().unwrap()));
+    let text = exporter.scrape().await;
+    assert_eq!(must(&text, "yeastar_events_connected"), 0.0);
+    exporter.stop().await;
+}

@@ -43,6 +43,8 @@ fn base() -> yeastar_exporter::config::TargetDefaults {
         login_backoff: f.pbx_login_backoff,
         insecure_skip_verify: false,
         events: false,
+        events_tcp: false,
+        events_tcp_port: 8333,
         events_endpoint: Default::default(),
     }
 }
@@ -61,7 +63,7 @@ fn each_validation_rule_has_its_exact_error() {
     let t = |body: &str| format!("{auth}targets:\n{body}");
     let cases: Vec<(String, &str)> = vec![
         (format!("{auth}targets:\n  hq:\n    url: http://10.0.0.5\n    auth: main\n    colour: red\n"),
-         "cfg.yml: line 9 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, events"),
+         "cfg.yml: line 9 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, events, events_tcp_port"),
         (format!("{auth}targets: {{}}\nlabels: {{}}\n"), "cfg.yml: line 6 column 1: unknown field `labels`, expected one of defaults, auth_modules, targets"),
         (auth.clone(), "targets: at least one target is required"),
         (t("  hq:\n    auth: main\n"), "targets.hq.url: required"),
@@ -321,7 +323,7 @@ async fn reload_adds_targets_keeps_tokens_and_survives_a_bad_file() {
     assert_eq!(
         body,
         format!(
-            "failed to reload config: {}: line 4 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, events\n",
+            "failed to reload config: {}: line 4 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, events, events_tcp_port\n",
             path.display()
         )
     );
@@ -479,5 +481,47 @@ async fn a_ca_file_without_certificates_is_refused_with_its_name() {
             "yeastar-exporter: ca_file {}: no PEM certificate in the file\n",
             ca.display()
         )
+    );
+}
+
+/// Issue 16: `events:` per target — off by default; `true`/`http` registers an HTTP receiver at
+/// `events/<target>`; `tcp` reads the PBX's TCP port with the module's clear password; anything
+/// else is refused with the field named.
+#[test]
+fn events_per_target_in_the_config_file() {
+    let dir = tempdir("events-cfg");
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let text = format!(
+        "auth_modules:\n  main:\n    username: api\n    password_file: {}\ndefaults:\n  auth: main\ntargets:\n  a:\n    url: http://10.0.0.1\n  b:\n    url: http://10.0.0.2\n    events: true\n  c:\n    url: http://10.0.0.3\n    events: tcp\n    events_tcp_port: 9999\n",
+        pw.display()
+    );
+    let targets = parse_file(&text, "cfg.yml", &base()).unwrap();
+    let by = |n: &str| targets.iter().find(|t| t.client.target == n).unwrap();
+    assert_eq!(
+        (
+            by("a").client.events.is_none(),
+            by("a").events_tcp.is_none()
+        ),
+        (true, true)
+    );
+    let b = by("b").client.events.clone().unwrap();
+    assert_eq!(
+        (b.port, b.url.as_str(), b.absolute),
+        (8260, "events/b", false)
+    );
+    assert!(by("b").events_tcp.is_none());
+    let c = by("c").events_tcp.clone().unwrap();
+    assert_eq!(
+        (c.port, c.username.as_str(), c.password.expose()),
+        (9999, "api", "s3cret")
+    );
+    assert!(by("c").client.events.is_none());
+    // The clear password never shows in Debug.
+    assert!(!format!("{:?}", by("c")).contains("s3cret"));
+    let bad = text.replace("events: tcp", "events: udp");
+    assert_eq!(
+        yeastar_exporter::report::chain(&parse_file(&bad, "cfg.yml", &base()).unwrap_err()),
+        "targets.c.events: \"udp\": use true, false, http or tcp"
     );
 }

@@ -181,6 +181,8 @@ fn example_config_files_are_valid() {
         login_backoff: std::time::Duration::from_secs(600),
         insecure_skip_verify: false,
         events: false,
+        events_tcp: false,
+        events_tcp_port: 8333,
         events_endpoint: Default::default(),
     };
     for (file, names) in [

@@ -500,6 +500,8 @@ fn an_unsafe_login_backoff_is_refused() {
         login_backoff: Duration::from_secs(600),
         insecure_skip_verify: false,
         events: false,
+        events_tcp: false,
+        events_tcp_port: 8333,
         events_endpoint: Default::default(),
     };
     let file = "auth_modules:\n  a: {username: api, password: pw}\ntargets:\n  pbx1: {url: 'http://10.0.0.1', auth: a, login_backoff: 1m}\n";

@@ -133,34 +133,53 @@ fn output(text: &str) -> BTreeMap<String, Family> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn readme_metrics_reference_is_the_output() {
-    // Events on, and six simulated hours of reports, so every family has series.
+    // Events on (over TCP, so that the connection gauge is there too), and six simulated hours
+    // of reports, so every family has series.
     let clock = ManualClock::new(1_700_000_000);
     let sim = Simulator::start(SimConfig::traffic(3, 10), clock.clone(), "127.0.0.1:0")
         .await
         .unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
+    let tcp = sim.sim.start_tcp_events("127.0.0.1:0").await.unwrap();
+    let port = tcp.port().to_string();
     let cfg = sim_config(
         &sim.url(),
         &[
             "--collector.queues",
             "--pbx.events",
-            "--events.listen-address",
-            &listen,
+            "--pbx.events-method",
+            "tcp",
+            "--pbx.events-tcp-port",
+            &port,
         ],
     );
     let exporter = Running::start(cfg, clock.clone()).await;
-    let l = yeastar_exporter::bind(&listen).await.unwrap();
-    let rx = tokio::spawn(yeastar_exporter::events::serve(l, exporter.app.clone()));
+    for _ in 0..200 {
+        if sim.sim.event_delivery().tcp_logins[0] == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     exporter.scrape().await;
     for _ in 0..36 {
         clock.advance_secs(600);
         exporter.scrape().await;
         sim.sim.pump_events().await;
     }
-    let text = exporter.scrape().await;
-    rx.abort();
-    assert!(text.contains("\nyeastar_up 1\n"), "{text}");
+    // Until every report written has been read.
+    let delivered = sim.sim.event_delivery().tcp_delivered as f64;
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = exporter.scrape().await;
+        let received: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("yeastar_events_received_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if received == delivered {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     let got: BTreeMap<String, Family> = output(&text)
         .into_iter()
         .filter(|(name, _)| !name.starts_with("process_"))

@@ -231,6 +231,8 @@ pub struct EventStats {
     seen: VecDeque<u64>,
     /// The legs `CallStatus` reports describe, for exact member-status ages.
     pub legs: EventLegs,
+    /// Whether the TCP event connection is up (TCP report mode only).
+    connected: Option<bool>,
 }
 
 /// Adds one to `map[key]` unless the map is full and lacks `key`; false when it was full.
@@ -306,6 +308,11 @@ impl EventStats {
             Event::Known(_) | Event::Other(_) => {}
         }
         Recorded::Counted
+    }
+
+    /// The TCP event connection went up or down.
+    pub fn set_connected(&mut self, up: bool) {
+        self.connected = Some(up);
     }
 
     /// A report from a sender this target does not accept (wrong path or serial number).
@@ -480,6 +487,13 @@ impl EventStats {
             ),
         ] {
             m.counter(name, help, v as f64);
+        }
+        if let Some(up) = self.connected {
+            m.gauge(
+                "yeastar_events_connected",
+                "1 while the TCP event connection to the PBX is up and logged in (TCP report mode).",
+            )
+            .set(if up { 1.0 } else { 0.0 });
         }
         if let Some(ms) = self.last_event_millis {
             m.gauge(

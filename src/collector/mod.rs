@@ -237,6 +237,21 @@ impl Target {
         self.events.is_some()
     }
 
+    /// It takes its PBX's event reports (read over TCP: its client registers nothing).
+    pub fn with_event_intake(mut self) -> Self {
+        if self.events.is_none() {
+            self.events = Some(Mutex::new(EventIntake::default()));
+        }
+        self
+    }
+
+    /// Whether its TCP event connection is up (`yeastar_events_connected`).
+    pub fn set_events_connected(&self, up: bool) {
+        if let Some(intake) = &self.events {
+            lock(intake).stats.set_connected(up);
+        }
+    }
+
     /// A target whose client reports to `stats`: its output then carries the client's request
     /// and login counts (`yeastar_pbx_requests_total`, `yeastar_pbx_logins_total`,
     /// `yeastar_login_suspended`).

@@ -288,6 +288,10 @@ pub struct EventDelivery {
     pub resent: u64,
     /// Reports discarded because no receiver was registered.
     pub unregistered: u64,
+    /// TCP event logins: accepted, refused.
+    pub tcp_logins: [u64; 2],
+    /// Reports written to TCP event clients.
+    pub tcp_delivered: u64,
 }
 
 /// The simulator's shared state.
@@ -305,6 +309,8 @@ pub struct Simulator {
     /// Reports taken from the model, not yet answered 200, oldest first.
     pending: tokio::sync::Mutex<VecDeque<Value>>,
     delivery: Mutex<EventDelivery>,
+    /// Logged-in TCP event clients (TCP report mode), written to by [`Simulator::pump_events`].
+    tcp_clients: tokio::sync::Mutex<Vec<tokio::net::tcp::OwnedWriteHalf>>,
 }
 
 /// A running simulator: its address and its state.
@@ -341,7 +347,136 @@ impl Simulator {
             receiver: Mutex::new(None),
             pending: tokio::sync::Mutex::new(VecDeque::new()),
             delivery: Mutex::new(EventDelivery::default()),
+            tcp_clients: tokio::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Serves the TCP event port (TCP report mode) on `addr`: a client sends the login block
+    /// (`Action: login`, `Username:`, `Secret:` with the password in clear, `Version:`, a blank
+    /// line); a wrong one is answered `Response: Error` and closed, and counts toward the same
+    /// lockout as API logins; a right one is answered `Response: Success` and gets every report
+    /// from then on, objects separated by nothing, CRLF or a blank line in turn.
+    pub async fn start_tcp_events(self: &Arc<Self>, addr: &str) -> std::io::Result<SocketAddr> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let sim = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, peer)) = listener.accept().await else {
+                    continue;
+                };
+                let sim = sim.clone();
+                tokio::spawn(async move { sim.tcp_login(stream, peer.ip()).await });
+            }
+        });
+        Ok(local)
+    }
+
+    async fn tcp_login(&self, stream: tokio::net::TcpStream, peer: IpAddr) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut read, mut write) = stream.into_split();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        let head = loop {
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some(i) = text.find("\r\n\r\n").or_else(|| text.find("\n\n")) {
+                break text[..i].to_string();
+            }
+            if buf.len() > 4096 {
+                return;
+            }
+            match tokio::time::timeout(Duration::from_secs(10), read.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                _ => return,
+            }
+        };
+        let field = |name: &str| {
+            head.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+        };
+        let now = self.clock.now_millis();
+        let ok = {
+            let mut acc = lock(&self.accounts);
+            let cfg = lock(&self.cfg);
+            let locked = acc.locked_until.get(&peer).is_some_and(|u| *u > now);
+            let right = field("Action").is_some_and(|a| a.eq_ignore_ascii_case("login"))
+                && field("Username").as_deref() == Some(cfg.username.as_str())
+                && field("Secret").as_deref() == Some(cfg.password.expose());
+            if !locked && !right {
+                let failures = acc.failures.entry(peer).or_default();
+                failures.retain(|t| now.saturating_sub(*t) < LOCKOUT_WINDOW_MS);
+                failures.push_back(now);
+                if failures.len() >= LOCKOUT_FAILURES {
+                    failures.clear();
+                    acc.locked_until.insert(peer, now + LOCKOUT_WINDOW_MS);
+                }
+            }
+            !locked && right
+        };
+        lock(&self.delivery).tcp_logins[usize::from(!ok)] += 1;
+        if !ok {
+            let _ = write
+                .write_all(b"Response: Error\r\nMessage: Authentication failed\r\n\r\n")
+                .await;
+            return;
+        }
+        if write.write_all(b"Response: Success\r\n\r\n").await.is_ok() {
+            self.tcp_clients.lock().await.push(write);
+        }
+        // The client's further bytes (none are documented) are read and dropped until it closes.
+        while let Ok(n) = read.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Closes every TCP event connection (a network cut or a PBX restart, for tests).
+    pub async fn cut_tcp_events(&self) {
+        use tokio::io::AsyncWriteExt;
+        for mut w in self.tcp_clients.lock().await.drain(..) {
+            let _ = w.shutdown().await;
+        }
+    }
+
+    /// Writes every pending report to every TCP client, objects separated by nothing, CRLF or a
+    /// blank line in turn; a client whose write fails is dropped and the reports stay pending.
+    async fn write_tcp(
+        &self,
+        clients: &mut Vec<tokio::net::tcp::OwnedWriteHalf>,
+        pending: &mut VecDeque<Value>,
+    ) -> u64 {
+        use tokio::io::AsyncWriteExt;
+        let mut batch = Vec::new();
+        let base = lock(&self.delivery).tcp_delivered;
+        for (i, event) in pending.iter().enumerate() {
+            batch.extend_from_slice(event.to_string().as_bytes());
+            batch.extend_from_slice(match (base + i as u64) % 3 {
+                0 => &b""[..],
+                1 => b"\r\n",
+                _ => b"\r\n\r\n",
+            });
+        }
+        let mut written = false;
+        let mut kept = Vec::new();
+        for mut w in clients.drain(..) {
+            if w.write_all(&batch).await.is_ok() && w.flush().await.is_ok() {
+                written = true;
+                kept.push(w);
+            }
+        }
+        *clients = kept;
+        if !written {
+            return 0;
+        }
+        let n = pending.len() as u64;
+        pending.clear();
+        lock(&self.delivery).tcp_delivered += n;
+        n
     }
 
     /// Where event reports go now, if anywhere.
@@ -367,6 +502,12 @@ impl Simulator {
         }
         while pending.len() > model::MAX_OUTBOX {
             pending.pop_front();
+        }
+        {
+            let mut clients = self.tcp_clients.lock().await;
+            if !clients.is_empty() {
+                return self.write_tcp(&mut clients, &mut pending).await;
+            }
         }
         let Some(receiver) = self.event_receiver() else {
             lock(&self.delivery).unregistered += pending.len() as u64;
@@ -419,7 +560,8 @@ impl Simulator {
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(Duration::from_millis(250)).await;
-                    if sim.event_receiver().is_some() {
+                    let tcp = sim.tcp_clients.try_lock().is_ok_and(|c| !c.is_empty());
+                    if tcp || sim.event_receiver().is_some() {
                         sim.pump_events().await;
                     }
                 }

@@ -296,6 +296,10 @@ pub fn config(url: &str, extra: &[&str]) -> Config {
 
 /// `cfg` logging in as `username` with `password` instead of the fake's credentials.
 pub fn with_login(mut cfg: Config, username: &str, password: &str) -> Config {
+    if let Some(tcp) = cfg.targets[0].events_tcp.as_mut() {
+        tcp.username = username.into();
+        tcp.password = yeastar_exporter::secret::Secret::new(password);
+    }
     cfg.targets[0].client.auth = yeastar_exporter::pbx::Auth::Credentials {
         username: username.into(),
         password_md5: yeastar_exporter::secret::Secret::new(password).md5_hex(),
