@@ -6,8 +6,8 @@
 //! no `Content-Length`, and a clone's `POST HTTP/1.1` without a request target. So it reads a head
 //! up to a blank line (`\r\n\r\n` or `\n\n`), takes the body by `Content-Length` when there is one
 //! and otherwise up to the first complete JSON object or the peer's close, and answers every
-//! request on a known path `200` and closes (a PBX that gets no 200 resends the report, forever by
-//! the docs). A report is tied to its target by its path, `/events/<target>`, and checked
+//! request `200` and closes — refused ones too, which are counted and dropped: a PBX that gets no
+//! 200 resends the report, forever by the docs. A report is tied to its target by its path, `/events/<target>`, and checked
 //! against the PBX's serial number there ([`crate::collector::Target::receive_event`]).
 //!
 //! Bounded: a head of 16 KiB, a body of 64 KiB, 10 seconds per request, 256 requests at once.
@@ -34,8 +34,6 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_CONCURRENT: usize = 256;
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-const NOT_FOUND: &[u8] =
-    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
 /// One request as the receiver reads it.
 #[derive(Debug, PartialEq, Eq)]
@@ -97,13 +95,13 @@ async fn handle(mut stream: TcpStream, peer: std::net::SocketAddr, app: &App) {
             }
             Received::Off => {
                 app.metrics.event_refused("unknown_target");
-                NOT_FOUND
+                OK
             }
         },
         None => {
             tracing::debug!(%peer, path = %crate::pbx::clip(&request.path, 100), "event report for no configured target");
             app.metrics.event_refused("unknown_target");
-            NOT_FOUND
+            OK
         }
     };
     let _ = tokio::time::timeout(Duration::from_secs(5), async {

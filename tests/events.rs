@@ -525,3 +525,117 @@ async fn a_refused_tcp_login_never_locks_the_pbx_out() {
     assert_eq!(must(&text, "yeastar_events_connected"), 0.0);
     exporter.stop().await;
 }
+
+/// A PBX that sends the v1 format (another application logged the account in without
+/// `version`): the reports are still read and counted exactly, and `yeastar_events_v1_total`
+/// says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn v1_reports_count_exactly_and_are_flagged() {
+    let clock = ManualClock::new(1_700_000_000);
+    let mut cfg = SimConfig::traffic(17, 6);
+    cfg.faults.event_v1 = true;
+    let sim = Simulator::start(cfg, clock.clone(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let exporter = Running::start(
+        sim_config(
+            &sim.url(),
+            &["--pbx.events", "--events.listen-address", &listen],
+        ),
+        clock.clone(),
+    )
+    .await;
+    let rx = receiver(port, exporter.app.clone()).await;
+    exporter.scrape().await;
+    for _ in 0..18 {
+        clock.advance_secs(600);
+        exporter.scrape().await;
+        sim.sim.pump_events().await;
+    }
+    let text = exporter.scrape().await;
+    let truth = sim.sim.with_model(|m| m.truth.clone());
+    assert!(truth.completed.values().sum::<u64>() > 50);
+    for ((dir, out), n) in &truth.completed {
+        let series =
+            format!(r#"yeastar_calls_completed_total{{direction="{dir}",outcome="{out}"}}"#);
+        assert_eq!(must(&text, &series), *n as f64, "{series}");
+    }
+    let delivered = sim.sim.event_delivery().delivered as f64;
+    assert_eq!(must(&text, "yeastar_events_v1_total"), delivered);
+    rx.abort();
+    exporter.stop().await;
+}
+
+/// Reports from elsewhere are refused and counted, and still answered 200 (a PBX resends a
+/// report it gets no 200 for, forever): an unknown path, another PBX's serial number, a body that
+/// is not a report, a request over the size limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_from_elsewhere_are_refused_and_counted() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let clock = ManualClock::new(1_700_000_000);
+    let sim = Simulator::start(SimConfig::traffic(18, 0), clock.clone(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let exporter = Running::start(
+        sim_config(
+            &sim.url(),
+            &["--pbx.events", "--events.listen-address", &listen],
+        ),
+        clock.clone(),
+    )
+    .await;
+    let rx = receiver(port, exporter.app.clone()).await;
+    let post = |path: &'static str, body: String| async move {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1: {port}\r\nContent-Length:{}\r\n\r\n",
+            body.len()
+        );
+        // The receiver may close on a request it refuses before the body is all sent.
+        let _ = s.write_all(head.as_bytes()).await;
+        let _ = s.write_all(body.as_bytes()).await;
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer).await;
+        answer
+    };
+    let boot = |sn: &str| format!(r#"{{"event":"BootUp","sn":"{sn}"}}"#);
+    for (path, body) in [
+        ("/events/default", boot("111111111111")),
+        ("/events/nope", boot("111111111111")),
+        ("/events/default", boot("222222222222")),
+        ("/events/default", "not json".to_string()),
+    ] {
+        let answer = post(path, body).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    }
+    let too_big = "x".repeat(yeastar_exporter::events::MAX_BODY + 1);
+    let answer = post("/events/default", too_big).await;
+    assert_eq!(answer, "", "over the size limit: closed without an answer");
+    let text = exporter.scrape().await;
+    // The first report pinned the serial number; the second PBX's was refused.
+    assert_eq!(must(&text, "yeastar_pbx_boots_total"), 1.0);
+    assert_eq!(must(&text, "yeastar_events_refused_total"), 1.0);
+    assert_eq!(must(&text, "yeastar_events_parse_errors_total"), 1.0);
+    assert_eq!(
+        must(
+            &text,
+            r#"yeastar_exporter_events_refused_total{reason="unknown_target"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        must(
+            &text,
+            r#"yeastar_exporter_events_refused_total{reason="unreadable"}"#
+        ),
+        1.0
+    );
+    rx.abort();
+    exporter.stop().await;
+}

@@ -88,6 +88,9 @@ pub struct SimFlags {
     /// Share of event reports answered 200 that are sent again anyway (duplicates).
     #[arg(long = "fault.event-resend-rate", default_value_t = 0.0)]
     pub event_resend_rate: f64,
+    /// Send event reports in the v1 format (`action`, no `sn`) whatever the login asked.
+    #[arg(long = "fault.event-v1")]
+    pub event_v1: bool,
     /// Serve HTTPS with this PEM certificate chain (a self-signed one, as real PBXes carry);
     /// needs --tls.key-file.
     #[arg(long = "tls.cert-file", requires = "tls_key_file")]
@@ -139,6 +142,7 @@ impl SimFlags {
                 pad_bytes: self.pad_bytes,
                 redirect_to: self.redirect_to.clone(),
                 event_resend_rate: self.event_resend_rate,
+                event_v1: self.event_v1,
             },
             token_lifetime: self
                 .token_lifetime
@@ -170,6 +174,9 @@ pub struct Faults {
     /// Share of event reports delivered with a 200 that the simulator resends anyway, as a PBX
     /// does when the 200 is lost on the way back: the receiver sees duplicates.
     pub event_resend_rate: f64,
+    /// Send event reports in the v1 format whatever the login said (as a PBX another
+    /// application logged in without `version`).
+    pub event_v1: bool,
 }
 
 /// What the simulator accepts and how it behaves.
@@ -517,7 +524,7 @@ impl Simulator {
         let mut sent = 0;
         let mut resent_front = false;
         while let Some(event) = pending.front() {
-            let body = if receiver.v2 {
+            let body = if receiver.v2 && !lock(&self.cfg).faults.event_v1 {
                 event.to_string()
             } else {
                 v1_report(event).to_string()
