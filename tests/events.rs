@@ -333,12 +333,7 @@ async fn a_seeded_day_counts_exactly_what_the_pbx_reported() {
     assert_eq!(must(&text, "yeastar_events_parse_errors_total"), 0.0);
     assert_eq!(must(&text, "yeastar_events_refused_total"), 0.0);
     // Every report the simulator got a 200 for was received (resends included).
-    let received: f64 = text
-        .lines()
-        .filter(|l| l.starts_with("yeastar_events_received_total{"))
-        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-        .sum();
-    assert_eq!(received, (delivery.delivered) as f64);
+    assert_eq!(events_received(&text), delivery.delivered as f64);
     exporter.stop().await;
 }
 
@@ -446,25 +441,12 @@ async fn tcp_reports_count_exactly_through_a_cut_connection() {
         sim.sim.pump_events().await;
     }
     let delivered = sim.sim.event_delivery().tcp_delivered;
-    let mut text = String::new();
-    let got_all = {
-        let mut ok = false;
-        for _ in 0..100 {
-            text = exporter.scrape().await;
-            let received: f64 = text
-                .lines()
-                .filter(|l| l.starts_with("yeastar_events_received_total{"))
-                .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
-                .sum();
-            if received == delivered as f64 {
-                ok = true;
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        ok
-    };
-    assert!(got_all, "every report written was read:\n{text}");
+    let text = scrape_until_received(&exporter, delivered).await;
+    assert_eq!(
+        events_received(&text),
+        delivered as f64,
+        "every report written was read"
+    );
     let truth = sim.sim.with_model(|m| m.truth.clone());
     assert!(truth.completed.values().sum::<u64>() > 300);
     for ((dir, out), n) in &truth.completed {
@@ -537,17 +519,7 @@ async fn v1_reports_count_exactly_and_are_flagged() {
     let sim = Simulator::start(cfg, clock.clone(), "127.0.0.1:0")
         .await
         .unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let exporter = Running::start(
-        sim_config(
-            &sim.url(),
-            &["--pbx.events", "--events.listen-address", &listen],
-        ),
-        clock.clone(),
-    )
-    .await;
-    let rx = receiver(port, exporter.app.clone()).await;
+    let (exporter, rx) = with_http_events(&sim.url(), clock.clone(), &[]).await;
     exporter.scrape().await;
     for _ in 0..18 {
         clock.advance_secs(600);
@@ -578,17 +550,16 @@ async fn reports_from_elsewhere_are_refused_and_counted() {
     let sim = Simulator::start(SimConfig::traffic(18, 0), clock.clone(), "127.0.0.1:0")
         .await
         .unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let exporter = Running::start(
-        sim_config(
-            &sim.url(),
-            &["--pbx.events", "--events.listen-address", &listen],
-        ),
-        clock.clone(),
-    )
-    .await;
-    let rx = receiver(port, exporter.app.clone()).await;
+    let (exporter, rx) = with_http_events(&sim.url(), clock.clone(), &[]).await;
+    let port: u16 = exporter
+        .app
+        .settings()
+        .events_listen_address
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let post = |path: &'static str, body: String| async move {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await

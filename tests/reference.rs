@@ -166,20 +166,7 @@ async fn readme_metrics_reference_is_the_output() {
         sim.sim.pump_events().await;
     }
     // Until every report written has been read.
-    let delivered = sim.sim.event_delivery().tcp_delivered as f64;
-    let mut text = String::new();
-    for _ in 0..200 {
-        text = exporter.scrape().await;
-        let received: f64 = text
-            .lines()
-            .filter(|l| l.starts_with("yeastar_events_received_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
-        if received == delivered {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    let text = scrape_until_received(&exporter, sim.sim.event_delivery().tcp_delivered).await;
     let got: BTreeMap<String, Family> = output(&text)
         .into_iter()
         .filter(|(name, _)| !name.starts_with("process_"))

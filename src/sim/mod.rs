@@ -231,6 +231,20 @@ struct Accounts {
     locked_until: HashMap<IpAddr, u64>,
 }
 
+impl Accounts {
+    /// A failed login (API or TCP events) from `peer` at `now`: the fifth in the window locks
+    /// the address out.
+    fn failed_login(&mut self, peer: IpAddr, now: u64) {
+        let failures = self.failures.entry(peer).or_default();
+        failures.retain(|t| now.saturating_sub(*t) < LOCKOUT_WINDOW_MS);
+        failures.push_back(now);
+        if failures.len() >= LOCKOUT_FAILURES {
+            failures.clear();
+            self.locked_until.insert(peer, now + LOCKOUT_WINDOW_MS);
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     /// endpoint (and `call/query:<type>`) → requests answered.
@@ -414,13 +428,7 @@ impl Simulator {
                 && field("Username").as_deref() == Some(cfg.username.as_str())
                 && field("Secret").as_deref() == Some(cfg.password.expose());
             if !locked && !right {
-                let failures = acc.failures.entry(peer).or_default();
-                failures.retain(|t| now.saturating_sub(*t) < LOCKOUT_WINDOW_MS);
-                failures.push_back(now);
-                if failures.len() >= LOCKOUT_FAILURES {
-                    failures.clear();
-                    acc.locked_until.insert(peer, now + LOCKOUT_WINDOW_MS);
-                }
+                acc.failed_login(peer, now);
             }
             !locked && right
         };
@@ -820,13 +828,7 @@ impl Simulator {
             acc.issued.push(token.clone());
             return json!({"status": "Success", "token": token, "transport": "TCP"}).into();
         }
-        let failures = acc.failures.entry(peer).or_default();
-        failures.retain(|t| now.saturating_sub(*t) < LOCKOUT_WINDOW_MS);
-        failures.push_back(now);
-        if failures.len() >= LOCKOUT_FAILURES {
-            failures.clear();
-            acc.locked_until.insert(peer, now + LOCKOUT_WINDOW_MS);
-        }
+        acc.failed_login(peer, now);
         failed("20003")
     }
 

@@ -540,3 +540,45 @@ pub fn signal_child(child: &std::process::Child, signal: &str) {
         .success();
     assert!(ok, "kill -{signal} failed");
 }
+
+/// The reports an exporter's text says it received (`yeastar_events_received_total`, all types).
+#[allow(dead_code)]
+pub fn events_received(text: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with("yeastar_events_received_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Scrapes until the exporter has read `delivered` reports (TCP reports are read as they
+/// stream in), up to 10 s; the last text.
+#[allow(dead_code)]
+pub async fn scrape_until_received(exporter: &Running, delivered: u64) -> String {
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = exporter.scrape().await;
+        if events_received(&text) == delivered as f64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    text
+}
+
+/// An exporter for the simulated PBX at `url` with HTTP events on, and its event receiver
+/// running on a free loopback port (abort the task to take the receiver down).
+#[allow(dead_code)]
+pub async fn with_http_events(
+    url: &str,
+    clock: SharedClock,
+    extra: &[&str],
+) -> (Running, tokio::task::JoinHandle<()>) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["--pbx.events", "--events.listen-address", listen.as_str()];
+    args.extend_from_slice(extra);
+    let exporter = Running::start(sim_config(url, &args), clock).await;
+    let l = yeastar_exporter::bind(&listen).await.unwrap();
+    let rx = tokio::spawn(yeastar_exporter::events::serve(l, exporter.app.clone()));
+    (exporter, rx)
+}
