@@ -167,6 +167,7 @@ async fn session(
                 if !confirmed && splitter.skipped > skipped {
                     if refuses(bytes) {
                         ledger.fail(host, id, Failure::Rejected, clock.now_millis());
+                        ledger.durable().await;
                         return Session::Refused;
                     }
                     if accepts(bytes) {

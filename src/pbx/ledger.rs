@@ -185,6 +185,13 @@ impl LoginLedger {
     /// is on disk (a group commit off the runtime's thread; inline without a runtime).
     pub async fn begin_durable(&self, host: &str, now_ms: u64) -> u64 {
         let id = self.begin(host, now_ms);
+        self.durable().await;
+        id
+    }
+
+    /// Waits until the state file holds every change made so far (a group commit, as
+    /// [`LoginLedger::begin_durable`]); at once without a state file or runtime.
+    pub async fn durable(&self) {
         if let Some(w) = self.writer() {
             let wanted = self.version.load(Ordering::SeqCst);
             let mut durable = w.durable.subscribe();
@@ -192,12 +199,10 @@ impl LoginLedger {
                 tokio::time::timeout(Duration::from_secs(10), durable.wait_for(|d| *d >= wanted))
                     .await;
             if !matches!(waited, Ok(Ok(_))) {
-                // The writer is gone (its runtime ended): write it here.
                 let mut state = lock(&self.state);
                 self.write_inline(&mut state.0);
             }
         }
-        id
     }
 
     /// Writes down an attempt about to be sent; returns its id. With a state file and a runtime,

@@ -570,7 +570,14 @@ impl Client {
             _ => (Some(Failure::Unseen), LoginOutcome::Error),
         };
         match kind {
-            Some(k) => self.ledger.fail(&self.host, id, k, now),
+            Some(k) => {
+                self.ledger.fail(&self.host, id, k, now);
+                // A rejection's back-off must survive a restart right after it (a crash loop
+                // would otherwise log in again at once): on disk before the scrape answers.
+                if matches!(k, Failure::Rejected | Failure::Locked) {
+                    self.ledger.durable().await;
+                }
+            }
             None => self.ledger.erase(&self.host, id, now),
         }
         self.observer.login(target, outcome);
