@@ -261,6 +261,8 @@ async fn a_seeded_day_counts_exactly_what_the_pbx_reported() {
             break;
         }
     }
+    // A day of heartbeats kept the registration as the login made it.
+    assert_eq!(sim.sim.event_receiver(), Some(registered));
     let delivery = sim.sim.event_delivery();
     assert!(delivery.failed > 0, "the receiver was down: {delivery:?}");
     assert!(delivery.resent > 0, "{delivery:?}");
@@ -401,7 +403,7 @@ async fn until(mut f: impl FnMut() -> bool) -> bool {
 
 /// Issue 16, TCP report mode: the exporter dials the PBX's event port, logs in with the
 /// documented block, splits the stream whatever the framing (nothing, CRLF, blank lines between
-/// objects), reconnects when the connection is cut — and counts a seeded half-day exactly as the
+/// objects), reconnects when the connection is cut — and counts a seeded day exactly as the
 /// simulator's truth.
 #[tokio::test(flavor = "multi_thread")]
 async fn tcp_reports_count_exactly_through_a_cut_connection() {
@@ -430,10 +432,10 @@ async fn tcp_reports_count_exactly_through_a_cut_connection() {
     let text = exporter.scrape().await;
     assert_eq!(must(&text, "yeastar_events_connected"), 1.0);
     assert_eq!(sim.sim.event_receiver(), None, "no HTTP registration");
-    for step in 0..72 {
+    for step in 0..144 {
         clock.advance_secs(600);
         exporter.scrape().await;
-        if step == 30 {
+        if step == 60 {
             sim.sim.cut_tcp_events().await;
             // The exporter reconnects and logs in again (after a second).
             assert!(until(|| sim.sim.event_delivery().tcp_logins == [2, 0]).await);
@@ -607,6 +609,59 @@ async fn reports_from_elsewhere_are_refused_and_counted() {
         ),
         1.0
     );
+    rx.abort();
+    exporter.stop().await;
+}
+
+/// Behind NAT or in a container the PBX must post to an address that is not the one it sees the
+/// login come from: `--events.advertise-url` registers it as an absolute URL (`urltag` 1), and
+/// the heartbeats keep it. Here the receiver listens on 127.0.0.2 only, while the exporter's
+/// requests come from 127.0.0.1: without the absolute URL no report would arrive.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_advertised_receiver_gets_the_reports() {
+    let clock = ManualClock::new(1_700_000_000);
+    let sim = Simulator::start(SimConfig::traffic(19, 6), clock.clone(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.2:{port}");
+    let advertise = format!("http://127.0.0.2:{port}");
+    let exporter = Running::start(
+        sim_config(
+            &sim.url(),
+            &[
+                "--pbx.events",
+                "--events.listen-address",
+                &listen,
+                "--events.advertise-url",
+                &advertise,
+            ],
+        ),
+        clock.clone(),
+    )
+    .await;
+    let l = yeastar_exporter::bind(&listen).await.unwrap();
+    let rx = tokio::spawn(yeastar_exporter::events::serve(l, exporter.app.clone()));
+    exporter.scrape().await;
+    let want = yeastar_exporter::sim::EventReceiver {
+        host: "127.0.0.2".into(),
+        port,
+        path: "/events/default".into(),
+        v2: true,
+    };
+    assert_eq!(sim.sim.event_receiver(), Some(want.clone()));
+    for _ in 0..12 {
+        clock.advance_secs(600);
+        exporter.scrape().await;
+        sim.sim.pump_events().await;
+    }
+    // Heartbeats (every 20 minutes of token age) re-registered the same receiver.
+    assert_eq!(sim.sim.event_receiver(), Some(want));
+    let delivery = sim.sim.event_delivery();
+    assert_eq!(delivery.failed, 0, "{delivery:?}");
+    let text = exporter.scrape().await;
+    assert!(delivery.delivered > 100, "{delivery:?}");
+    assert_eq!(events_received(&text), delivery.delivered as f64);
     rx.abort();
     exporter.stop().await;
 }
