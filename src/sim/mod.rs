@@ -440,6 +440,7 @@ impl Simulator {
             return;
         }
         if write.write_all(b"Response: Success\r\n\r\n").await.is_ok() {
+            self.with_model(|m| m.events_on = true);
             self.tcp_clients.lock().await.push(write);
         }
         // The client's further bytes (none are documented) are read and dropped until it closes.
@@ -839,6 +840,7 @@ impl Simulator {
                 && let Some(r) = EventReceiver::of(body, peer)
             {
                 *lock(&self.receiver) = Some(r);
+                self.with_model(|m| m.events_on = true);
             }
             return answer;
         }
@@ -849,6 +851,7 @@ impl Simulator {
             && let Some(r) = EventReceiver::of(body, peer)
         {
             *lock(&self.receiver) = Some(r);
+            self.with_model(|m| m.events_on = true);
         }
         let token = query
             .split('&')

@@ -393,6 +393,10 @@ pub struct Model {
     pub outbox_dropped: u64,
     /// Every `NewCdr` the model emitted, added up.
     pub truth: CdrTruth,
+    /// Whether it makes event reports (and their truth) at all: only once a receiver registered
+    /// or a TCP client logged in, so a PBX nobody listens to keeps no outbox.
+    pub events_on: bool,
+    event_seq: u64,
 }
 
 impl Model {
@@ -448,6 +452,8 @@ impl Model {
             outbox: Default::default(),
             outbox_dropped: 0,
             truth: CdrTruth::default(),
+            events_on: false,
+            event_seq: 0,
             rng,
             cfg,
         };
@@ -775,7 +781,8 @@ impl Model {
         for i in ended {
             self.emit_cdr(i, now);
         }
-        for (queue, callid) in timeouts {
+        let on = self.events_on;
+        for (queue, callid) in timeouts.into_iter().filter(|_| on) {
             let event = json!({
                 "event": "QueueAgentRingNoAnswerTimeout",
                 "queue": format!("queue-{queue}"),
@@ -827,15 +834,15 @@ impl Model {
                     Some((q.0.clone(), self.extensions[*i].number.clone()))
                 })
                 .collect();
-            for (queue, agent) in newly {
+            let on = self.events_on;
+            for (queue, agent) in newly.into_iter().filter(|_| on) {
                 let event = json!({
                     "event": "QueueAutoPause",
                     "queue": queue,
                     "agent": agent,
-                    "misscall": [{"caller": "2000", "callid": format!("{}.{}", self.now, self.seq)}],
+                    "misscall": [{"caller": "2000", "callid": self.event_callid()}],
                     "sn": self.sn(),
                 });
-                self.seq += 1;
                 *self.truth.auto_pauses.entry(queue).or_default() += 1;
                 self.push_event(event);
             }
@@ -843,24 +850,36 @@ impl Model {
     }
 
     fn emit_call_failed(&mut self, reason: &str, label: &str) {
+        if !self.events_on {
+            return;
+        }
         let event = json!({
-            "callid": format!("{}.{}", self.now, self.seq),
+            "callid": self.event_callid(),
             "event": "CallFailed",
             "reason": reason,
             "members": [],
             "sn": self.sn(),
         });
-        self.seq += 1;
         *self.truth.failed.entry(label.to_string()).or_default() += 1;
         self.push_event(event);
     }
 
     fn push_event(&mut self, event: serde_json::Value) {
+        if !self.events_on {
+            return;
+        }
         if self.outbox.len() >= MAX_OUTBOX {
             self.outbox.pop_front();
             self.outbox_dropped += 1;
         }
         self.outbox.push_back(event);
+    }
+
+    /// A fresh callid for a report about no call of the traffic (a failed set-up, a missed queue
+    /// call): its own sequence, so reporting never changes the traffic.
+    fn event_callid(&mut self) -> String {
+        self.event_seq += 1;
+        format!("{}.{}", self.now, 1_000_000_000 + self.event_seq)
     }
 
     /// The PBX's serial number in its reports.
@@ -870,6 +889,9 @@ impl Model {
 
     /// A `CallStatus` report of call `i` as it is now.
     fn emit_call_status(&mut self, i: usize) {
+        if !self.events_on {
+            return;
+        }
         let call = &self.calls[i];
         let mut event = serde_json::to_value(call.view()).unwrap_or_default();
         event["event"] = "CallStatus".into();
@@ -879,6 +901,9 @@ impl Model {
 
     /// The `NewCdr` of call `i`, ending at `end`; added to the ground truth.
     fn emit_cdr(&mut self, i: usize, end: u64) {
+        if !self.events_on {
+            return;
+        }
         let call = &self.calls[i];
         let created: u64 = call
             .callid
