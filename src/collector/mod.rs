@@ -133,7 +133,9 @@ pub struct Target {
     inflight: Mutex<Option<(u64, SharedScrape)>>,
     seq: AtomicU64,
     /// What its PBX's event reports counted, when its events are on.
-    events: Option<Mutex<EventIntake>>,
+    /// Boxed: the counts are about 2 KiB, and a fleet of targets without events must not carry
+    /// them inline.
+    events: Option<Box<Mutex<EventIntake>>>,
 }
 
 /// A target's event accounting and the PBX serial number its reports must carry.
@@ -206,7 +208,7 @@ impl Target {
                 .config()
                 .events
                 .is_some()
-                .then(|| Mutex::new(EventIntake::default())),
+                .then(|| Box::new(Mutex::new(EventIntake::default()))),
             client,
         }
     }
@@ -240,7 +242,7 @@ impl Target {
     /// It takes its PBX's event reports (read over TCP: its client registers nothing).
     pub fn with_event_intake(mut self) -> Self {
         if self.events.is_none() {
-            self.events = Some(Mutex::new(EventIntake::default()));
+            self.events = Some(Box::new(Mutex::new(EventIntake::default())));
         }
         self
     }
