@@ -199,6 +199,40 @@ fn section_8_counts_exactly() {
     ));
 }
 
+/// The exporter's counts in `text` are the simulator's `truth`: finished calls by direction and
+/// outcome (every combination, zeros included), per trunk, talk and wait count and sum.
+fn assert_counts_match(text: &str, truth: &yeastar_exporter::sim::model::CdrTruth) {
+    for dir in ["inbound", "outbound", "internal", "other"] {
+        for out in ["answered", "no_answer", "busy", "voicemail", "other"] {
+            let want = truth
+                .completed
+                .get(&(dir.to_string(), out.to_string()))
+                .copied()
+                .unwrap_or(0);
+            let series =
+                format!(r#"yeastar_calls_completed_total{{direction="{dir}",outcome="{out}"}}"#);
+            assert_eq!(must(text, &series), want as f64, "{series}");
+        }
+    }
+    for ((trunk, leg, out), n) in &truth.trunks {
+        let series = format!(
+            r#"yeastar_trunk_calls_completed_total{{direction="{leg}",outcome="{out}",trunk="{trunk}"}}"#
+        );
+        assert_eq!(must(text, &series), *n as f64, "{series}");
+    }
+    for (name, by_dir) in [("talk", &truth.talk), ("wait", &truth.wait)] {
+        for (dir, (count, sum)) in by_dir {
+            let c = format!(r#"yeastar_call_{name}_seconds_count{{direction="{dir}"}}"#);
+            let s = format!(r#"yeastar_call_{name}_seconds_sum{{direction="{dir}"}}"#);
+            assert_eq!(
+                (must(text, &c), must(text, &s)),
+                (*count as f64, *sum as f64),
+                "{name} {dir}"
+            );
+        }
+    }
+}
+
 /// The exporter's event receiver on `port`, serving `app` (a task to abort to take it down).
 async fn receiver(
     port: u16,
@@ -272,42 +306,7 @@ async fn a_seeded_day_counts_exactly_what_the_pbx_reported() {
 
     let total: u64 = truth.completed.values().sum();
     assert!(total > 1_000, "a day of traffic: {total} calls");
-    for dir in ["inbound", "outbound", "internal", "other"] {
-        for out in ["answered", "no_answer", "busy", "voicemail", "other"] {
-            let want = truth
-                .completed
-                .get(&(dir.to_string(), out.to_string()))
-                .copied()
-                .unwrap_or(0);
-            let series =
-                format!(r#"yeastar_calls_completed_total{{direction="{dir}",outcome="{out}"}}"#);
-            assert_eq!(must(&text, &series), want as f64, "{series}");
-        }
-    }
-    for ((trunk, leg, out), n) in &truth.trunks {
-        let series = format!(
-            r#"yeastar_trunk_calls_completed_total{{direction="{leg}",outcome="{out}",trunk="{trunk}"}}"#
-        );
-        assert_eq!(must(&text, &series), *n as f64, "{series}");
-    }
-    for (dir, (count, sum)) in &truth.talk {
-        let c = format!(r#"yeastar_call_talk_seconds_count{{direction="{dir}"}}"#);
-        let s = format!(r#"yeastar_call_talk_seconds_sum{{direction="{dir}"}}"#);
-        assert_eq!(
-            (must(&text, &c), must(&text, &s)),
-            (*count as f64, *sum as f64),
-            "{dir}"
-        );
-    }
-    for (dir, (count, sum)) in &truth.wait {
-        let c = format!(r#"yeastar_call_wait_seconds_count{{direction="{dir}"}}"#);
-        let s = format!(r#"yeastar_call_wait_seconds_sum{{direction="{dir}"}}"#);
-        assert_eq!(
-            (must(&text, &c), must(&text, &s)),
-            (*count as f64, *sum as f64),
-            "{dir}"
-        );
-    }
+    assert_counts_match(&text, &truth);
     assert_eq!(
         must(
             &text,
@@ -411,18 +410,7 @@ async fn tcp_reports_count_exactly_through_a_cut_connection() {
     let sim = Simulator::start(SimConfig::traffic(13, 6), clock.clone(), "127.0.0.1:0")
         .await
         .unwrap();
-    let tcp = sim.sim.start_tcp_events("127.0.0.1:0").await.unwrap();
-    let port = tcp.port().to_string();
-    let cfg = sim_config(
-        &sim.url(),
-        &[
-            "--pbx.events",
-            "--pbx.events-method",
-            "tcp",
-            "--pbx.events-tcp-port",
-            &port,
-        ],
-    );
+    let cfg = tcp_events_config(&sim, &[]).await;
     assert!(
         cfg.targets[0].client.events.is_none(),
         "TCP mode registers no HTTP receiver"
@@ -451,19 +439,7 @@ async fn tcp_reports_count_exactly_through_a_cut_connection() {
     );
     let truth = sim.sim.with_model(|m| m.truth.clone());
     assert!(truth.completed.values().sum::<u64>() > 300);
-    for ((dir, out), n) in &truth.completed {
-        let series =
-            format!(r#"yeastar_calls_completed_total{{direction="{dir}",outcome="{out}"}}"#);
-        assert_eq!(must(&text, &series), *n as f64, "{series}");
-    }
-    for (dir, (count, sum)) in &truth.talk {
-        let c = format!(r#"yeastar_call_talk_seconds_count{{direction="{dir}"}}"#);
-        let s = format!(r#"yeastar_call_talk_seconds_sum{{direction="{dir}"}}"#);
-        assert_eq!(
-            (must(&text, &c), must(&text, &s)),
-            (*count as f64, *sum as f64)
-        );
-    }
+    assert_counts_match(&text, &truth);
     assert_eq!(must(&text, "yeastar_events_parse_errors_total"), 0.0);
     assert_eq!(must(&text, "yeastar_events_connected"), 1.0);
     exporter.stop().await;
@@ -478,22 +454,7 @@ async fn a_refused_tcp_login_never_locks_the_pbx_out() {
     let sim = Simulator::start(SimConfig::traffic(14, 2), clock.clone(), "127.0.0.1:0")
         .await
         .unwrap();
-    let tcp = sim.sim.start_tcp_events("127.0.0.1:0").await.unwrap();
-    let port = tcp.port().to_string();
-    let cfg = with_login(
-        config(
-            &sim.url(),
-            &[
-                "--pbx.events",
-                "--pbx.events-method",
-                "tcp",
-                "--pbx.events-tcp-port",
-                &port,
-            ],
-        ),
-        "api",
-        "wrong-password",
-    );
+    let cfg = with_login(tcp_events_config(&sim, &[]).await, "api", "wrong-password");
     let exporter = Running::start(cfg, clock.clone()).await;
     assert!(until(|| sim.sim.event_delivery().tcp_logins == [0, 1]).await);
     // Scrapes keep coming; the TCP reader keeps running.
@@ -531,11 +492,7 @@ async fn v1_reports_count_exactly_and_are_flagged() {
     let text = exporter.scrape().await;
     let truth = sim.sim.with_model(|m| m.truth.clone());
     assert!(truth.completed.values().sum::<u64>() > 50);
-    for ((dir, out), n) in &truth.completed {
-        let series =
-            format!(r#"yeastar_calls_completed_total{{direction="{dir}",outcome="{out}"}}"#);
-        assert_eq!(must(&text, &series), *n as f64, "{series}");
-    }
+    assert_counts_match(&text, &truth);
     let delivered = sim.sim.event_delivery().delivered as f64;
     assert_eq!(must(&text, "yeastar_events_v1_total"), delivered);
     rx.abort();

@@ -139,19 +139,7 @@ async fn readme_metrics_reference_is_the_output() {
     let sim = Simulator::start(SimConfig::traffic(3, 10), clock.clone(), "127.0.0.1:0")
         .await
         .unwrap();
-    let tcp = sim.sim.start_tcp_events("127.0.0.1:0").await.unwrap();
-    let port = tcp.port().to_string();
-    let cfg = sim_config(
-        &sim.url(),
-        &[
-            "--collector.queues",
-            "--pbx.events",
-            "--pbx.events-method",
-            "tcp",
-            "--pbx.events-tcp-port",
-            &port,
-        ],
-    );
+    let cfg = tcp_events_config(&sim, &["--collector.queues"]).await;
     let exporter = Running::start(cfg, clock.clone()).await;
     for _ in 0..200 {
         if sim.sim.event_delivery().tcp_logins[0] == 1 {

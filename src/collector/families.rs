@@ -60,9 +60,7 @@ impl Families {
         help: &str,
         labels: &'static [&'static str],
     ) -> FamilyRef<'_> {
-        let r = self.gauge_vec(name, help, labels);
-        self.families.borrow_mut()[r.index].set_field_type(MetricType::COUNTER);
-        r
+        self.typed_vec(name, help, labels, MetricType::COUNTER)
     }
 
     /// A histogram family with labels (distributions the target keeps across scrapes).
@@ -72,8 +70,19 @@ impl Families {
         help: &str,
         labels: &'static [&'static str],
     ) -> FamilyRef<'_> {
+        self.typed_vec(name, help, labels, MetricType::HISTOGRAM)
+    }
+
+    /// A family of `kind` with labels.
+    fn typed_vec(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &'static [&'static str],
+        kind: MetricType,
+    ) -> FamilyRef<'_> {
         let r = self.gauge_vec(name, help, labels);
-        self.families.borrow_mut()[r.index].set_field_type(MetricType::HISTOGRAM);
+        self.families.borrow_mut()[r.index].set_field_type(kind);
         r
     }
 

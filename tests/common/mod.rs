@@ -582,3 +582,20 @@ pub async fn with_http_events(
     let rx = tokio::spawn(yeastar_exporter::events::serve(l, exporter.app.clone()));
     (exporter, rx)
 }
+
+/// The exporter's configuration for the simulated PBX `sim` with its events read over TCP (the
+/// simulator's TCP event port is started here), plus `extra` flags.
+#[allow(dead_code)]
+pub async fn tcp_events_config(sim: &yeastar_exporter::sim::SimHandle, extra: &[&str]) -> Config {
+    let tcp = sim.sim.start_tcp_events("127.0.0.1:0").await.unwrap();
+    let port = tcp.port().to_string();
+    let mut args = vec![
+        "--pbx.events",
+        "--pbx.events-method",
+        "tcp",
+        "--pbx.events-tcp-port",
+        port.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    sim_config(&sim.url(), &args)
+}
