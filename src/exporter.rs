@@ -241,8 +241,10 @@ impl App {
     pub fn apply(&self, config: Config) -> Result<(), BuildError> {
         let old = self.targets();
         let mut next = TargetSet::default();
-        let mut http_clients: std::collections::HashMap<HttpSettings, reqwest::Client> =
-            Default::default();
+        let mut http_clients: std::collections::HashMap<
+            HttpSettings,
+            crate::pbx::transport::HttpClient,
+        > = Default::default();
         // One client per distinct TLS setting, its session cache sized to the PBXes sharing it.
         let mut sharing: std::collections::HashMap<HttpSettings, usize> = Default::default();
         for tc in &config.targets {

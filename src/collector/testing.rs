@@ -64,7 +64,7 @@ impl Target {
             insecure_skip_verify: false,
             events: None,
         };
-        let http = reqwest::Client::new();
+        let http = crate::pbx::transport::HttpClient::plain();
         let client = Client::with_http(
             cfg,
             http,

@@ -334,28 +334,27 @@ pub(crate) fn tls_reason(err: &rustls::Error) -> String {
 const NOT_HTTP: &str =
     "the PBX's answer is not HTTP (is this an HTTPS port? then use an https:// URL)";
 
-/// The text of a transport error and its sources, without the URL.
-/// A transport failure: the reqwest error (its URL, and so the token, removed) and its whole chain
-/// in words, TLS refusals explained. Its words already hold the chain, so it names no source.
+/// A transport failure in words: the error's whole chain, TLS refusals explained, an answer that is
+/// not HTTP named as such. The errors it is made from never hold the request's URL (and so never
+/// the token). Its words already hold the chain, so it names no source.
 #[derive(Debug)]
 pub struct Transport {
     words: String,
-    error: reqwest::Error,
 }
 
 impl Transport {
-    /// Explains `err`, dropping its URL.
-    pub fn new(err: reqwest::Error) -> Self {
-        let error = err.without_url();
+    /// Explains `err` and its sources.
+    pub fn new(err: &(dyn std::error::Error + 'static)) -> Self {
         Transport {
-            words: transport_reason(&error),
-            error,
+            words: transport_reason(err),
         }
     }
 
-    /// The reqwest error.
-    pub fn error(&self) -> &reqwest::Error {
-        &self.error
+    /// A failure these words describe.
+    pub fn words(words: String) -> Self {
+        Transport {
+            words: clip(&words, MAX_PBX_TEXT),
+        }
     }
 }
 
@@ -367,12 +366,12 @@ impl fmt::Display for Transport {
 
 impl std::error::Error for Transport {}
 
-fn transport_reason(err: &reqwest::Error) -> String {
+fn transport_reason(err: &(dyn std::error::Error + 'static)) -> String {
     if let Some(tls) = find_tls_error(err) {
         return tls_reason(tls);
     }
     let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
+    let mut source = Some(err);
     let mut not_http = false;
     while let Some(s) = source {
         if let Some(h) = s.downcast_ref::<hyper::Error>()

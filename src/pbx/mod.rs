@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod ledger;
 pub mod tls;
+pub mod transport;
 pub mod types;
 
 use std::path::PathBuf;
@@ -151,7 +152,7 @@ pub enum BuildError {
         #[source]
         cause: Cause,
     },
-    /// reqwest or rustls refused the settings.
+    /// rustls refused the settings.
     #[error("HTTP client")]
     Http(#[source] Cause),
 }
@@ -179,35 +180,18 @@ impl HttpSettings {
 ///
 /// It never follows a redirect (a 3xx is an error naming where it points): a redirected login
 /// would carry the password's MD5, and a redirected query the token, to another address. No
-/// connection pool either: the PBX's web server closes every connection after one answer.
+/// connection pool, proxy or keepalive either ([`transport`]): the PBX's web server closes every
+/// connection after one answer, and an HTTP proxy from the environment must never see the PBX's
+/// credentials.
 ///
 /// `servers` is how many PBXes will share it: TLS sessions of all of them are kept for resumption.
-pub fn http_client(settings: &HttpSettings, servers: usize) -> Result<reqwest::Client, BuildError> {
-    let tls = tls::client_config(settings, servers)?;
-    reqwest::Client::builder()
-        // The PBX is on the site's network: an HTTP proxy from the environment must never see
-        // its credentials.
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .pool_max_idle_per_host(0)
-        // Nothing per connection that a server closing every connection after one answer makes
-        // useless: no TCP keepalive (reqwest's defaults set SO_KEEPALIVE, TCP_KEEPINTVL,
-        // TCP_KEEPCNT and TCP_USER_TIMEOUT on every new connection: 4 of the 5 setsockopt calls
-        // per connection in benches/multi_target.rs; the request deadline bounds a dead peer),
-        // HTTP/1 only.
-        .tcp_keepalive(None)
-        .tcp_keepalive_interval(None)
-        .tcp_keepalive_retries(None)
-        .tcp_user_timeout(None)
-        .http1_only()
-        // A connection that cannot be made in time is a connect error — the request never left
-        // this host, so a login that fails so is not one the PBX could count (a blackholed or
-        // rebooting PBX must not cost the exporter its login budget).
-        .connect_timeout(CONNECT_TIMEOUT)
-        .user_agent(concat!("yeastar-exporter/", env!("CARGO_PKG_VERSION")))
-        .use_preconfigured_tls(tls)
-        .build()
-        .map_err(|e| BuildError::Http(Cause::new(error::Transport::new(e))))
+pub fn http_client(
+    settings: &HttpSettings,
+    servers: usize,
+) -> Result<transport::HttpClient, BuildError> {
+    Ok(transport::HttpClient::new(tls::client_config(
+        settings, servers,
+    )?))
 }
 
 #[derive(Debug)]
@@ -220,7 +204,10 @@ type SharedLogin = Shared<BoxFuture<'static, Result<Secret, PbxError>>>;
 /// The client of one PBX. Cheap to share (`Arc`); its state lives as long as the target's config.
 pub struct Client {
     cfg: ClientConfig,
-    http: reqwest::Client,
+    http: transport::HttpClient,
+    /// Where the PBX is, parsed from `cfg.url` once (a URL the config refused cannot get here; if
+    /// one did, every request fails with these words instead of a panic).
+    origin: Result<transport::Origin, String>,
     limiter: Semaphore,
     token: Mutex<Option<Secret>>,
     /// When the token was obtained or last extended (unix millis).
@@ -278,7 +265,7 @@ impl Client {
     /// `ledger` (one per process).
     pub fn with_http(
         cfg: ClientConfig,
-        http: reqwest::Client,
+        http: transport::HttpClient,
         ledger: Arc<LoginLedger>,
         observer: Arc<dyn Observer>,
         clock: SharedClock,
@@ -290,6 +277,7 @@ impl Client {
         Self {
             limiter: Semaphore::new(cfg.max_concurrent_requests.max(1)),
             host: ledger::host_of(&cfg.url),
+            origin: transport::Origin::new(&cfg.url, &cfg.api_path),
             cfg,
             http,
             token: Mutex::new(token),
@@ -594,21 +582,21 @@ impl Client {
         Err(err)
     }
 
-    fn url(&self, endpoint: &str, token: Option<&Secret>) -> String {
-        let mut url = String::with_capacity(self.cfg.url.len() + self.cfg.api_path.len() + 64);
-        url.push_str(self.cfg.url.trim_end_matches('/'));
-        let path = self.cfg.api_path.trim_end_matches('/');
-        if !path.starts_with('/') && !path.is_empty() {
-            url.push('/');
-        }
-        url.push_str(path);
-        url.push('/');
-        url.push_str(endpoint);
+    /// The request's path and query: the API path, the endpoint, the token.
+    fn path_and_query(
+        origin: &transport::Origin,
+        endpoint: &str,
+        token: Option<&Secret>,
+    ) -> String {
+        let base = origin.base_path();
+        let mut path = String::with_capacity(base.len() + endpoint.len() + 80);
+        path.push_str(base);
+        path.push_str(endpoint);
         if let Some(t) = token {
-            url.push_str("?token=");
-            url.push_str(t.expose());
+            path.push_str("?token=");
+            path.push_str(t.expose());
         }
-        url
+        path
     }
 
     /// One request: waits for a slot, sends, reads at most `max_response_bytes`, decodes. Counted
@@ -638,8 +626,18 @@ impl Client {
             Ok(_) => Outcome::Success,
             Err(e) => e.outcome(),
         };
+        let elapsed = start.elapsed();
+        // The request's own line at trace level: endpoint, outcome and time, never the URL (its
+        // query holds the token).
+        tracing::trace!(
+            target_name = %self.cfg.target,
+            endpoint,
+            %outcome,
+            elapsed_ms = elapsed.as_millis() as u64,
+            "PBX request"
+        );
         self.observer
-            .request(&self.cfg.target, endpoint, outcome, start.elapsed());
+            .request(&self.cfg.target, endpoint, outcome, elapsed);
         result
     }
 
@@ -689,97 +687,57 @@ impl Client {
         token: Option<&Secret>,
         body: &Value,
     ) -> Result<T, PbxError> {
-        let transport = |e: reqwest::Error| {
-            if e.is_timeout() && !e.is_connect() {
-                PbxError::Timeout {
-                    endpoint: endpoint.to_string(),
-                }
-            } else {
-                PbxError::Connect {
-                    endpoint: endpoint.to_string(),
-                    sent: !(e.is_connect() || e.is_builder()),
-                    cause: Cause::new(error::Transport::new(e)),
-                }
-            }
+        use transport::{Answer, Failure};
+        let connect = |sent: bool, cause: error::Transport| PbxError::Connect {
+            endpoint: endpoint.to_string(),
+            sent,
+            cause: Cause::new(cause),
         };
         let decode = |reason: String| PbxError::Decode {
             endpoint: endpoint.to_string(),
             reason,
         };
-        let mut resp = self
-            .http
-            .post(self.url(endpoint, token))
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                reqwest::header::HeaderValue::from_static("application/json; charset=utf-8"),
-            )
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(transport)?;
-        let status = resp.status();
-        if status.is_redirection() {
-            let location = resp
-                .headers()
-                .get(reqwest::header::LOCATION)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-            return Err(self.redirect_error(endpoint, status.as_u16(), location.as_deref()));
-        }
-        if status != reqwest::StatusCode::OK {
-            return Err(PbxError::Http {
-                endpoint: endpoint.to_string(),
-                status: status.as_u16(),
-            });
-        }
+        let origin = match &self.origin {
+            Ok(o) => o,
+            Err(e) => return Err(connect(false, error::Transport::words(e.clone()))),
+        };
+        let body = serde_json::to_vec(body).unwrap_or_default();
         let cap = self.cfg.max_response_bytes;
-        let too_large = || decode(format!("answer larger than the {cap}-byte limit"));
-        if resp.content_length().is_some_and(|n| n > cap as u64) {
-            return Err(too_large());
-        }
-        // Big answers (a cut one above all) leave pages the allocator keeps while the exporter
-        // idles; hand them back once this answer is done with.
-        struct GiveBack(usize);
-        impl Drop for GiveBack {
-            fn drop(&mut self) {
-                if self.0 >= RELEASE_AFTER_BYTES {
+        let answer = self
+            .http
+            .post(
+                origin,
+                Self::path_and_query(origin, endpoint, token),
+                body,
+                cap,
+            )
+            .await;
+        match answer {
+            Ok(Answer::Ok(bytes)) => {
+                let decoded = decode_answer(endpoint, &bytes);
+                let len = bytes.len();
+                drop(bytes);
+                // Big answers leave pages the allocator keeps while the exporter idles; hand
+                // them back once this one is done with.
+                if len >= RELEASE_AFTER_BYTES {
                     crate::alloc::release_free_memory();
                 }
+                decoded
+            }
+            Ok(Answer::Redirect { status, location }) => {
+                Err(self.redirect_error(endpoint, status, location.as_deref()))
+            }
+            Ok(Answer::Status(status)) => Err(PbxError::Http {
+                endpoint: endpoint.to_string(),
+                status,
+            }),
+            Err(Failure::Connect(cause)) => Err(connect(false, cause)),
+            Err(Failure::Exchange(cause)) => Err(connect(true, cause)),
+            Err(Failure::Body(cause)) => Err(decode(format!("body: {cause}"))),
+            Err(Failure::TooLarge) => {
+                Err(decode(format!("answer larger than the {cap}-byte limit")))
             }
         }
-        let mut give_back = GiveBack(0);
-        // The chunks as they came, joined once at the end: no doubling buffer, so an answer cut
-        // at the cap holds about the cap, not a multiple of it.
-        let mut chunks: Vec<bytes::Bytes> = Vec::new();
-        let mut total = 0usize;
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    total += chunk.len();
-                    give_back.0 = total;
-                    if total > cap {
-                        drop(chunks);
-                        return Err(too_large());
-                    }
-                    chunks.push(chunk);
-                }
-                Ok(None) => break,
-                Err(e) if e.is_timeout() => return Err(transport(e)),
-                Err(e) => return Err(decode(format!("body: {}", error::Transport::new(e)))),
-            }
-        }
-        drop(resp);
-        let answer = match chunks.len() {
-            1 => decode_answer(endpoint, &chunks[0]),
-            _ => {
-                let mut buf = Vec::with_capacity(total);
-                for c in chunks.drain(..) {
-                    buf.extend_from_slice(&c);
-                }
-                decode_answer(endpoint, &buf)
-            }
-        };
-        drop(chunks);
-        answer
     }
 }
 
