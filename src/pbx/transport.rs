@@ -234,7 +234,7 @@ impl HttpClient {
             Err(_) => return Err(timed_out()),
         };
         match tls {
-            None => exchange(tcp, request, cap).await,
+            None => exchange(CloseOnly(tcp), request, cap).await,
             Some((tls, name)) => {
                 let stream = match tokio::time::timeout_at(connect_by, tls.connect(name, tcp)).await
                 {
@@ -253,6 +253,58 @@ async fn connect(origin: &Origin) -> std::io::Result<TcpStream> {
     match origin.ip {
         Some(ip) => TcpStream::connect(SocketAddr::new(ip, origin.port)).await,
         None => TcpStream::connect((origin.host.as_str(), origin.port)).await,
+    }
+}
+
+/// A plain TCP connection whose end is its close: hyper shuts the write side down once the PBX
+/// has closed its own (a `shutdown` system call per connection), which the close that follows makes
+/// redundant — it sends the FIN anyway. (A TLS connection keeps its shutdown: that is its
+/// `close_notify`.)
+struct CloseOnly(TcpStream);
+
+impl AsyncRead for CloseOnly {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for CloseOnly {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 
