@@ -860,7 +860,7 @@ pub fn parse_file(
             .as_ref()
             .or(file.defaults.collectors.as_ref())
         {
-            None => base.collectors.clone(),
+            None => base.collectors,
             Some(names) => {
                 let mut kinds = Vec::with_capacity(names.len());
                 for n in names {

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::clock::SharedClock;
 use crate::collector::Target;
 use crate::collector::stats::TargetStats;
-use crate::config::{Config, ConfigError, TargetConfig};
+use crate::config::{Config, ConfigError};
 use crate::guard::Web;
 use crate::metrics::ExporterMetrics;
 use crate::pbx::ledger::LedgerError;
@@ -25,7 +25,9 @@ use crate::webconfig::WebConfig;
 /// The configured targets, by name.
 #[derive(Debug, Default)]
 pub struct TargetSet {
-    by_name: BTreeMap<String, (TargetConfig, Arc<Target>)>,
+    /// Each target with its TCP-events settings: the rest of its configuration is the target's
+    /// own (its client's config and its collectors), not kept twice.
+    by_name: BTreeMap<String, (Option<crate::config::TcpEvents>, Arc<Target>)>,
 }
 
 impl TargetSet {
@@ -35,7 +37,7 @@ impl TargetSet {
             let wanted = name.trim_end_matches('/');
             self.by_name
                 .values()
-                .find(|(c, _)| c.client.url == wanted)
+                .find(|(_, t)| t.client().config().url == wanted)
                 .map(|(_, t)| t)
         })
     }
@@ -103,7 +105,7 @@ pub struct App {
 /// One configuration in force: its settings and its targets.
 #[derive(Debug)]
 pub struct Current {
-    /// The settings.
+    /// The settings (without the targets: those are in `targets`).
     pub config: Arc<Config>,
     /// The targets.
     pub targets: Arc<TargetSet>,
@@ -143,7 +145,10 @@ impl App {
             clock,
             ledger,
             current: RwLock::new(Arc::new(Current {
-                config: Arc::new(config.clone()),
+                config: Arc::new(Config {
+                    targets: Vec::new(),
+                    ..config.clone()
+                }),
                 targets: Arc::new(TargetSet::default()),
             })),
             ready: AtomicBool::new(false),
@@ -175,7 +180,7 @@ impl App {
         self.current().targets.clone()
     }
 
-    /// The current settings.
+    /// The current settings (their `targets` are empty: the targets are [`App::targets`]).
     pub fn settings(&self) -> Arc<Config> {
         self.current().config.clone()
     }
@@ -245,15 +250,24 @@ impl App {
             HttpSettings,
             crate::pbx::transport::HttpClient,
         > = Default::default();
-        // One client per distinct TLS setting, its session cache sized to the PBXes sharing it.
+        // One client per distinct TLS setting, its session cache sized to the HTTPS PBXes sharing
+        // it (a plain-HTTP PBX keeps no TLS session: sizing the cache for it is memory for
+        // nothing).
         let mut sharing: std::collections::HashMap<HttpSettings, usize> = Default::default();
         for tc in &config.targets {
-            *sharing.entry(HttpSettings::of(&tc.client)).or_default() += 1;
+            let https = tc.client.url.starts_with("https://");
+            *sharing.entry(HttpSettings::of(&tc.client)).or_default() += usize::from(https);
         }
         for tc in &config.targets {
             let name = tc.client.target.clone();
             let target = match old.by_name.get(&name) {
-                Some((old_cfg, t)) if old_cfg == tc => t.clone(),
+                Some((tcp, t))
+                    if *tcp == tc.events_tcp
+                        && t.collectors() == tc.collectors
+                        && *t.client().config() == tc.client =>
+                {
+                    t.clone()
+                }
                 _ => {
                     let settings = HttpSettings::of(&tc.client);
                     let http = match http_clients.get(&settings) {
@@ -275,7 +289,7 @@ impl App {
                     );
                     let target = Target::with_stats(
                         Arc::new(client),
-                        tc.collectors.clone(),
+                        tc.collectors,
                         self.clock.clone(),
                         stats,
                     );
@@ -300,7 +314,7 @@ impl App {
                 }
             };
             self.metrics.init_target(&name);
-            next.by_name.insert(name, (tc.clone(), target));
+            next.by_name.insert(name, (tc.events_tcp.clone(), target));
         }
         // Everything is built: nothing below can fail. A target whose settings changed but whose
         // PBX and credentials did not keeps its token, back-off and status ages; one with new
@@ -350,8 +364,13 @@ impl App {
             })
             .map(|(_, (_, t))| t.clone())
             .collect();
+        // The targets' configurations live in the targets; the settings keep none of them.
+        let settings = Config {
+            targets: Vec::new(),
+            ..config
+        };
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Current {
-            config: Arc::new(config),
+            config: Arc::new(settings),
             targets: Arc::new(next),
         });
         let now = self.clock.now_secs();

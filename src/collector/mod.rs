@@ -25,7 +25,7 @@ macro_rules! collectors {
 // Adding a collector: a new file beside these with its `SPEC`, and its name here (CONTRIBUTING.md).
 collectors![calls, internal_calls, trunks, extensions, device, queues];
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,34 +51,40 @@ use registry::Run;
 pub use testing::Answers;
 
 /// The collectors enabled for a target. `calls` is always among them: `yeastar_up` is about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CollectorSet(BTreeSet<CollectorKind>);
+/// One bit per collector (a set every target carries: a word, not an allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CollectorSet(u64);
+
+const _: () = assert!(COLLECTORS.len() <= 64, "CollectorSet holds 64 collectors");
 
 impl Default for CollectorSet {
     fn default() -> Self {
-        Self(CollectorKind::all().filter(|c| c.on_by_default()).collect())
+        Self::of(CollectorKind::all().filter(|c| c.on_by_default()))
     }
 }
 
 impl CollectorSet {
     /// Exactly these collectors, plus `calls`.
     pub fn of(kinds: impl IntoIterator<Item = CollectorKind>) -> Self {
-        let mut set: BTreeSet<_> = kinds.into_iter().collect();
-        set.insert(CollectorKind::CALLS);
-        Self(set)
+        let mut set = Self(0);
+        for kind in kinds {
+            set.set(kind, true);
+        }
+        set.set(CollectorKind::CALLS, true);
+        set
     }
 
     /// Whether `kind` is enabled.
     pub fn contains(&self, kind: CollectorKind) -> bool {
-        self.0.contains(&kind)
+        self.0 & kind.bit() != 0
     }
 
     /// Switches `kind` on or off (`calls` stays on).
     pub fn set(&mut self, kind: CollectorKind, on: bool) {
         if on || kind == CollectorKind::CALLS {
-            self.0.insert(kind);
+            self.0 |= kind.bit();
         } else {
-            self.0.remove(&kind);
+            self.0 &= !kind.bit();
         }
     }
 }
@@ -274,7 +280,12 @@ impl Target {
         &self.name
     }
 
-    /// Its client.
+    /// The collectors it runs.
+    pub fn collectors(&self) -> CollectorSet {
+        self.collectors
+    }
+
+    /// Its PBX client.
     pub fn client(&self) -> &Arc<Client> {
         &self.client
     }

@@ -68,6 +68,11 @@ impl CollectorKind {
     /// `internal_calls`: merged into the calls of `calls`.
     pub const INTERNAL_CALLS: CollectorKind = CollectorKind(1);
 
+    /// Its bit in a [`super::CollectorSet`].
+    pub(crate) fn bit(self) -> u64 {
+        1 << self.0
+    }
+
     /// Every collector, in label order.
     pub fn all() -> impl Iterator<Item = CollectorKind> {
         (0..COLLECTORS.len()).map(|i| CollectorKind(i as u8))
