@@ -3,6 +3,7 @@
 //! with the probe. The exporter's `/metrics` keeps only fleet totals, which do not grow with the
 //! number of PBXes: every report is also passed on to them.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,8 +19,9 @@ pub struct TargetStats {
 
 #[derive(Default)]
 struct Counts {
-    /// Endpoint → requests by [`Outcome`] index. A handful of endpoints: a list beats a map.
-    requests: Vec<(String, [u64; Outcome::ALL.len()])>,
+    /// Endpoint → requests by [`Outcome`] index. A handful of endpoints: a list beats a map; its
+    /// names are the registry's own strings (no copy per target), its capacity exact.
+    requests: Vec<(Cow<'static, str>, [u64; Outcome::ALL.len()])>,
     /// Logins by [`LoginOutcome`] index.
     logins: [u64; LoginOutcome::ALL.len()],
     suspended: bool,
@@ -97,7 +99,12 @@ impl Observer for TargetStats {
                 None => {
                     let mut n = [0; Outcome::ALL.len()];
                     n[i] = 1;
-                    c.requests.push((endpoint.to_string(), n));
+                    let name = super::registry::endpoints()
+                        .into_iter()
+                        .find(|e| *e == endpoint)
+                        .map_or_else(|| Cow::Owned(endpoint.to_string()), Cow::Borrowed);
+                    c.requests.reserve_exact(1);
+                    c.requests.push((name, n));
                 }
             }
         }
