@@ -463,6 +463,19 @@ pub fn check_url(field: &str, url: &str) -> Result<String, ConfigError> {
             ),
         ));
     }
+    if !rest.is_ascii() {
+        return Err(invalid(
+            field,
+            format!(
+                "{url:?}: the host must be written in ASCII (an international name in its xn-- form)"
+            ),
+        ));
+    }
+    // What the client will make of it (port, IPv6 brackets), refused here with the field named
+    // rather than on every request.
+    if let Err(e) = crate::pbx::transport::Origin::new(url, "/") {
+        return Err(invalid(field, e));
+    }
     Ok(url.to_string())
 }
 
@@ -1079,6 +1092,22 @@ mod tests {
         assert_eq!(
             check_url("f", "http://u:p@x").unwrap_err().to_string(),
             "f: \"http://u:p@x\" must be scheme://host[:port] only (the API path is a separate setting; credentials never go in the URL)"
+        );
+        assert_eq!(
+            check_url("f", "http://пбх.example")
+                .unwrap_err()
+                .to_string(),
+            "f: \"http://пбх.example\": the host must be written in ASCII (an international name in its xn-- form)"
+        );
+        assert_eq!(
+            check_url("f", "http://10.0.0.5:80800")
+                .unwrap_err()
+                .to_string(),
+            "f: \"http://10.0.0.5:80800\": the port must be a number from 0 to 65535"
+        );
+        assert_eq!(
+            check_url("f", "https://[::1]:8088"),
+            Ok("https://[::1]:8088".into())
         );
     }
 

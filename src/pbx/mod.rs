@@ -594,7 +594,7 @@ impl Client {
         path.push_str(endpoint);
         if let Some(t) = token {
             path.push_str("?token=");
-            path.push_str(t.expose());
+            transport::push_query_value(&mut path, t.expose());
         }
         path
     }

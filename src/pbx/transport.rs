@@ -94,11 +94,13 @@ impl Origin {
         } else {
             return Err(format!("{url:?} is not an http:// or https:// URL"));
         };
-        let authority_ok = !authority.is_empty()
-            && !authority.contains(['/', '?', '#', '@', ' '])
-            && authority.is_ascii();
-        if !authority_ok {
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
             return Err(format!("{url:?} must be scheme://host[:port] only"));
+        }
+        if !authority.is_ascii() {
+            return Err(format!(
+                "{url:?}: the host must be written in ASCII (an international name in its xn-- form)"
+            ));
         }
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (host, rest) = v6
@@ -153,6 +155,23 @@ impl Origin {
     /// The API path up to the endpoint: `/api/v2.0.0/`.
     pub fn base_path(&self) -> &str {
         &self.base_path
+    }
+}
+
+/// Appends `value` to a query string as a URL parser would: bytes a query may carry as they are,
+/// every other byte (space, `"`, `#`, `<`, `>`, controls, non-ASCII) percent-encoded. A PBX token is
+/// hex; a static token from the config may not be, and must not make every request unsendable.
+pub fn push_query_value(query: &mut String, value: &str) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in value.as_bytes() {
+        let keep = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b);
+        if keep {
+            query.push(b as char);
+        } else {
+            query.push('%');
+            query.push(HEX[usize::from(b >> 4)] as char);
+            query.push(HEX[usize::from(b & 0xf)] as char);
+        }
     }
 }
 
@@ -601,6 +620,18 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn query_values_are_sent_as_a_url_parser_would() {
+        let mut q = String::from("/api/x?token=");
+        push_query_value(&mut q, "48a7f00d");
+        assert_eq!(q, "/api/x?token=48a7f00d");
+        let mut q = String::new();
+        push_query_value(&mut q, "a b\"#<>é+/=");
+        assert_eq!(q, "a%20b%22%23%3C%3E%C3%A9+/=");
+        // Whatever the value, the request can be built.
+        assert!(Request::post(format!("/x?token={q}")).body(()).is_ok());
     }
 
     #[test]
