@@ -204,3 +204,82 @@ fn the_system_roots_are_trusted_by_default() {
     assert_eq!(must(&text, "yeastar_up"), 1.0);
     assert_eq!(pbx.count("login"), 1);
 }
+
+/// TLS sessions resume across probes for every PBX sharing a client: after each PBX's first
+/// connection, every connection is resumed (the client keeps a few tickets per PBX, and a fleet's
+/// worth of PBXes).
+#[tokio::test]
+async fn every_pbx_resumes_its_tls_sessions_across_scrapes() {
+    use yeastar_exporter::collector::{CollectorSet, Target};
+    use yeastar_exporter::pbx::{
+        Auth, Client, ClientConfig, HttpSettings, LoginLedger, NoopObserver, http_client,
+    };
+    use yeastar_exporter::sim::{SimConfig, Simulator, tls_server_config};
+
+    let leaf = Ca::new("site CA").leaf(&["127.0.0.1"]);
+    let ca = pem_file(&leaf.cert_pem, "pbx-leaf.pem");
+    let settings = HttpSettings {
+        ca_file: Some(ca),
+        insecure_skip_verify: false,
+    };
+    const PBXES: usize = 3;
+    let http = http_client(&settings, PBXES).unwrap();
+    let ledger = Arc::new(LoginLedger::in_memory());
+    let mut sims = Vec::new();
+    let mut targets = Vec::new();
+    for i in 0..PBXES {
+        // Each its own ticket keys, as separate PBXes have.
+        let server = tls_server_config(leaf.cert_pem.as_bytes(), leaf.key_pem.as_bytes()).unwrap();
+        // Each on its own address: TLS sessions are kept by host name or address, not port.
+        let sim = Simulator::start_with(
+            SimConfig::traffic(i as u64 + 1, 5),
+            yeastar_exporter::clock::system(),
+            &format!("127.7.0.{}:0", i + 1),
+            Some(server),
+        )
+        .await
+        .unwrap();
+        let cfg = ClientConfig {
+            target: format!("pbx-{i}"),
+            url: format!("https://{}", sim.addr),
+            api_path: "/api/v2.0.0".into(),
+            auth: Auth::Credentials {
+                username: "api".into(),
+                password_md5: yeastar_exporter::secret::Secret::new("demo-password").md5_hex(),
+            },
+            timeout: std::time::Duration::from_secs(10),
+            max_concurrent_requests: 1,
+            max_response_bytes: 1 << 20,
+            login_backoff: std::time::Duration::from_secs(600),
+            ca_file: settings.ca_file.clone(),
+            insecure_skip_verify: false,
+            events: None,
+        };
+        let client = Client::with_http(
+            cfg,
+            http.clone(),
+            ledger.clone(),
+            Arc::new(NoopObserver),
+            yeastar_exporter::clock::system(),
+        );
+        targets.push(Arc::new(Target::new(
+            Arc::new(client),
+            CollectorSet::default(),
+            yeastar_exporter::clock::system(),
+        )));
+        sims.push(sim);
+    }
+    for _ in 0..3 {
+        for t in &targets {
+            let out = t
+                .scrape(tokio::time::Instant::now() + std::time::Duration::from_secs(10))
+                .await;
+            assert!(out.up, "{:?}", out.error);
+        }
+    }
+    for sim in &sims {
+        let (full, resumed) = sim.sim.handshakes();
+        // A login and three scrapes of the default collectors: 1 + 3 × 6 connections.
+        assert_eq!((full, resumed), (1, 18), "full and resumed handshakes");
+    }
+}

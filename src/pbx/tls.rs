@@ -49,8 +49,12 @@ fn system_roots() -> &'static [CertificateDer<'static>] {
     ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
 }
 
-/// TLS 1.3 tickets rustls keeps per server.
-const TICKETS_PER_SERVER: usize = 8;
+/// TLS 1.3 tickets kept per PBX. Each connection takes one and the server sends new ones after
+/// the handshake (2 by default in rustls and OpenSSL), so with one request in flight per PBX (the
+/// default `max_concurrent_requests`) 2 would do; 4 covers up to 4 requests in flight at once.
+/// rustls's own cache keeps 8, each with its copy of the server's certificate chain: about 8 KiB
+/// per PBX at fleet scale.
+const TICKETS_PER_SERVER: usize = 4;
 
 /// The rustls client configuration for `servers` PBXes with these settings. Its session cache
 /// holds every one of them (rustls's default remembers 32 servers: a fleet beyond that would
@@ -90,10 +94,98 @@ pub fn client_config(settings: &HttpSettings, servers: usize) -> Result<ClientCo
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    config.resumption = rustls::client::Resumption::in_memory_sessions(
-        servers.max(1).saturating_mul(TICKETS_PER_SERVER),
-    );
+    config.resumption = rustls::client::Resumption::store(Arc::new(SessionStore::new(servers)));
     Ok(config)
+}
+
+/// The TLS sessions kept for resumption: the last `servers` PBXes used, each with its key-exchange
+/// hint, its TLS 1.2 session and at most [`TICKETS_PER_SERVER`] TLS 1.3 tickets (the oldest
+/// dropped first).
+struct SessionStore {
+    servers: std::sync::Mutex<lru::LruCache<ServerName<'static>, Sessions>>,
+}
+
+#[derive(Default)]
+struct Sessions {
+    kx_hint: Option<rustls::NamedGroup>,
+    tls12: Option<rustls::client::Tls12ClientSessionValue>,
+    tls13: std::collections::VecDeque<rustls::client::Tls13ClientSessionValue>,
+}
+
+impl SessionStore {
+    fn new(servers: usize) -> Self {
+        let servers =
+            std::num::NonZeroUsize::new(servers.max(1)).unwrap_or(std::num::NonZeroUsize::MIN);
+        Self {
+            servers: std::sync::Mutex::new(lru::LruCache::new(servers)),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut lru::LruCache<ServerName<'static>, Sessions>) -> T) -> T {
+        f(&mut super::lock(&self.servers))
+    }
+}
+
+impl std::fmt::Debug for SessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionStore")
+            .field("servers", &self.with(|s| s.len()))
+            .finish()
+    }
+}
+
+impl rustls::client::ClientSessionStore for SessionStore {
+    fn set_kx_hint(&self, server_name: ServerName<'static>, group: rustls::NamedGroup) {
+        self.with(|s| s.get_or_insert_mut(server_name, Sessions::default).kx_hint = Some(group));
+    }
+
+    fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<rustls::NamedGroup> {
+        self.with(|s| s.get(&server_name.to_owned()).and_then(|d| d.kx_hint))
+    }
+
+    fn set_tls12_session(
+        &self,
+        server_name: ServerName<'static>,
+        value: rustls::client::Tls12ClientSessionValue,
+    ) {
+        self.with(|s| s.get_or_insert_mut(server_name, Sessions::default).tls12 = Some(value));
+    }
+
+    fn tls12_session(
+        &self,
+        server_name: &ServerName<'_>,
+    ) -> Option<rustls::client::Tls12ClientSessionValue> {
+        self.with(|s| s.get(&server_name.to_owned()).and_then(|d| d.tls12.clone()))
+    }
+
+    fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
+        self.with(|s| {
+            if let Some(d) = s.peek_mut(server_name) {
+                d.tls12 = None;
+            }
+        });
+    }
+
+    fn insert_tls13_ticket(
+        &self,
+        server_name: ServerName<'static>,
+        value: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.with(|s| {
+            let tickets = &mut s.get_or_insert_mut(server_name, Sessions::default).tls13;
+            if tickets.len() >= TICKETS_PER_SERVER {
+                tickets.pop_front();
+            }
+            tickets.push_back(value);
+        });
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        server_name: &ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        self.with(|s| s.peek_mut(server_name).and_then(|d| d.tls13.pop_back()))
+    }
 }
 
 /// Trusts a certificate of the CA file presented as is; everything else by WebPKI.
