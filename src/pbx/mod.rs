@@ -475,10 +475,12 @@ impl Client {
     async fn heartbeat_body(&self, events: &EventsRegistration) -> Value {
         let ipaddr = match &events.ipaddr {
             Some(ip) => ip.clone(),
-            None => local_address_towards(&self.cfg.url)
-                .await
-                .map(|ip| ip.to_string())
-                .unwrap_or_default(),
+            None => match &self.origin {
+                Ok(origin) => local_address_towards(origin).await,
+                Err(_) => None,
+            }
+            .map(|ip| ip.to_string())
+            .unwrap_or_default(),
         };
         let mut body = json!({ "ipaddr": ipaddr, "version": "2.0.0" });
         events.login_fields(&mut body);
@@ -971,29 +973,17 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The local address this host uses to reach the PBX at `url` (a connected UDP socket: no packet
-/// is sent).
-async fn local_address_towards(url: &str) -> Option<std::net::IpAddr> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let with_port = if authority.starts_with('[') {
-        if authority.contains("]:") {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        }
-    } else if authority.contains(':') {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let unspecified = if authority.starts_with('[') {
+/// The local address this host uses to reach the PBX at `origin` (a connected UDP socket: no
+/// packet is sent).
+async fn local_address_towards(origin: &transport::Origin) -> Option<std::net::IpAddr> {
+    let (host, port) = origin.host_port();
+    let unspecified = if host.contains(':') {
         "[::]:0"
     } else {
         "0.0.0.0:0"
     };
     let socket = tokio::net::UdpSocket::bind(unspecified).await.ok()?;
-    tokio::time::timeout(Duration::from_secs(2), socket.connect(with_port))
+    tokio::time::timeout(Duration::from_secs(2), socket.connect((host, port)))
         .await
         .ok()?
         .ok()?;

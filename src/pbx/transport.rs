@@ -152,6 +152,11 @@ impl Origin {
         })
     }
 
+    /// The host (an IPv6 address without brackets) and the port.
+    pub fn host_port(&self) -> (&str, u16) {
+        (&self.host, self.port)
+    }
+
     /// The API path up to the endpoint: `/api/v2.0.0/`.
     pub fn base_path(&self) -> &str {
         &self.base_path
