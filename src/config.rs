@@ -152,7 +152,7 @@ pub struct ExporterFlags {
     pub pbx_insecure_skip_verify: bool,
     /// Receive this PBX's HTTP event reports (exact call accounting: completed calls, outcomes,
     /// talk time, failures). Registering takes the PBX's reports from any other application using
-    /// the same API account: see the README. Off by default.
+    /// the same API account: see docs/events.md. Off by default.
     #[arg(long = "pbx.events", env = "YEASTAR_EXPORTER_PBX_EVENTS")]
     pub pbx_events: bool,
     /// How this PBX reports its events: `http` (it posts to --events.listen-address) or `tcp`
@@ -192,7 +192,7 @@ pub struct ExporterFlags {
     pub log_format: String,
     /// Threads that serve scrapes and talk to PBXes. 1 (the default) keeps each probe on one
     /// thread — no hand-offs between threads, the least CPU per probe — and carries thousands of
-    /// PBXes (see the README's scaling section); more spread the work over more cores.
+    /// PBXes (see docs/performance.md); more spread the work over more cores.
     #[arg(long = "runtime.worker-threads", env = "YEASTAR_EXPORTER_RUNTIME_WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub worker_threads: u16,
     /// A YAML file of targets and credentials (multi-target mode, `/probe?target=`).

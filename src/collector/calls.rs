@@ -60,7 +60,7 @@ pub fn member_label(kind: MemberKind) -> &'static str {
 }
 
 /// The `status` label value of a member status: the PBX's word in lower case, as every label
-/// value of the contract (see the README's metrics reference).
+/// value of the contract (see docs/metrics.md).
 pub fn status_label(status: Status) -> &'static str {
     match status {
         Status::Alert => "alert",

@@ -1,7 +1,7 @@
 //! The collectors, in one table: each is one file holding a [`Spec`] — its name, whether it is on by
 //! default, its flag help, the endpoints it calls, how it fetches through the scrape's PBX session
 //! and how it writes its families. The `--collector.*` flags, the per-target `collectors:`
-//! validation, the endpoints the exporter's own metrics know and the README's collector table (a
+//! validation, the endpoints the exporter's own metrics know and docs/metrics.md's collector table (a
 //! test checks it) all come from [`COLLECTORS`]. `calls` and `internal_calls` are the call path:
 //! they decide `yeastar_up` and merge into one set of calls, so `Target::collect` fetches them
 //! itself; every other collector is [`Run::Own`].
@@ -50,7 +50,7 @@ pub struct Spec {
     pub name: &'static str,
     /// On unless switched off.
     pub on_by_default: bool,
-    /// What it asks the PBX, for the flag's help and the README.
+    /// What it asks the PBX, for the flag's help and docs/metrics.md.
     pub help: &'static str,
     /// The endpoints it calls.
     pub endpoints: &'static [&'static str],
