@@ -181,6 +181,15 @@ pub struct ExporterFlags {
         env = "YEASTAR_EXPORTER_EVENTS_ADVERTISE_URL"
     )]
     pub events_advertise_url: Option<String>,
+    /// Most connections one source (an IPv4 address, an IPv6 /64) may hold open on the event
+    /// receiver; at the cap its connection that has waited longest for a complete report is
+    /// closed to make room. Raise it when several PBXes post from one address (NAT).
+    #[arg(
+        long = "events.max-connections-per-source",
+        env = "YEASTAR_EXPORTER_EVENTS_MAX_CONNECTIONS_PER_SOURCE",
+        default_value_t = 16
+    )]
+    pub events_max_connections_per_source: usize,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub collectors: CollectorFlags,
@@ -398,6 +407,8 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// `--events.listen-address`: where the event receiver listens (when a target has events).
     pub events_listen_address: String,
+    /// `--events.max-connections-per-source`.
+    pub events_max_connections_per_source: usize,
     /// The PBXes (one, named `default`, from the flags; or those of the config file).
     pub targets: Vec<TargetConfig>,
     /// Single-PBX mode (flags): `/metrics` carries the PBX's metrics too.
@@ -595,6 +606,12 @@ impl ExporterFlags {
         if self.write_timeout.is_zero() {
             return Err(invalid("--web.write-timeout", "must be greater than 0"));
         }
+        if self.events_max_connections_per_source == 0 {
+            return Err(invalid(
+                "--events.max-connections-per-source",
+                "must be at least 1",
+            ));
+        }
         Ok(Config {
             listen_address: self.listen_address.clone(),
             telemetry_path: self.telemetry_path.clone(),
@@ -605,6 +622,7 @@ impl ExporterFlags {
             max_connections: self.max_connections,
             state_dir: self.pbx_state_dir.clone(),
             events_listen_address: self.events_listen_address.clone(),
+            events_max_connections_per_source: self.events_max_connections_per_source,
             targets,
             single,
         })

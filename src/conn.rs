@@ -8,8 +8,14 @@
 //! (accepted, or done with their last answer) and since when, so that at `--web.max-connections`
 //! a new client displaces the longest-waiting idle one instead of waiting behind it. A connection
 //! whose request is being served is never displaced.
+//!
+//! The event receiver ([`crate::events`]) uses the same registry with each connection's source
+//! ([`Source`]): a source at its cap makes room among its own connections first, so no single
+//! host can take the receiver's slots from the others. [`Tally`] keeps the log of all this to one
+//! line per minute per cause, with the count.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,6 +125,37 @@ pub struct Conn {
     waiting_since: AtomicU64,
     /// Told to close.
     evict: Notify,
+    /// Where it comes from, when the server caps connections per source.
+    source: Option<Source>,
+}
+
+/// The unit a per-source cap counts: an IPv4 address, or an IPv6 /64 (one host's usual share;
+/// an IPv4 client on an IPv6 socket counts as its IPv4 address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Source(IpAddr);
+
+impl Source {
+    /// The source of a peer at `ip`.
+    pub fn of(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                Source(IpAddr::V6(Ipv6Addr::new(
+                    s[0], s[1], s[2], s[3], 0, 0, 0, 0,
+                )))
+            }
+            v4 => Source(v4),
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(a) => write!(f, "{a}"),
+            IpAddr::V6(a) => write!(f, "{a}/64"),
+        }
+    }
 }
 
 impl Conn {
@@ -138,8 +175,37 @@ impl Conn {
 pub struct Registry {
     start: Instant,
     next: AtomicU64,
-    conns: std::sync::Mutex<HashMap<u64, Arc<Conn>>>,
+    conns: std::sync::Mutex<Open>,
     evicted: AtomicU64,
+}
+
+/// The open connections, and how many of them each source holds.
+#[derive(Debug, Default)]
+struct Open {
+    conns: HashMap<u64, Arc<Conn>>,
+    per_source: HashMap<Source, usize>,
+}
+
+impl Open {
+    fn insert(&mut self, id: u64, conn: Arc<Conn>) {
+        if let Some(source) = conn.source {
+            *self.per_source.entry(source).or_default() += 1;
+        }
+        self.conns.insert(id, conn);
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Arc<Conn>> {
+        let conn = self.conns.remove(&id)?;
+        if let Some(source) = conn.source
+            && let Some(n) = self.per_source.get_mut(&source)
+        {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(&source);
+            }
+        }
+        Some(conn)
+    }
 }
 
 impl Default for Registry {
@@ -163,12 +229,12 @@ pub struct Entry {
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        self.registry.lock().remove(&self.id);
+        self.registry.lock().remove(self.id);
     }
 }
 
 impl Registry {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Conn>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -179,9 +245,19 @@ impl Registry {
 
     /// A newly accepted connection, waiting for its first request head.
     pub fn register(self: &Arc<Self>) -> Entry {
+        self.register_conn(None)
+    }
+
+    /// A newly accepted connection from `source`, waiting for its first request head.
+    pub fn register_from(self: &Arc<Self>, source: Source) -> Entry {
+        self.register_conn(Some(source))
+    }
+
+    fn register_conn(self: &Arc<Self>, source: Option<Source>) -> Entry {
         let conn = Arc::new(Conn {
             waiting_since: AtomicU64::new(self.now()),
             evict: Notify::new(),
+            source,
         });
         let id = self.next.fetch_add(1, Ordering::SeqCst);
         self.lock().insert(id, conn.clone());
@@ -199,16 +275,28 @@ impl Registry {
 
     /// Closes the connection that has waited longest for a request head, if any; whether one was.
     pub fn evict_oldest_idle(&self) -> bool {
+        self.evict_oldest_where(|_| true)
+    }
+
+    /// Closes the connection of `source` that has waited longest for a request head, if any;
+    /// whether one was.
+    pub fn evict_oldest_idle_from(&self, source: Source) -> bool {
+        self.evict_oldest_where(|c| c.source == Some(source))
+    }
+
+    fn evict_oldest_where(&self, pick: impl Fn(&Conn) -> bool) -> bool {
         let victim = {
-            let mut conns = self.lock();
-            let oldest = conns
+            let mut open = self.lock();
+            let oldest = open
+                .conns
                 .iter()
+                .filter(|(_, c)| pick(c))
                 .filter_map(|(id, c)| {
                     let since = c.waiting_since.load(Ordering::SeqCst);
                     (since != 0).then_some((since, *id))
                 })
                 .min();
-            oldest.and_then(|(_, id)| conns.remove(&id))
+            oldest.and_then(|(_, id)| open.remove(id))
         };
         match victim {
             Some(c) => {
@@ -222,7 +310,12 @@ impl Registry {
 
     /// Connections open now.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().conns.len()
+    }
+
+    /// Connections open now from `source`.
+    pub fn from_source(&self, source: Source) -> usize {
+        self.lock().per_source.get(&source).copied().unwrap_or(0)
     }
 
     /// Whether none is open.
@@ -233,5 +326,138 @@ impl Registry {
     /// Connections closed to make room so far.
     pub fn evicted(&self) -> u64 {
         self.evicted.load(Ordering::Relaxed)
+    }
+}
+
+/// How often a [`Tally`] writes its line: at most once per this, per cause.
+pub const TALLY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Counts what happens to connections by cause and says so in the log at most once a
+/// [`TALLY_INTERVAL`] per cause, with the count since the last line: the first occurrence at
+/// once, the rest in the next line — never one line per connection, whatever a client does.
+#[derive(Debug)]
+pub struct Tally<C> {
+    causes: HashMap<C, Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    /// Occurrences not in a line yet.
+    count: u64,
+    /// When the last line for this cause was written.
+    last: Option<Instant>,
+}
+
+impl<C> Default for Tally<C> {
+    fn default() -> Self {
+        Self {
+            causes: HashMap::new(),
+        }
+    }
+}
+
+impl<C: Copy + Eq + std::hash::Hash> Tally<C> {
+    /// Counts one `cause` at `now`; the count to write in a line now, if one is due.
+    pub fn note(&mut self, cause: C, now: Instant) -> Option<u64> {
+        let p = self.causes.entry(cause).or_insert(Pending {
+            count: 0,
+            last: None,
+        });
+        p.count += 1;
+        Self::due(p, now)
+    }
+
+    /// The causes whose line is due at `now`, with their counts (for a periodic flush).
+    pub fn flush(&mut self, now: Instant) -> Vec<(C, u64)> {
+        let mut out: Vec<(C, u64)> = Vec::new();
+        for (cause, p) in &mut self.causes {
+            if let Some(n) = Self::due(p, now) {
+                out.push((*cause, n));
+            }
+        }
+        out
+    }
+
+    fn due(p: &mut Pending, now: Instant) -> Option<u64> {
+        if p.count == 0 || p.last.is_some_and(|t| now < t + TALLY_INTERVAL) {
+            return None;
+        }
+        p.last = Some(now);
+        Some(std::mem::take(&mut p.count))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_addresses_and_ipv6_slash_64s() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(Source::of(ip("127.0.0.2")).to_string(), "127.0.0.2");
+        assert_eq!(
+            Source::of(ip("::ffff:10.0.0.5")),
+            Source::of(ip("10.0.0.5"))
+        );
+        assert_eq!(
+            Source::of(ip("2001:db8:1:2:aaaa::1")),
+            Source::of(ip("2001:db8:1:2:bbbb::9"))
+        );
+        assert_ne!(
+            Source::of(ip("2001:db8:1:2::1")),
+            Source::of(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(
+            Source::of(ip("2001:db8:1:2:aaaa::1")).to_string(),
+            "2001:db8:1:2::/64"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_source_at_its_cap_makes_room_among_its_own() {
+        let r = Arc::new(Registry::default());
+        let a = Source::of("127.0.0.2".parse().unwrap());
+        let b = Source::of("127.0.0.3".parse().unwrap());
+        let oldest_b = r.register_from(b);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let first_a = r.register_from(a);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let second_a = r.register_from(a);
+        assert_eq!((r.from_source(a), r.from_source(b), r.len()), (2, 1, 3));
+        // The source's own oldest goes, though another source's is older.
+        assert!(r.evict_oldest_idle_from(a));
+        assert_eq!((r.from_source(a), r.from_source(b), r.len()), (1, 1, 2));
+        first_a.conn.evicted().await;
+        // One being served is never displaced.
+        second_a.conn.busy();
+        assert!(!r.evict_oldest_idle_from(a));
+        // Dropping an evicted entry does not count its source down twice.
+        drop(first_a);
+        assert_eq!((r.from_source(a), r.len()), (1, 2));
+        assert!(r.evict_oldest_idle());
+        oldest_b.conn.evicted().await;
+        drop(oldest_b);
+        drop(second_a);
+        assert_eq!((r.from_source(a), r.from_source(b), r.len()), (0, 0, 0));
+        assert_eq!(r.evicted(), 2);
+    }
+
+    #[test]
+    fn a_tally_writes_one_line_a_minute_per_cause_with_the_count() {
+        let mut t = Tally::default();
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        assert_eq!(t.note("cap", at(0)), Some(1));
+        for s in 1..60 {
+            assert_eq!(t.note("cap", at(s)), None);
+        }
+        // Another cause has its own minute.
+        assert_eq!(t.note("deadline", at(30)), Some(1));
+        assert_eq!(t.flush(at(59)), vec![]);
+        assert_eq!(t.flush(at(60)), vec![("cap", 59)]);
+        assert_eq!(t.flush(at(200)), vec![]);
+        assert_eq!(t.note("cap", at(200)), Some(1));
+        assert_eq!(t.note("cap", at(201)), None);
+        assert_eq!(t.note("cap", at(260)), Some(2));
     }
 }

@@ -10,7 +10,16 @@
 //! 200 resends the report, forever by the docs. A report is tied to its target by its path, `/events/<target>`, and checked
 //! against the PBX's serial number there ([`crate::collector::Target::receive_event`]).
 //!
-//! Bounded: a head of 16 KiB, a body of 64 KiB, 10 seconds per request, 256 requests at once.
+//! Bounded: a head of 16 KiB, a body of 64 KiB, 10 seconds for the whole request (not per read:
+//! a client trickling a byte a second is cut off all the same), 256 connections at once and
+//! `--events.max-connections-per-source` (16) from one source (an IPv4 address, an IPv6 /64). A
+//! new connection is never kept waiting by the others: at a source's cap that source's connection
+//! that has waited longest for a complete request is closed to make room, at the overall cap the
+//! longest-waiting of all ([`crate::conn::Registry`], as the web server does); a request being
+//! answered is never displaced. So idle and trickling clients elsewhere cannot keep the PBX's
+//! report out: it is the newest connection, and the last to go. Closed connections are counted
+//! (`yeastar_exporter_events_connections_evicted_total`) and logged at most once a minute per
+//! cause, with the count.
 //!
 //! A PBX whose Report Method is TCP is read by [`crate::tcp_events`] instead.
 
@@ -19,8 +28,12 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use crate::collector::Received;
+use crate::config::Config;
+use crate::conn::{Entry, Registry, Source, TALLY_INTERVAL, Tally};
 use crate::exporter::App;
 use crate::pbx::events::ObjectSplitter;
 
@@ -30,7 +43,8 @@ pub const MAX_HEAD: usize = 16 * 1024;
 pub const MAX_BODY: usize = 64 * 1024;
 /// The longest one request may take to arrive.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Requests handled at once; more wait in the listen queue.
+/// Connections open at once; at the cap the one that has waited longest for a complete request
+/// is closed to make room.
 pub const MAX_CONCURRENT: usize = 256;
 
 const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -44,31 +58,190 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
-/// Serves reports on `listener` for `app`'s targets until the task is dropped.
+/// What the receiver lets one client hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections open at once ([`MAX_CONCURRENT`]).
+    pub max_connections: usize,
+    /// Connections open at once from one source (`--events.max-connections-per-source`).
+    pub max_per_source: usize,
+    /// The longest a whole request may take to arrive ([`REQUEST_TIMEOUT`]).
+    pub request_timeout: Duration,
+}
+
+impl Limits {
+    /// The limits `config` sets.
+    pub fn of(config: &Config) -> Self {
+        Self {
+            max_connections: MAX_CONCURRENT,
+            max_per_source: config.events_max_connections_per_source,
+            request_timeout: REQUEST_TIMEOUT,
+        }
+    }
+}
+
+/// Serves reports on `listener` for `app`'s targets until the task is dropped, with the limits
+/// of `app`'s configuration at the start.
 pub async fn serve(listener: TcpListener, app: Arc<App>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT));
+    let limits = Limits::of(&app.settings());
+    serve_with(listener, app, limits).await
+}
+
+/// What the receiver says about connections, one line a minute per cause at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Cause {
+    /// Closed to make room at the connection cap.
+    ConnectionCap,
+    /// Closed to make room at a source's cap (or, if none of its connections could go, refused).
+    SourceCap,
+    /// No complete request within the time limit.
+    Deadline,
+    /// `accept` failed (out of file descriptors and the like).
+    AcceptFailed,
+}
+
+/// The receiver's connection log: a [`Tally`] and the words of each line.
+struct ConnLog {
+    limits: Limits,
+    tally: std::sync::Mutex<Tally<Cause>>,
+}
+
+impl ConnLog {
+    fn note(&self, cause: Cause, source: Option<Source>) {
+        let due = self
+            .tally
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .note(cause, Instant::now());
+        if let Some(count) = due {
+            self.write(cause, count, source);
+        }
+    }
+
+    fn flush(&self) {
+        let due = self
+            .tally
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .flush(Instant::now());
+        for (cause, count) in due {
+            self.write(cause, count, None);
+        }
+    }
+
+    fn write(&self, cause: Cause, count: u64, source: Option<Source>) {
+        let l = &self.limits;
+        let source = source.map(|s| s.to_string());
+        let source = source.as_deref().unwrap_or("several");
+        match cause {
+            Cause::ConnectionCap => tracing::warn!(
+                closed = count,
+                cap = l.max_connections,
+                source,
+                "event receiver at its connection cap: connections that had waited longest for a complete report were closed to make room (count since the last such line; at most one a minute)"
+            ),
+            Cause::SourceCap => tracing::warn!(
+                closed = count,
+                cap = l.max_per_source,
+                source,
+                "event receiver: a source at --events.max-connections-per-source had its longest-waiting connections closed (count since the last such line; at most one a minute)"
+            ),
+            Cause::Deadline => tracing::warn!(
+                closed = count,
+                timeout_seconds = l.request_timeout.as_secs_f64(),
+                source,
+                "event receiver: connections closed without a complete report within the time limit (count since the last such line; at most one a minute)"
+            ),
+            Cause::AcceptFailed => tracing::warn!(
+                failed = count,
+                "event receiver: accepting connections failed, out of file descriptors? (count since the last such line; at most one a minute)"
+            ),
+        }
+    }
+}
+
+/// Serves reports on `listener` for `app`'s targets until the task is dropped, within `limits`.
+///
+/// A connection is accepted at once, whatever the others do: at `limits.max_per_source` its
+/// source's connection that has waited longest for a complete request is closed to make room, at
+/// `limits.max_connections` the longest-waiting of all; a request being answered is never
+/// displaced. Every request must arrive whole within `limits.request_timeout`.
+pub async fn serve_with(listener: TcpListener, app: Arc<App>, limits: Limits) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let open = Arc::new(Registry::default());
+    let log = Arc::new(ConnLog {
+        limits,
+        tally: Default::default(),
+    });
+    let mut flush = tokio::time::interval(TALLY_INTERVAL);
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::debug!(error = %e, "event receiver: accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(_) => {
+                    log.note(Cause::AcceptFailed, None);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            _ = flush.tick() => {
+                log.flush();
                 continue;
             }
         };
+        let source = Source::of(peer.ip());
+        let mut made_room = false;
+        if open.from_source(source) >= limits.max_per_source {
+            app.metrics.event_connection_evicted("source_cap");
+            log.note(Cause::SourceCap, Some(source));
+            if !open.evict_oldest_idle_from(source) {
+                // Every one of its connections is being answered (a moment's work): this one
+                // is closed rather than let the source past its cap.
+                continue;
+            }
+            made_room = true;
+        }
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                // The connection just closed for its source frees a slot soon: no other goes.
+                if !made_room && open.evict_oldest_idle() {
+                    app.metrics.event_connection_evicted("connection_cap");
+                    log.note(Cause::ConnectionCap, Some(source));
+                }
+                let Ok(p) = slots.clone().acquire_owned().await else {
+                    return;
+                };
+                p
+            }
+        };
+        let entry = open.register_from(source);
         let app = app.clone();
+        let log = log.clone();
         tokio::spawn(async move {
-            let _permit = permit;
-            handle(stream, peer, &app).await;
+            connection(stream, peer, &app, entry, &log).await;
+            drop(permit);
         });
     }
 }
 
-async fn handle(mut stream: TcpStream, peer: std::net::SocketAddr, app: &App) {
-    let request = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut stream)).await {
+/// Reads one request from `stream` unless it is evicted or out of time first, then answers it.
+async fn connection(
+    mut stream: TcpStream,
+    peer: std::net::SocketAddr,
+    app: &App,
+    entry: Entry,
+    log: &ConnLog,
+) {
+    let timeout = log.limits.request_timeout;
+    let read = tokio::select! {
+        r = tokio::time::timeout(timeout, read_request(&mut stream)) => r,
+        // Closed to make room (counted and logged where it was chosen).
+        _ = entry.conn.evicted() => return,
+    };
+    entry.conn.busy();
+    let request = match read {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "event receiver: unreadable request");
@@ -76,11 +249,16 @@ async fn handle(mut stream: TcpStream, peer: std::net::SocketAddr, app: &App) {
             return;
         }
         Err(_) => {
-            tracing::debug!(%peer, "event receiver: request not complete in 10 s");
+            log.note(Cause::Deadline, Some(Source::of(peer.ip())));
             app.metrics.event_refused("unreadable");
             return;
         }
     };
+    answer(stream, peer, app, request).await;
+}
+
+/// Answers one request read whole: counted for its target or refused, `200` either way.
+async fn answer(mut stream: TcpStream, peer: std::net::SocketAddr, app: &App, request: Request) {
     let target = request
         .path
         .strip_prefix("/events/")

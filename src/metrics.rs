@@ -22,6 +22,10 @@ use prometheus::{
 
 use crate::pbx::{LoginOutcome, Observer, Outcome};
 
+/// The `reason` values of `yeastar_exporter_events_connections_evicted_total`: the receiver's
+/// connection cap, the per-source cap.
+pub const EVICTION_REASONS: [&str; 2] = ["connection_cap", "source_cap"];
+
 /// The exporter's registry and the handles it updates.
 #[derive(Clone)]
 pub struct ExporterMetrics {
@@ -36,6 +40,8 @@ pub struct ExporterMetrics {
     pub reload_ok: Gauge,
     /// `yeastar_exporter_config_last_reload_success_timestamp_seconds`.
     pub reload_time: Gauge,
+    /// `yeastar_exporter_events_connections_evicted_total`.
+    events_evicted: CounterVec,
     /// Targets in the configuration, and those of them whose logins are suspended now. A
     /// suspension report about any other (a scrape that began before a reload removed its target)
     /// is dropped.
@@ -140,6 +146,17 @@ impl ExporterMetrics {
             "Unix time of the last successful configuration load.",
         )
         .expect("valid metric");
+        let events_evicted = CounterVec::new(
+            Opts::new(
+                "yeastar_exporter_events_connections_evicted_total",
+                "Connections the event receiver closed before a complete report to make room: at its connection cap (256), or at the per-source cap (--events.max-connections-per-source).",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        for reason in EVICTION_REASONS {
+            events_evicted.with_label_values(&[reason]);
+        }
         for c in [
             Box::new(build) as Box<dyn prometheus::core::Collector>,
             Box::new(requests.clone()),
@@ -150,6 +167,7 @@ impl ExporterMetrics {
             Box::new(events_refused.clone()),
             Box::new(reload_ok.clone()),
             Box::new(reload_time.clone()),
+            Box::new(events_evicted.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -169,6 +187,7 @@ impl ExporterMetrics {
             events_refused,
             reload_ok,
             reload_time,
+            events_evicted,
             live: Default::default(),
         }
     }
@@ -181,6 +200,12 @@ impl ExporterMetrics {
     /// `unreadable`).
     pub fn event_refused(&self, reason: &str) {
         self.events_refused.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a connection the event receiver closed to make room, for `reason` (one of
+    /// [`EVICTION_REASONS`]).
+    pub fn event_connection_evicted(&self, reason: &str) {
+        self.events_evicted.with_label_values(&[reason]).inc();
     }
 
     /// Counts a target in.
