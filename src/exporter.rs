@@ -133,7 +133,11 @@ impl App {
     ) -> Result<Arc<Self>, ReloadError> {
         let web = load_web(&config)?;
         let ledger = match &config.state_dir {
-            Some(dir) => Arc::new(LoginLedger::open(dir, clock.now_millis())?),
+            Some(dir) => Arc::new(LoginLedger::open(
+                dir,
+                clock.now_millis(),
+                crate::pbx::ledger::file_limit(config.targets.len()),
+            )?),
             None => Arc::new(LoginLedger::in_memory()),
         };
         let app = Arc::new(Self {

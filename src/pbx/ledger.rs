@@ -11,6 +11,18 @@
 //!
 //! With `--pbx.state-dir` the ledger survives restarts (a crash loop with a wrong password makes at
 //! most 2 attempts in 10 minutes); it is written atomically (temporary file, fsync, rename).
+//!
+//! It holds against local faults too, since resetting it would reset the login budget:
+//! - the temporary file is created exclusively (`O_CREAT|O_EXCL`, which never follows a symlink:
+//!   a stale one, or a link planted there, is removed first — the link, not its target);
+//! - the file is 0600 and a folder the exporter creates 0700, whatever the umask (modes are set
+//!   explicitly); an existing folder keeps its mode (it is the operator's, e.g. systemd's
+//!   `StateDirectory=`), with a warning at start when others may write to it;
+//! - an entry stamped in the future (the clock was stepped back) is taken as made now, so it
+//!   ages out 10 minutes later instead of when the clock catches up;
+//! - a file over [`MAX_FILE_BYTES`] (or 512 bytes per configured target, if more) is refused at
+//!   start, read through a bounded reader: the exporter writes a few entries per PBX host;
+//! - hosts without an attempt in the last 10 minutes are dropped on every write.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +43,17 @@ pub const MAX_UNSEEN_FAILURES: usize = 2;
 
 /// The state file's name inside `--pbx.state-dir`.
 pub const STATE_FILE: &str = "login-ledger.json";
+
+/// The largest state file read at start (more with many targets: see [`file_limit`]). The
+/// exporter writes about 60 bytes per attempt and at most 2–3 attempts per PBX host, only for
+/// hosts with an attempt in the last 10 minutes.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// The largest state file read at start for `targets` configured targets: [`MAX_FILE_BYTES`], or
+/// 512 bytes per target if that is more (so the exporter never writes a file it would refuse).
+pub fn file_limit(targets: usize) -> u64 {
+    MAX_FILE_BYTES.max(targets as u64 * 512)
+}
 
 /// Why an attempt is in the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +99,16 @@ pub enum LedgerError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is larger than the exporter ever writes: not read.
+    #[error(
+        "--pbx.state-dir: {path} is larger than {limit} bytes, far more than the login ledger ever holds (a few entries per PBX), so it was not written by this exporter and is not read; delete it or move it aside and start again (the PBX may still count failed logins from the last 10 minutes)"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit it exceeds.
+        limit: u64,
+    },
 }
 
 /// The ledger of every PBX this process logs in to. One per process (all targets share it).
@@ -114,18 +147,26 @@ impl LoginLedger {
         }
     }
 
-    /// The ledger of `dir` (created if missing). Attempts left pending by a previous process are
-    /// taken as failures at `now_ms`: their outcome was never seen.
-    pub fn open(dir: &Path, now_ms: u64) -> Result<Self, LedgerError> {
+    /// The ledger of `dir` (created if missing, 0700), refusing a file over `limit` bytes
+    /// ([`file_limit`]). Attempts left pending by a previous process are taken as failures at
+    /// `now_ms`: their outcome was never seen; attempts stamped after `now_ms` are taken as made at
+    /// `now_ms`.
+    pub fn open(dir: &Path, now_ms: u64, limit: u64) -> Result<Self, LedgerError> {
         let path = dir.join(STATE_FILE);
         let err = |source: std::io::Error| LedgerError::Read {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(err)?;
-        let mut file = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<File>(&bytes)
+        prepare_dir(dir).map_err(err)?;
+        let mut file = match read_bounded(&path, limit) {
+            Ok(Some(bytes)) => serde_json::from_slice::<File>(&bytes)
                 .map_err(|e| err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?,
+            Ok(None) => {
+                return Err(LedgerError::TooLarge {
+                    path: path.clone(),
+                    limit,
+                });
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::default(),
             Err(e) => return Err(err(e)),
         };
@@ -162,10 +203,11 @@ impl LoginLedger {
     /// `Ok` when a login to `host` may be attempted at `now_ms`; else the unix millis from which
     /// one may.
     pub fn allowed(&self, host: &str, now_ms: u64) -> Result<(), u64> {
-        let state = lock(&self.state);
-        let Some(entries) = state.0.hosts.get(host) else {
+        let mut state = lock(&self.state);
+        let Some(entries) = state.0.hosts.get_mut(host) else {
             return Ok(());
         };
+        clamp(entries, now_ms);
         let live: Vec<u64> = entries
             .iter()
             .filter(|e| e.kind == Failure::Pending || in_window(e.at_ms, now_ms))
@@ -266,10 +308,10 @@ impl LoginLedger {
 
     /// The latest rejection (20003 or 20002) of `host` still in the window, unix millis.
     pub fn last_rejection(&self, host: &str, now_ms: u64) -> Option<u64> {
-        lock(&self.state)
-            .0
-            .hosts
-            .get(host)?
+        let mut state = lock(&self.state);
+        let entries = state.0.hosts.get_mut(host)?;
+        clamp(entries, now_ms);
+        entries
             .iter()
             .filter(|e| matches!(e.kind, Failure::Rejected | Failure::Locked))
             .filter(|e| in_window(e.at_ms, now_ms))
@@ -279,12 +321,17 @@ impl LoginLedger {
 
     /// Attempts of `host` in the ledger now (pending or failed within the window).
     pub fn count(&self, host: &str, now_ms: u64) -> usize {
-        lock(&self.state).0.hosts.get(host).map_or(0, |entries| {
-            entries
-                .iter()
-                .filter(|e| e.kind == Failure::Pending || in_window(e.at_ms, now_ms))
-                .count()
-        })
+        lock(&self.state)
+            .0
+            .hosts
+            .get_mut(host)
+            .map_or(0, |entries| {
+                clamp(entries, now_ms);
+                entries
+                    .iter()
+                    .filter(|e| e.kind == Failure::Pending || in_window(e.at_ms, now_ms))
+                    .count()
+            })
     }
 
     /// The background writer, started on first use inside a runtime; `None` without a state
@@ -306,7 +353,7 @@ impl LoginLedger {
                     writer.wake.notified().await;
                     let (bytes, v) = {
                         let state = lock(&state);
-                        (serde_json::to_vec_pretty(&state.0), version.load(Ordering::SeqCst))
+                        (serde_json::to_vec(&state.0), version.load(Ordering::SeqCst))
                     };
                     let path = path.clone();
                     let written = match bytes {
@@ -352,26 +399,118 @@ impl LoginLedger {
         let Some(path) = &self.path else {
             return Ok(());
         };
-        let bytes = serde_json::to_vec_pretty(file).map_err(std::io::Error::other)?;
+        let bytes = serde_json::to_vec(file).map_err(std::io::Error::other)?;
         write_file(path, &bytes)
     }
 }
 
-/// Drops what left the window.
+/// Drops what left the window, and every host left without an attempt; clamps what is stamped
+/// in the future.
 fn trim(file: &mut File, now_ms: u64) {
     for entries in file.hosts.values_mut() {
+        clamp(entries, now_ms);
         entries.retain(|e| e.kind == Failure::Pending || in_window(e.at_ms, now_ms));
     }
     file.hosts.retain(|_, entries| !entries.is_empty());
     file.version = 1;
 }
 
-/// Writes `bytes` to `path` through a temporary file, fsync and rename.
+/// An attempt stamped after `now_ms` (the clock was stepped back since) is taken as made at
+/// `now_ms`: it then ages out 10 minutes from now, not 10 minutes after the clock catches up.
+fn clamp(entries: &mut [Entry], now_ms: u64) {
+    for e in entries {
+        e.at_ms = e.at_ms.min(now_ms);
+    }
+}
+
+/// Creates `dir` (and missing parents) 0700 whatever the umask; an existing folder keeps its
+/// mode, with a warning when users other than its owner may write to it.
+fn prepare_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        match std::fs::metadata(dir) {
+            Ok(meta) => {
+                let mode = meta.permissions().mode() & 0o7777;
+                if mode & 0o022 != 0 {
+                    tracing::warn!(
+                        path = %dir.display(),
+                        mode = format!("{mode:04o}"),
+                        "the login ledger folder (--pbx.state-dir) is writable by other users: any of them can delete the ledger and so reset the login budget; make it private (chmod 700)"
+                    );
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)?;
+                // The umask may have taken bits from 0700 (a umask of 0200 leaves 0500).
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            }
+            Err(e) => Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir)
+    }
+}
+
+/// The file's bytes, read through a reader bounded at `limit` bytes; `None` when it is larger
+/// (or is not a regular file: a FIFO would block the start, a device never end).
+fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file",
+        ));
+    }
+    if meta.len() > limit {
+        return Ok(None);
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Ok(None);
+    }
+    Ok(Some(bytes))
+}
+
+/// Writes `bytes` to `path` through a temporary file (created exclusively, 0600), fsync and
+/// rename. One write at a time in the process: the temporary file's name is fixed.
 fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static WRITING: Mutex<()> = Mutex::new(());
+    let _one = lock(&WRITING);
     let tmp = path.with_extension("json.tmp");
     {
         use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
+        // A stale temporary file (a crash mid-write), or a symlink planted there: removing it
+        // removes the link, never its target, and `create_new` (O_CREAT|O_EXCL) refuses to follow
+        // one planted again in between.
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options.open(&tmp)?;
+        #[cfg(unix)]
+        {
+            // The umask may have taken bits from 0600; set the mode on the open file.
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
         f.write_all(bytes)?;
         f.sync_all()?;
     }
@@ -437,16 +576,18 @@ mod tests {
     fn the_file_survives_and_pending_becomes_failure() {
         let dir = std::env::temp_dir().join(format!("ledger-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let l = LoginLedger::open(&dir, 0).unwrap();
+        let l = LoginLedger::open(&dir, 0, MAX_FILE_BYTES).unwrap();
         let a = l.begin("pbx", 0);
         l.fail("pbx", a, Failure::Rejected, 1_000);
         l.begin("pbx", 2_000); // the process "dies" here
         drop(l);
-        let l = LoginLedger::open(&dir, 3_000).unwrap();
+        let l = LoginLedger::open(&dir, 3_000, MAX_FILE_BYTES).unwrap();
         assert_eq!(l.count("pbx", 3_000), 2);
         assert_eq!(l.allowed("pbx", 3_000), Err(1_000 + 10 * MIN));
         std::fs::write(dir.join(STATE_FILE), "{broken").unwrap();
-        let e = LoginLedger::open(&dir, 0).unwrap_err().to_string();
+        let e = LoginLedger::open(&dir, 0, MAX_FILE_BYTES)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("--pbx.state-dir: cannot use "), "{e}");
         assert!(e.contains("login-ledger.json: "), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
@@ -458,7 +599,7 @@ mod tests {
     async fn logins_wait_for_a_shared_commit() {
         let dir = std::env::temp_dir().join(format!("ledger-group-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let l = Arc::new(LoginLedger::open(&dir, 0).unwrap());
+        let l = Arc::new(LoginLedger::open(&dir, 0, MAX_FILE_BYTES).unwrap());
         let read = |dir: &Path| -> File {
             serde_json::from_slice(&std::fs::read(dir.join(STATE_FILE)).unwrap()).unwrap()
         };

@@ -318,6 +318,13 @@ impl Client {
         let now = self.clock.now_millis();
         let backoff = {
             let mut s = lock(&self.suspension);
+            // A suspension never lasts longer than a back-off from now: the clock may have been
+            // stepped back since it began.
+            let base = self.cfg.login_backoff.as_millis() as u64;
+            let longest = now.saturating_add(base + base / 10);
+            if let Some(sus) = s.as_mut() {
+                sus.until_millis = sus.until_millis.min(longest);
+            }
             match &*s {
                 Some(sus) if sus.until_millis > now => Some(sus.until_millis),
                 Some(_) => {
