@@ -171,6 +171,11 @@ impl App {
         self.ledger.path()
     }
 
+    /// The login ledger every target's logins (API and TCP) are written in.
+    pub fn ledger(&self) -> &Arc<LoginLedger> {
+        &self.ledger
+    }
+
     /// The configuration in force and its targets, as one value.
     pub fn current(&self) -> Arc<Current> {
         self.current
@@ -308,7 +313,6 @@ impl App {
                                     tc.client.url.clone(),
                                     self.ledger.clone(),
                                     self.clock.clone(),
-                                    tc.client.login_backoff,
                                 ));
                             }
                             target

@@ -1,12 +1,19 @@
 //! TCP report mode: a PBX whose *Report Method* is TCP is read by [`tcp_client`]: the exporter
 //! dials the PBX's event port, sends the documented login block (with the password in clear, as
 //! the vendor specifies), and splits the stream into JSON objects whatever the framing
-//! ([`ObjectSplitter`]). Its logins follow the login ledger's rule like API logins (the PBX's
-//! lockout counts per address): written down before they are sent, a failure unless an event or a
-//! success answer comes back (or the connection stays open for [`TCP_LOGIN_PROOF`] without a
-//! refusal), so at most 2 unconfirmed logins reach a PBX in any 10 minutes; a refused one suspends
-//! them for the target's login back-off. It reconnects with back-off (1 s doubling to 1 minute)
-//! and ends when its target is removed.
+//! ([`ObjectSplitter`]).
+//!
+//! Its logins keep the login ledger's rule like API logins (the PBX's lockout counts per
+//! address): each is written down before it is sent, as a possible failure, and stays one until
+//! the PBX confirms it — `Response: Success`, or a report (a JSON object) — however long the
+//! connection stays open without a word; a connection that closes before then leaves it a
+//! failure, stamped when it closed. So API and TCP logins together stay within 2 unconfirmed
+//! attempts per 10 minutes per PBX host. The PBX's answer is looked for in everything it sends
+//! outside JSON objects since the login, kept across reads (bounded: [`ANSWER_WINDOW`]), so a
+//! `Response: Error` split over any number of reads is still a refusal. A refused login
+//! suspends the target's logins (API and TCP) for its login back-off, as an API rejection does
+//! (`yeastar_login_suspended 1`). It reconnects with back-off (1 s doubling to 1 minute; reset
+//! only after a connection that lasted a minute) and ends when its target is removed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,26 +28,53 @@ use crate::pbx::LoginLedger;
 use crate::pbx::events::ObjectSplitter;
 use crate::pbx::ledger::Failure;
 
-/// A TCP login is taken as accepted when the connection stays open this long after it without a
-/// refusal (the PBX documents no answer to it; an idle PBX sends no event).
-pub const TCP_LOGIN_PROOF: Duration = Duration::from_secs(20);
+/// How much of the text the PBX sends outside JSON objects is kept to recognise its answer to
+/// the login: the last this many bytes (an answer is a few dozen).
+pub const ANSWER_WINDOW: usize = 1024;
+
+/// How often a connection that carries nothing checks whether its target still exists.
+const IDLE_CHECK: Duration = Duration::from_secs(30);
+
+/// A connection that lasted this long resets the reconnect back-off to 1 s: a PBX that accepts
+/// and closes at once is not logged in to every second.
+const STABLE: Duration = Duration::from_secs(60);
 
 /// The TCP login block: AMI-style lines, `\r\n` each, a blank line to end.
 pub fn tcp_login_block(username: &str, password: &str) -> String {
     format!("Action: login\r\nUsername: {username}\r\nSecret: {password}\r\nVersion: 2.0.0\r\n\r\n")
 }
 
-/// Whether text the PBX sent outside any JSON object refuses the login.
-fn refuses(text: &[u8]) -> bool {
-    let t = String::from_utf8_lossy(text).to_ascii_lowercase();
-    t.contains("response: error") || t.contains("authentication failed")
+/// What the PBX's text outside JSON objects says of the login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Accepted,
+    Refused,
 }
 
-/// Whether it accepts it.
-fn accepts(text: &[u8]) -> bool {
-    String::from_utf8_lossy(text)
-        .to_ascii_lowercase()
-        .contains("response: success")
+/// Reads the PBX's answer to the login from its text, however it is split: case and blanks
+/// (spaces, tabs) are ignored, line breaks kept; the first answer in the text decides.
+fn answer(text: &[u8]) -> Option<Answer> {
+    let folded: Vec<u8> = text
+        .iter()
+        .filter(|b| !matches!(b, b' ' | b'\t'))
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    let find = |needle: &[u8]| folded.windows(needle.len()).position(|w| w == needle);
+    let refused = [
+        &b"response:error"[..],
+        b"response:fail",
+        b"authenticationfailed",
+    ]
+    .iter()
+    .filter_map(|n| find(n))
+    .min();
+    let accepted = find(b"response:success");
+    match (accepted, refused) {
+        (Some(a), Some(r)) if a < r => Some(Answer::Accepted),
+        (_, Some(_)) => Some(Answer::Refused),
+        (Some(_), None) => Some(Answer::Accepted),
+        (None, None) => None,
+    }
 }
 
 /// How one TCP session ended.
@@ -52,8 +86,8 @@ enum Session {
     Refused,
     /// Closed (or failed) before the login was confirmed.
     Unconfirmed,
-    /// Closed after the login was confirmed.
-    Ended,
+    /// Closed after the login was confirmed, having lasted this long.
+    Ended(Duration),
     /// The target is gone.
     Retired,
 }
@@ -65,16 +99,21 @@ pub async fn tcp_client(
     url: String,
     ledger: Arc<LoginLedger>,
     clock: SharedClock,
-    login_backoff: Duration,
 ) {
     let host = crate::pbx::ledger::host_of(&url);
     let mut backoff = Duration::from_secs(1);
     loop {
         let Some(t) = target.upgrade() else { return };
         let name = t.name().to_string();
-        drop(t);
+        // The target's back-off (a refused login, API or TCP) and the ledger (at most 2
+        // unconfirmed logins to this host in 10 minutes, API ones included) both hold.
         let now = clock.now_millis();
-        if let Err(until) = ledger.allowed(&host, now) {
+        let suspended = t
+            .client()
+            .suspended_for()
+            .map(|d| now.saturating_add(d.as_millis() as u64));
+        drop(t);
+        if let Some(until) = suspended.max(ledger.allowed(&host, now).err()) {
             let wait =
                 Duration::from_millis(until.saturating_sub(now)).min(Duration::from_secs(60));
             tokio::time::sleep(wait.max(Duration::from_secs(1))).await;
@@ -87,13 +126,16 @@ pub async fn tcp_client(
         match ended {
             Session::Retired => return,
             Session::Refused => {
-                tracing::warn!(target_name = %name, port = cfg.port, "the PBX refused the TCP event login (wrong username or password?): no TCP login for the login back-off");
-                tokio::time::sleep(login_backoff).await;
-            }
-            Session::Ended => {
-                tracing::info!(target_name = %name, "the PBX closed the TCP event connection: reconnecting");
+                // The suspension (set by the session) is waited for at the top.
                 backoff = Duration::from_secs(1);
+            }
+            Session::Ended(lasted) => {
+                tracing::info!(target_name = %name, lasted_secs = lasted.as_secs(), "the PBX closed the TCP event connection: reconnecting");
+                if lasted >= STABLE {
+                    backoff = Duration::from_secs(1);
+                }
                 tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
             }
             Session::NoConnection | Session::Unconfirmed => {
                 tracing::debug!(target_name = %name, ?ended, "TCP event connection failed; retrying in {backoff:?}");
@@ -124,11 +166,10 @@ async fn session(
         ledger.fail(host, id, Failure::Unseen, clock.now_millis());
         return Session::Unconfirmed;
     }
-    let sent = tokio::time::Instant::now();
-    let mut confirmed = false;
-    let confirm = |confirmed: &mut bool| {
-        if !*confirmed {
-            *confirmed = true;
+    let mut confirmed: Option<tokio::time::Instant> = None;
+    let confirm = |confirmed: &mut Option<tokio::time::Instant>| {
+        if confirmed.is_none() {
+            *confirmed = Some(tokio::time::Instant::now());
             ledger.erase(host, id, clock.now_millis());
             if let Some(t) = target.upgrade() {
                 t.set_events_connected(true);
@@ -136,46 +177,52 @@ async fn session(
         }
     };
     let mut splitter = ObjectSplitter::default();
+    splitter.keep_outside(ANSWER_WINDOW);
     let mut chunk = vec![0u8; 16 * 1024];
     loop {
-        let wait = if confirmed {
-            Duration::from_secs(30)
-        } else {
-            TCP_LOGIN_PROOF.saturating_sub(sent.elapsed())
-        };
-        match tokio::time::timeout(wait, stream.read(&mut chunk)).await {
+        match tokio::time::timeout(IDLE_CHECK, stream.read(&mut chunk)).await {
             Err(_) => {
-                if !confirmed {
-                    // Open, unrefused, for the proof period: the login stands.
-                    confirm(&mut confirmed);
-                }
+                // Nothing for a while. Unconfirmed, the login stays a possible failure in the
+                // ledger for as long as this lasts.
                 if target.upgrade().is_none() {
+                    if confirmed.is_none() {
+                        ledger.fail(host, id, Failure::Unseen, clock.now_millis());
+                    }
                     return Session::Retired;
                 }
             }
             Ok(Ok(0)) | Ok(Err(_)) => {
-                if !confirmed {
-                    ledger.fail(host, id, Failure::Unseen, clock.now_millis());
-                    return Session::Unconfirmed;
-                }
-                return Session::Ended;
+                return match confirmed {
+                    None => {
+                        ledger.fail(host, id, Failure::Unseen, clock.now_millis());
+                        Session::Unconfirmed
+                    }
+                    Some(at) => Session::Ended(at.elapsed()),
+                };
             }
             Ok(Ok(n)) => {
-                let bytes = &chunk[..n];
-                let skipped = splitter.skipped;
-                let objects = splitter.push(bytes);
-                if !confirmed && splitter.skipped > skipped {
-                    if refuses(bytes) {
-                        ledger.fail(host, id, Failure::Rejected, clock.now_millis());
-                        ledger.durable().await;
-                        return Session::Refused;
+                let objects = splitter.push(&chunk[..n]);
+                if confirmed.is_none() {
+                    match answer(splitter.outside()) {
+                        Some(Answer::Refused) => {
+                            ledger.fail(host, id, Failure::Rejected, clock.now_millis());
+                            // On disk before the back-off starts: a restart must keep it.
+                            ledger.durable().await;
+                            if let Some(t) = target.upgrade() {
+                                t.client().suspend_after_refused_tcp_login(cfg.port);
+                            }
+                            return Session::Refused;
+                        }
+                        Some(Answer::Accepted) => confirm(&mut confirmed),
+                        None => {}
                     }
-                    if accepts(bytes) {
+                    if !objects.is_empty() {
                         confirm(&mut confirmed);
                     }
-                }
-                if !objects.is_empty() {
-                    confirm(&mut confirmed);
+                    if confirmed.is_some() {
+                        // The answer is read; nothing outside objects is kept any more.
+                        splitter.keep_outside(0);
+                    }
                 }
                 let Some(t) = target.upgrade() else {
                     return Session::Retired;
@@ -198,10 +245,58 @@ mod tests {
             tcp_login_block("api", "pw"),
             "Action: login\r\nUsername: api\r\nSecret: pw\r\nVersion: 2.0.0\r\n\r\n"
         );
-        assert!(refuses(
-            b"Response: Error\r\nMessage: Authentication failed\r\n\r\n"
-        ));
-        assert!(accepts(b"Response: Success\r\n\r\n"));
-        assert!(!refuses(b"Response: Success\r\n\r\n") && !accepts(b"{\"event\":\"BootUp\"}"));
+        assert_eq!(
+            answer(b"Response: Error\r\nMessage: Authentication failed\r\n\r\n"),
+            Some(Answer::Refused)
+        );
+        assert_eq!(
+            answer(b"response:  FAILED\r\n"),
+            Some(Answer::Refused),
+            "case and blanks do not matter"
+        );
+        assert_eq!(answer(b"Response: Success\r\n\r\n"), Some(Answer::Accepted));
+        assert_eq!(
+            answer(b"Response: Success\r\nMessage: Authentication failed next time\r\n"),
+            Some(Answer::Accepted),
+            "the first answer decides"
+        );
+        assert_eq!(answer(b"Response: Succ"), None);
+        assert_eq!(answer(b"Response\r\n: Error"), None, "not across lines");
+    }
+
+    /// However the PBX's words are split across reads, the splitter keeps them whole.
+    #[test]
+    fn answers_split_anywhere_are_read() {
+        for text in [
+            &b"Response: Error\r\nMessage: Authentication failed\r\n\r\n"[..],
+            b"Response: Success\r\n\r\n",
+        ] {
+            for cut in 1..text.len() {
+                let mut s = ObjectSplitter::default();
+                s.keep_outside(ANSWER_WINDOW);
+                let mut seen = Vec::new();
+                for piece in text.chunks(cut) {
+                    s.push(piece);
+                    seen.push(answer(s.outside()));
+                }
+                let want = answer(text);
+                assert!(want.is_some());
+                assert_eq!(seen.last().copied().flatten(), want, "cut {cut}");
+            }
+        }
+    }
+
+    /// The text kept is bounded, and an answer after a flood of other text is still read.
+    #[test]
+    fn the_kept_text_is_bounded() {
+        let mut s = ObjectSplitter::default();
+        s.keep_outside(ANSWER_WINDOW);
+        for _ in 0..1_000 {
+            s.push(&[b'x'; 1000]);
+            assert!(s.outside().len() <= ANSWER_WINDOW);
+        }
+        s.push(b"Response: ");
+        s.push(b"Error\r\n");
+        assert_eq!(answer(s.outside()), Some(Answer::Refused));
     }
 }

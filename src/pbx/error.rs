@@ -195,6 +195,14 @@ pub enum PbxError {
     /// errno 20002 on login.
     #[error("login refused: the PBX has locked this host out (errno 20002)")]
     LoginLocked,
+    /// The PBX refused the TCP event login (`Response: Error`).
+    #[error(
+        "the PBX refused the TCP event login on port {port} (Response: Error: wrong username or password?)"
+    )]
+    TcpLoginRefused {
+        /// The PBX's TCP event port.
+        port: u16,
+    },
     /// A login failed earlier; no new attempt until the back-off ends.
     #[error(
         "logins suspended (a login failed, or its outcome was not seen); next attempt in {retry_in_secs}s"
@@ -229,6 +237,7 @@ impl PbxError {
             PbxError::Api { .. }
             | PbxError::LoginRejected
             | PbxError::LoginLocked
+            | PbxError::TcpLoginRefused { .. }
             | PbxError::LoginSuspended { .. }
             | PbxError::NotLoggedIn(_) => Outcome::ApiError,
             PbxError::TokenExpired { .. } | PbxError::FreshTokenRefused { .. } => {

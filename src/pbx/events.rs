@@ -554,6 +554,9 @@ pub struct ObjectSplitter {
     scanned: usize,
     /// Non-whitespace bytes seen outside any object.
     pub skipped: u64,
+    /// How many of the last bytes outside objects [`ObjectSplitter::outside`] keeps (0: none).
+    keep_outside: usize,
+    outside: Vec<u8>,
 }
 
 /// The largest object [`ObjectSplitter`] assembles: a longer one is dropped (and counted as
@@ -561,6 +564,23 @@ pub struct ObjectSplitter {
 pub const MAX_OBJECT: usize = 256 * 1024;
 
 impl ObjectSplitter {
+    /// Keeps the last `bytes` bytes of what arrives outside objects, for
+    /// [`ObjectSplitter::outside`] (the TCP login's answer, however it is split); 0 keeps none
+    /// and drops what was kept.
+    pub fn keep_outside(&mut self, bytes: usize) {
+        self.keep_outside = bytes;
+        if bytes == 0 {
+            self.outside = Vec::new();
+        } else if self.outside.len() > bytes {
+            self.outside.drain(..self.outside.len() - bytes);
+        }
+    }
+
+    /// The bytes kept from outside objects (see [`ObjectSplitter::keep_outside`]), oldest first.
+    pub fn outside(&self) -> &[u8] {
+        &self.outside
+    }
+
     /// Adds `bytes` and returns every object they complete, in order.
     pub fn push(&mut self, bytes: &[u8]) -> Vec<Vec<u8>> {
         self.buf.extend_from_slice(bytes);
@@ -573,8 +593,17 @@ impl ObjectSplitter {
                     if b == b'{' {
                         self.start = Some(i);
                         self.depth = 1;
-                    } else if !b.is_ascii_whitespace() {
-                        self.skipped += 1;
+                    } else {
+                        if !b.is_ascii_whitespace() {
+                            self.skipped += 1;
+                        }
+                        if self.keep_outside > 0 {
+                            if self.outside.len() >= self.keep_outside {
+                                // Keep the newer half: an answer split at the cut stays whole.
+                                self.outside.drain(..self.keep_outside.div_ceil(2));
+                            }
+                            self.outside.push(b);
+                        }
                     }
                 }
                 Some(start) => {

@@ -415,6 +415,12 @@ impl Client {
         }
     }
 
+    /// The PBX refused this target's TCP event login on `port`: its logins (API and TCP) are
+    /// suspended for the back-off, as after a rejected API login.
+    pub fn suspend_after_refused_tcp_login(&self, port: u16) {
+        self.suspend(&PbxError::TcpLoginRefused { port });
+    }
+
     fn suspend(&self, why: &PbxError) {
         let base = self.cfg.login_backoff;
         let jitter_max = (base.as_millis() as u64) / 10;
