@@ -16,7 +16,7 @@ pub enum Outcome {
     ApiError,
     /// errno 20004, 20005 or 20006.
     TokenExpired,
-    /// An HTTP status other than 200.
+    /// An HTTP status other than 200 (a redirect included), or an answer that is not valid HTTP.
     HttpError,
     /// No complete answer before the deadline.
     Timeout,
@@ -150,6 +150,15 @@ pub enum PbxError {
         /// The API endpoint.
         endpoint: String,
     },
+    /// The PBX answered, but not with valid HTTP (counted as `http_error`; the request reached it).
+    #[error("POST {endpoint}: the PBX's answer is not valid HTTP")]
+    Malformed {
+        /// The API endpoint.
+        endpoint: String,
+        /// What hyper could not read, or that the PBX speaks TLS.
+        #[source]
+        cause: Cause,
+    },
     /// HTTP status other than 200.
     #[error("POST {endpoint}: HTTP status {status}")]
     Http {
@@ -232,7 +241,9 @@ impl PbxError {
         match self {
             PbxError::Connect { .. } => Outcome::ConnectError,
             PbxError::Timeout { .. } => Outcome::Timeout,
-            PbxError::Http { .. } | PbxError::Redirect { .. } => Outcome::HttpError,
+            PbxError::Http { .. } | PbxError::Redirect { .. } | PbxError::Malformed { .. } => {
+                Outcome::HttpError
+            }
             PbxError::Decode { .. } => Outcome::DecodeError,
             PbxError::Api { .. }
             | PbxError::LoginRejected
@@ -283,16 +294,25 @@ fn find_tls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a 
     None
 }
 
-/// A failed TLS handshake with a PBX, in words that say what to do.
-pub(crate) fn tls_reason(err: &rustls::Error) -> String {
+/// A failed TLS handshake with a PBX, in words that say what to do; `plain_http`: the PBX's first
+/// bytes were `HTTP/` (a plain-HTTP port), the only case the hint to use `http://` is given.
+pub(crate) fn tls_reason(err: &rustls::Error, plain_http: bool) -> String {
     use rustls::CertificateError as C;
     const PIN: &str = "give the PBX's own certificate as ca_file (--pbx.ca-file) to pin it";
     let cert = match err {
         rustls::Error::InvalidCertificate(cert) => cert,
-        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. }
+            if plain_http =>
+        {
             return "TLS: the PBX did not answer with TLS (is this port plain HTTP? then use \
                     an http:// URL)"
                 .into();
+        }
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            return format!(
+                "TLS: the PBX's answer is not valid TLS ({})",
+                clip(&err.to_string(), 120)
+            );
         }
         rustls::Error::AlertReceived(alert) => {
             return format!(
@@ -339,13 +359,13 @@ pub(crate) fn tls_reason(err: &rustls::Error) -> String {
     }
 }
 
-/// Words for a plain-HTTP exchange whose answer was not HTTP: most likely an HTTPS port.
-const NOT_HTTP: &str =
-    "the PBX's answer is not HTTP (is this an HTTPS port? then use an https:// URL)";
+/// Words for a plain-HTTP exchange answered with a TLS record: an HTTPS port.
+const TLS_ON_PLAIN: &str = "it speaks TLS (is this an HTTPS port? then use an https:// URL)";
 
 /// A transport failure in words: the error's whole chain, TLS refusals explained, an answer that is
-/// not HTTP named as such. The errors it is made from never hold the request's URL (and so never
-/// the token). Its words already hold the chain, so it names no source.
+/// not HTTP named as such (the HTTPS hint only when the PBX answered with a TLS record). The
+/// errors it is made from never hold the request's URL (and so never the token). Its words already
+/// hold the chain, so it names no source.
 #[derive(Debug)]
 pub struct Transport {
     words: String,
@@ -356,6 +376,28 @@ impl Transport {
     pub fn new(err: &(dyn std::error::Error + 'static)) -> Self {
         Transport {
             words: transport_reason(err),
+        }
+    }
+
+    /// An answer that is not valid HTTP (hyper could not parse it): hyper's words, or, when the
+    /// PBX answered with a TLS record (`tls`), that it speaks TLS.
+    pub fn not_http(err: &(dyn std::error::Error + 'static), tls: bool) -> Self {
+        Transport {
+            words: if tls {
+                TLS_ON_PLAIN.to_string()
+            } else {
+                transport_reason(err)
+            },
+        }
+    }
+
+    /// A refused TLS handshake, given the first bytes the PBX sent (`HTTP/…`: a plain-HTTP port).
+    pub fn tls_refused(err: &(dyn std::error::Error + 'static), first: &[u8]) -> Self {
+        Transport {
+            words: match find_tls_error(err) {
+                Some(tls) => tls_reason(tls, first.starts_with(b"HTTP/")),
+                None => transport_reason(err),
+            },
         }
     }
 
@@ -377,26 +419,17 @@ impl std::error::Error for Transport {}
 
 fn transport_reason(err: &(dyn std::error::Error + 'static)) -> String {
     if let Some(tls) = find_tls_error(err) {
-        return tls_reason(tls);
+        return tls_reason(tls, false);
     }
     let mut text = err.to_string();
     let mut source = Some(err);
-    let mut not_http = false;
     while let Some(s) = source {
-        if let Some(h) = s.downcast_ref::<hyper::Error>()
-            && h.is_parse()
-        {
-            not_http = true;
-        }
         let s_text = s.to_string();
         if !text.contains(&s_text) {
             text.push_str(": ");
             text.push_str(&s_text);
         }
         source = s.source();
-    }
-    if not_http {
-        return format!("{}: {NOT_HTTP}", clip(&text, MAX_PBX_TEXT));
     }
     clip(&text, MAX_PBX_TEXT)
 }

@@ -746,6 +746,10 @@ impl Client {
                 endpoint: endpoint.to_string(),
                 status,
             }),
+            Err(Failure::Malformed(cause)) => Err(PbxError::Malformed {
+                endpoint: endpoint.to_string(),
+                cause: Cause::new(cause),
+            }),
             Err(Failure::Connect(cause)) => Err(connect(false, cause)),
             Err(Failure::Exchange(cause)) => Err(connect(true, cause)),
             Err(Failure::Body(cause)) => Err(decode(format!("body: {cause}"))),

@@ -199,9 +199,13 @@ pub enum Answer {
 /// Why an exchange failed.
 #[derive(Debug)]
 pub enum Failure {
+    /// The PBX answered, but not with valid HTTP (not HTTP at all, a bad status line, HTTP/0.9,
+    /// an oversized head, conflicting `Content-Length`s, TLS on a plain-HTTP port): the request
+    /// reached it.
     /// No connection was made (name lookup, TCP, TLS, or the connect timeout): the request never
     /// left this host.
     Connect(Transport),
+    Malformed(Transport),
     /// The connection failed once the request was on its way (it may have reached the PBX).
     Exchange(Transport),
     /// The answer's body broke off.
@@ -257,16 +261,24 @@ impl HttpClient {
             Ok(Err(e)) => return Err(Failure::Connect(Transport::new(&e))),
             Err(_) => return Err(timed_out()),
         };
+        let first = FirstBytes::default();
+        let tcp = Recorded {
+            inner: tcp,
+            first: first.clone(),
+            done: false,
+        };
         match tls {
-            None => exchange(CloseOnly(tcp), request, cap).await,
+            None => exchange(CloseOnly(tcp), request, cap, Some(&first)).await,
             Some((tls, name)) => {
                 let stream = match tokio::time::timeout_at(connect_by, tls.connect(name, tcp)).await
                 {
                     Ok(Ok(s)) => s,
-                    Ok(Err(e)) => return Err(Failure::Connect(Transport::new(&e))),
+                    Ok(Err(e)) => {
+                        return Err(Failure::Connect(Transport::tls_refused(&e, &first.get())));
+                    }
                     Err(_) => return Err(timed_out()),
                 };
-                exchange(stream, request, cap).await
+                exchange(stream, request, cap, None).await
             }
         }
     }
@@ -280,13 +292,92 @@ async fn connect(origin: &Origin) -> std::io::Result<TcpStream> {
     }
 }
 
+/// The first bytes the PBX sent on a connection (up to [`FIRST_BYTES`]): enough to tell a TLS
+/// record from an HTTP answer.
+#[derive(Clone, Default)]
+struct FirstBytes(Arc<std::sync::Mutex<Vec<u8>>>);
+
+/// How many of the PBX's first bytes are kept: `HTTP/`, or a TLS record's type and version.
+const FIRST_BYTES: usize = 5;
+
+impl FirstBytes {
+    fn get(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// A connection that keeps the first bytes the PBX sends (it asks nothing more of the socket).
+struct Recorded<S> {
+    inner: S,
+    first: FirstBytes,
+    /// All of [`FIRST_BYTES`] are in: nothing more to keep.
+    done: bool,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Recorded<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if !self.done && buf.filled().len() > before {
+            let mut first = self.first.0.lock().unwrap_or_else(|p| p.into_inner());
+            let room = FIRST_BYTES - first.len();
+            let new = &buf.filled()[before..];
+            first.extend_from_slice(&new[..new.len().min(room)]);
+            let full = first.len() == FIRST_BYTES;
+            drop(first);
+            self.done = full;
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Recorded<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// A plain TCP connection whose end is its close: hyper shuts the write side down once the PBX
 /// has closed its own (a `shutdown` system call per connection), which the close that follows makes
 /// redundant — it sends the FIN anyway. (A TLS connection keeps its shutdown: that is its
 /// `close_notify`.)
-struct CloseOnly(TcpStream);
+struct CloseOnly<S>(S);
 
-impl AsyncRead for CloseOnly {
+impl<S: AsyncRead + Unpin> AsyncRead for CloseOnly<S> {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -296,7 +387,7 @@ impl AsyncRead for CloseOnly {
     }
 }
 
-impl AsyncWrite for CloseOnly {
+impl<S: AsyncWrite + Unpin> AsyncWrite for CloseOnly<S> {
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -333,7 +424,13 @@ impl AsyncWrite for CloseOnly {
 }
 
 /// The request and its answer over `io`, the connection driven in this future (no task).
-async fn exchange<S>(io: S, request: Request<Full<Bytes>>, cap: usize) -> Result<Answer, Failure>
+/// `plain`: the first bytes of a plain-HTTP connection, to tell a TLS answer from other garbage.
+async fn exchange<S>(
+    io: S,
+    request: Request<Full<Bytes>>,
+    cap: usize,
+    plain: Option<&FirstBytes>,
+) -> Result<Answer, Failure>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -341,13 +438,23 @@ where
         .await
         .map_err(|e| Failure::Connect(Transport::new(&e)))?;
     let work = async move {
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| Failure::Exchange(Transport::new(&e)))?;
+        let response = sender.send_request(request).await.map_err(|e| {
+            if e.is_parse() {
+                let tls = plain.is_some_and(|f| is_tls_record(&f.get()));
+                Failure::Malformed(Transport::not_http(&e, tls))
+            } else {
+                Failure::Exchange(Transport::new(&e))
+            }
+        })?;
         read(response, cap).await
     };
     drive(work, connection).await
+}
+
+/// Whether `first` (a connection's first bytes from the PBX) starts a TLS record: a content type
+/// (change_cipher_spec, alert, handshake, application_data) and major version 3.
+fn is_tls_record(first: &[u8]) -> bool {
+    matches!(first, [0x14..=0x17, 0x03, ..])
 }
 
 /// Polls `connection` (which moves the bytes) alongside `work` (which waits for them) until `work`
@@ -592,15 +699,22 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // Not HTTP (a TLS port answering a plain request).
+        // Not HTTP: a TLS port answering a plain request (an alert record), then other bytes.
         let (url, _server) = one_shot(b"\x15\x03\x01\x00\x02\x02\x46".to_vec()).await;
         match post(&url, 1024).await {
-            Err(Failure::Exchange(t)) => assert_eq!(
+            Err(Failure::Malformed(t)) => assert_eq!(
                 t.to_string(),
-                "invalid HTTP version parsed: the PBX's answer is not HTTP (is this an HTTPS port? then use an https:// URL)"
+                "it speaks TLS (is this an HTTPS port? then use an https:// URL)"
             ),
             other => panic!("{other:?}"),
         }
+        let (url, _server) = one_shot(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec()).await;
+        match post(&url, 1024).await {
+            Err(Failure::Malformed(t)) => assert_eq!(t.to_string(), "invalid HTTP version parsed"),
+            other => panic!("{other:?}"),
+        }
+        assert!(is_tls_record(b"\x16\x03\x03\x00\x2a") && is_tls_record(b"\x15\x03"));
+        assert!(!is_tls_record(b"HTTP/") && !is_tls_record(b"\x16") && !is_tls_record(b"\x16\x02"));
         // A body cut short.
         let (url, _server) = serve_once(
             b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort".to_vec(),
