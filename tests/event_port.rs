@@ -326,3 +326,62 @@ async fn the_pbx_is_counted_while_thousands_of_connections_are_held() {
     rx.abort();
     exporter.stop().await;
 }
+
+/// The issue's label attack over the receiver: 256 `NewCdr` posted as the PBX posts them, each
+/// with a 60,000-character `srctrunkname` (15 MiB). Every one is answered and counted; `/metrics`
+/// afterwards stays under 1 MiB, with 256 trunk names of exactly 64 characters (the first 64 of
+/// each) and nothing longer anywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn sixty_thousand_character_trunk_names_are_cut_to_64() {
+    let clock = ManualClock::new(1_700_000_000);
+    let sim = Simulator::start(SimConfig::traffic(43, 0), clock.clone(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let (exporter, rx) = with_http_events(&sim.url(), clock.clone(), &[]).await;
+    exporter.scrape().await;
+    let port = receiver_port(&exporter);
+    let path = sim.sim.event_receiver().expect("registered").path;
+    let sn = sim.sim.with_model(|m| m.sn());
+    let mut posted = 0;
+    for i in 0..256 {
+        let trunk = format!("{i:03}{}", "x".repeat(59_997));
+        let body = format!(
+            r#"{{"event":"NewCdr","callid":"1700000000.{i}","callduraction":"20","talkduraction":"10","srctrunkname":"{trunk}","dsttrcunkname":"","status":"ANSWERED","type":"Inbound","sn":"{sn}"}}"#
+        );
+        posted += body.len();
+        let answer = post_as_pbx(port, &path, &body).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    }
+    assert!(posted > 15_000_000, "{posted} bytes posted");
+    let text = exporter.scrape().await;
+    assert!(text.len() < 1024 * 1024, "/metrics is {} bytes", text.len());
+    assert_eq!(
+        must(
+            &text,
+            r#"yeastar_calls_completed_total{direction="inbound",outcome="answered"}"#
+        ),
+        256.0
+    );
+    let mut trunks: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("yeastar_trunk_calls_completed_total{"))
+        .filter_map(|l| Some(l.split("trunk=\"").nth(1)?.split('"').next()?.to_string()))
+        .collect();
+    trunks.sort();
+    trunks.dedup();
+    let want: Vec<String> = (0..256)
+        .map(|i| format!("{i:03}{}", "x".repeat(61)))
+        .collect();
+    assert_eq!(trunks, want);
+    // No label value anywhere longer than 64 characters.
+    let longest = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .flat_map(|l| l.split('"').skip(1).step_by(2))
+        .map(|v| v.chars().count())
+        .max()
+        .unwrap_or(0);
+    assert_eq!(longest, 64);
+    rx.abort();
+    exporter.stop().await;
+}

@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use std::borrow::Cow;
 
 use foldhash::HashMap;
 
@@ -127,11 +126,16 @@ impl CallSink for MergedCalls {
                 kind,
                 channelid: info.channelid,
                 status: info.memberstatus,
+                // Label values: cut as every label value is, so names alike in their first 64
+                // characters count together.
                 trunk: info
                     .trunkname
                     .filter(|t| !t.is_empty())
-                    .map(Cow::into_owned),
-                callpath: info.callpath.filter(|c| !c.is_empty()).map(Cow::into_owned),
+                    .map(super::families::label_owned),
+                callpath: info
+                    .callpath
+                    .filter(|c| !c.is_empty())
+                    .map(super::families::label_owned),
             });
         }
     }

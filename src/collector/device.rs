@@ -54,6 +54,7 @@ fn write(m: &Families, info: &DeviceInfo, target: &str) {
         "The PBX's model and versions; always 1.",
         &["model", "firmware_version", "hardware_version"],
     )
+    // Each cut to 64 characters (as every label value is).
     .with_label_values(&[&info.devicename, &info.firmwarever, &info.hardwarever])
     .set(1.0);
     match parse_uptime(&info.uptime) {

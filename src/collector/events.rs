@@ -7,12 +7,21 @@
 //! 200) counts once: the keys of reports counted ([`crate::pbx::events::Parsed::key`]: a
 //! `NewCdr`'s callid, …) are remembered, up to [`DEDUP_CALLIDS`]. Labels carry
 //! no phone or extension number, no callid and no agent name: direction, outcome, reason, the
-//! PBX's trunk names and queue numbers (both bounded by [`MAX_LABEL_VALUES`]).
+//! PBX's trunk names and queue numbers (both bounded by [`MAX_LABEL_VALUES`], each cut to
+//! [`super::families::MAX_LABEL_CHARS`] characters).
+//!
+//! **Bounded whatever is sent**: one target's event state ([`EventStats`] with its [`EventLegs`])
+//! holds at most [`MAX_STATE_BYTES`] (1.5 MiB), however many reports arrive and however long
+//! their texts: 20,000 call legs (32 bytes each in a hash table of 32,768 slots, ≈ 1.03 MiB),
+//! 256 trunk keys and 2 × 256 queue names of at most 64 characters (≤ 256 bytes each, ≈ 0.3 MiB
+//! with the trees), the dedup ring (8 KiB) and fixed counters (≈ 2 KiB). `tests/event_state.rs`
+//! fills every cap with the widest names, adds the attack (256 `NewCdr` with
+//! 60,000-character trunk names) and measures what the allocator holds.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::hash::BuildHasher;
 
-use super::families::Families;
+use super::families::{Families, label_text};
 use crate::pbx::events::{
     CallLegs, Cdr, CdrDirection, CdrOutcome, Event, FailReason, Kind, ParseError,
 };
@@ -23,8 +32,12 @@ use crate::pbx::types::{ChannelId, Status};
 pub const DEDUP_CALLIDS: usize = 1024;
 
 /// Distinct trunk or queue names counted per target; reports naming more are counted without
-/// them (`yeastar_events_label_overflow_total`), so a lying sender cannot grow the exporter.
+/// them (in the totals, not per trunk or queue; `yeastar_events_label_overflow_total`), so a
+/// lying sender cannot grow the exporter.
 pub const MAX_LABEL_VALUES: usize = 256;
+
+/// The most one target's event state holds, in bytes (see the module's documentation).
+pub const MAX_STATE_BYTES: usize = 1536 * 1024;
 
 /// Talk time buckets (seconds): from a wrong number to a long call.
 pub const TALK_BUCKETS: [f64; 11] = [
@@ -235,6 +248,11 @@ pub struct EventStats {
     connected: Option<bool>,
 }
 
+/// A queue name as a key: cut as label values are.
+fn label_owned(queue: Option<String>) -> String {
+    super::families::label_owned(std::borrow::Cow::Owned(queue.unwrap_or_default()))
+}
+
 /// Adds one to `map[key]` unless the map is full and lacks `key`; false when it was full.
 fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K) -> bool {
     if let Some(n) = map.get_mut(&key) {
@@ -296,12 +314,12 @@ impl EventStats {
             }
             Event::BootUp => self.boots += 1,
             Event::QueueAgentRingNoAnswerTimeout { queue } => {
-                if !bump(&mut self.ring_timeouts, queue.unwrap_or_default()) {
+                if !bump(&mut self.ring_timeouts, label_owned(queue)) {
                     self.label_overflow += 1;
                 }
             }
             Event::QueueAutoPause { queue } => {
-                if !bump(&mut self.auto_pauses, queue.unwrap_or_default()) {
+                if !bump(&mut self.auto_pauses, label_owned(queue)) {
                     self.label_overflow += 1;
                 }
             }
@@ -332,7 +350,7 @@ impl EventStats {
         self.completed[d][o] += 1;
         for (trunk, leg) in [(&c.inbound_trunk, 0), (&c.outbound_trunk, 1)] {
             let Some(trunk) = trunk else { continue };
-            let key = (trunk.clone(), leg);
+            let key = (label_text(trunk).to_string(), leg);
             if let Some(n) = self.trunks.get_mut(&key) {
                 n[o] += 1;
             } else if self.trunks.len() < MAX_LABEL_VALUES {

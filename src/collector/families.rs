@@ -1,5 +1,12 @@
 //! A scrape's metric families, built directly as input for the prometheus crate's text encoder.
+//!
+//! Every label value is cut to [`MAX_LABEL_CHARS`] characters here, whatever it comes from: the
+//! PBX names trunks, queues and itself (`devicename`, versions) as it likes, and a 60,000-character
+//! trunk name must not become a 60,000-character series. The collectors cut such text where it
+//! becomes a key too ([`label_text`]), so that names alike in their first 64 characters count
+//! together.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 
 use prometheus::proto::{
@@ -7,6 +14,32 @@ use prometheus::proto::{
     Metric, MetricFamily, MetricType,
 };
 use prometheus::{Encoder, TextEncoder};
+
+/// The longest label value written, in characters (PBX-supplied text is cut to it).
+pub const MAX_LABEL_CHARS: usize = 64;
+
+/// `text` cut to [`MAX_LABEL_CHARS`] characters, on a character boundary, without a mark: the
+/// cut value is the name's first 64 characters.
+pub fn label_text(text: &str) -> &str {
+    if text.len() <= MAX_LABEL_CHARS {
+        return text;
+    }
+    match text.char_indices().nth(MAX_LABEL_CHARS) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
+
+/// [`label_text`] of an owned or borrowed `text`, owned (no copy when nothing is cut and it is
+/// owned already).
+pub fn label_owned(text: Cow<'_, str>) -> String {
+    let cut = label_text(&text).len();
+    if cut == text.len() {
+        text.into_owned()
+    } else {
+        text[..cut].to_string()
+    }
+}
 
 /// One scrape's metric families, built directly as the text encoder's input: a scrape needs no
 /// registry (nothing registers, locks or hashes), and this is the exporter's hot path when it
@@ -139,7 +172,7 @@ impl<'a> FamilyRef<'a> {
             .map(|(name, value)| {
                 let mut p = LabelPair::default();
                 p.set_name(name.to_string());
-                p.set_value(value.to_string());
+                p.set_value(label_text(value).to_string());
                 p
             })
             .collect();
@@ -204,5 +237,33 @@ pub struct GaugeSample<'a>(FamilyRef<'a>);
 impl GaugeSample<'_> {
     pub fn set(self, value: f64) {
         self.0.with_label_values(&[]).set(value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_cut_to_64_characters_on_a_character_boundary() {
+        assert_eq!(label_text("sip-1"), "sip-1");
+        let ascii = "t".repeat(60_000);
+        assert_eq!(label_text(&ascii), "t".repeat(64));
+        // 4-byte characters: 64 of them, 256 bytes, never half a character.
+        let wide = "😀".repeat(100);
+        assert_eq!(label_text(&wide).chars().count(), 64);
+        assert_eq!(label_text(&wide).len(), 256);
+        assert_eq!(label_owned(Cow::Owned(wide.clone())), "😀".repeat(64));
+        assert_eq!(label_owned(Cow::Borrowed("q")), "q");
+        let f = Families::default();
+        f.gauge_vec("x", "x", &["trunk"])
+            .with_label_values(&[&ascii])
+            .set(1.0);
+        let text = f.encode();
+        assert!(
+            text.contains(&format!("x{{trunk=\"{}\"}} 1\n", "t".repeat(64))),
+            "{text}"
+        );
+        assert!(text.len() < 200, "{}", text.len());
     }
 }

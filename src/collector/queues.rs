@@ -70,12 +70,13 @@ pub fn queue_state(queue: &str, answer: &QueueStatusAnswer) -> Result<QueueState
     let unreadable = |field: &str, value: &str| PbxError::Decode {
         endpoint: "queue/query_status".into(),
         reason: format!(
-            "{field} {:?} of queue {queue} is not a number",
-            crate::pbx::clip(value, 40)
+            "{field} {:?} of queue {} is not a number",
+            crate::pbx::clip(value, 40),
+            crate::pbx::clip(queue, 40)
         ),
     };
     let mut state = QueueState {
-        queue: queue.to_string(),
+        queue: super::families::label_text(queue).to_string(),
         waiting: 0,
         agents: [0; 11],
     };

@@ -110,7 +110,7 @@ pub fn trunk_states(answer: &TrunkListAnswer) -> Vec<TrunkState> {
         .iter()
         .filter(|t| !t.trunkname.is_empty())
         .map(|t| TrunkState {
-            name: t.trunkname.clone(),
+            name: super::families::label_text(&t.trunkname).to_string(),
             // The PBX's type word folded as the status is (`SIP` → `sip`): one case for every label.
             kind: status_label(&t.kind),
             status: status_label(&t.status),
