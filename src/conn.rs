@@ -284,19 +284,39 @@ impl Registry {
         self.evict_oldest_where(|c| c.source == Some(source))
     }
 
+    /// Closes the connection that has waited longest for a request head among those of the
+    /// sources holding the most connections, if any; whether one was. Without sources this is
+    /// [`Registry::evict_oldest_idle`]. A client with one connection (a PBX posting a report)
+    /// goes only once every source is down to one: a flood from a few addresses, however fast it
+    /// reconnects, displaces its own connections first.
+    pub fn evict_oldest_idle_of_busiest_source(&self) -> bool {
+        self.evict_where(|open, c| {
+            let held = c
+                .source
+                .map_or(0, |s| open.per_source.get(&s).copied().unwrap_or(0));
+            Some(usize::MAX - held)
+        })
+    }
+
     fn evict_oldest_where(&self, pick: impl Fn(&Conn) -> bool) -> bool {
+        self.evict_where(|_, c| pick(c).then_some(0))
+    }
+
+    /// Closes the waiting connection of least `rank` (`None`: not a candidate), the
+    /// longest-waiting among equals; whether there was one.
+    fn evict_where(&self, rank: impl Fn(&Open, &Conn) -> Option<usize>) -> bool {
         let victim = {
             let mut open = self.lock();
             let oldest = open
                 .conns
                 .iter()
-                .filter(|(_, c)| pick(c))
                 .filter_map(|(id, c)| {
                     let since = c.waiting_since.load(Ordering::SeqCst);
-                    (since != 0).then_some((since, *id))
+                    let r = rank(&open, c)?;
+                    (since != 0).then_some((r, since, *id))
                 })
                 .min();
-            oldest.and_then(|(_, id)| open.remove(id))
+            oldest.and_then(|(_, _, id)| open.remove(id))
         };
         match victim {
             Some(c) => {
@@ -440,6 +460,28 @@ mod tests {
         drop(second_a);
         assert_eq!((r.from_source(a), r.from_source(b), r.len()), (0, 0, 0));
         assert_eq!(r.evicted(), 2);
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_the_busiest_source_loses_its_longest_waiting_first() {
+        let r = Arc::new(Registry::default());
+        let pbx = Source::of("127.0.0.1".parse().unwrap());
+        let flood = Source::of("127.0.0.2".parse().unwrap());
+        let lone = r.register_from(pbx);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let f1 = r.register_from(flood);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let f2 = r.register_from(flood);
+        // The PBX's connection is the oldest, but 127.0.0.2 holds two: its oldest goes.
+        assert!(r.evict_oldest_idle_of_busiest_source());
+        f1.conn.evicted().await;
+        assert_eq!((r.from_source(pbx), r.from_source(flood)), (1, 1));
+        // One each now: the longest-waiting of all.
+        assert!(r.evict_oldest_idle_of_busiest_source());
+        lone.conn.evicted().await;
+        assert_eq!((r.from_source(pbx), r.from_source(flood)), (0, 1));
+        f2.conn.busy();
+        assert!(!r.evict_oldest_idle_of_busiest_source());
     }
 
     #[test]

@@ -15,9 +15,10 @@
 //! `--events.max-connections-per-source` (16) from one source (an IPv4 address, an IPv6 /64). A
 //! new connection is never kept waiting by the others: at a source's cap that source's connection
 //! that has waited longest for a complete request is closed to make room, at the overall cap the
-//! longest-waiting of all ([`crate::conn::Registry`], as the web server does); a request being
-//! answered is never displaced. So idle and trickling clients elsewhere cannot keep the PBX's
-//! report out: it is the newest connection, and the last to go. Closed connections are counted
+//! longest-waiting of the sources holding the most ([`crate::conn::Registry`]; the web server
+//! evicts the longest-waiting of all); a request being answered is never displaced. So idle and
+//! trickling clients elsewhere cannot keep the PBX's report out: its one fresh connection is the
+//! last to go, however fast the others reconnect. Closed connections are counted
 //! (`yeastar_exporter_events_connections_evicted_total`) and logged at most once a minute per
 //! cause, with the count.
 //!
@@ -164,10 +165,10 @@ impl ConnLog {
 ///
 /// A connection is accepted at once, whatever the others do: at `limits.max_per_source` its
 /// source's connection that has waited longest for a complete request is closed to make room, at
-/// `limits.max_connections` the longest-waiting of all; a request being answered is never
-/// displaced. Every request must arrive whole within `limits.request_timeout`.
+/// `limits.max_connections` the longest-waiting of the sources holding the most; a request being
+/// answered is never displaced. Every request must arrive whole within `limits.request_timeout`.
 pub async fn serve_with(listener: TcpListener, app: Arc<App>, limits: Limits) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Arc::new(Semaphore::new(2 * limits.max_connections));
     let open = Arc::new(Registry::default());
     let log = Arc::new(ConnLog {
         limits,
@@ -202,19 +203,23 @@ pub async fn serve_with(listener: TcpListener, app: Arc<App>, limits: Limits) {
             }
             made_room = true;
         }
-        let permit = match slots.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                // The connection just closed for its source frees a slot soon: no other goes.
-                if !made_room && open.evict_oldest_idle() {
-                    app.metrics.event_connection_evicted("connection_cap");
-                    log.note(Cause::ConnectionCap, Some(source));
+        // The cap counts connections not yet told to close: an evicted one leaves the registry
+        // at once, so the next accept never waits for its task to run (under a flood of
+        // reconnects that wait would let the listen queue fill in front of the PBX).
+        if !made_room && open.len() >= limits.max_connections {
+            if open.evict_oldest_idle_of_busiest_source() {
+                app.metrics.event_connection_evicted("connection_cap");
+                log.note(Cause::ConnectionCap, Some(source));
+            } else {
+                // Every one is being answered (a moment's work): wait for one to finish.
+                while open.len() >= limits.max_connections {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                 }
-                let Ok(p) = slots.clone().acquire_owned().await else {
-                    return;
-                };
-                p
             }
+        }
+        // The hard bound on sockets held: closed ones whose tasks have not run yet included.
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
         };
         let entry = open.register_from(source);
         let app = app.clone();

@@ -283,7 +283,7 @@ async fn the_pbx_is_counted_while_thousands_of_connections_are_held() {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                tokio::time::sleep(Duration::from_millis(1_000)).await;
             }
         }));
     }
