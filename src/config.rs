@@ -190,6 +190,15 @@ pub struct ExporterFlags {
         default_value_t = 16
     )]
     pub events_max_connections_per_source: usize,
+    /// Addresses the PBX's HTTP event reports may come from besides those its --pbx.url host
+    /// resolves to, comma-separated IPs (a PBX behind NAT posts from the NAT's address). Reports
+    /// from anywhere else are refused (`wrong_source`).
+    #[arg(
+        long = "events.source-addresses",
+        env = "YEASTAR_EXPORTER_EVENTS_SOURCE_ADDRESSES",
+        value_name = "IP,..."
+    )]
+    pub events_source_addresses: Option<String>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub collectors: CollectorFlags,
@@ -545,6 +554,9 @@ impl ExporterFlags {
             return Err(invalid("--pbx.max-response-bytes", "must be at least 1024"));
         }
         check_login_backoff("--pbx.login-backoff", self.pbx_login_backoff)?;
+        if self.pbx_events && self.pbx_events_method == "http" && plain.is_none() {
+            return Err(invalid("--pbx.events", STATIC_TOKEN_EVENTS));
+        }
         self.config(
             vec![TargetConfig {
                 client: ClientConfig {
@@ -561,7 +573,8 @@ impl ExporterFlags {
                     events: (self.pbx_events && self.pbx_events_method == "http")
                         .then(|| self.events_endpoint())
                         .transpose()?
-                        .map(|e| e.registration("default")),
+                        .map(|e| e.registration("default", self.source_addresses()?))
+                        .transpose()?,
                 },
                 collectors: self.collectors.resolve(),
                 events_tcp: if self.pbx_events && self.pbx_events_method == "tcp" {
@@ -582,6 +595,19 @@ impl ExporterFlags {
             }],
             true,
         )
+    }
+
+    /// `--events.source-addresses`, validated.
+    fn source_addresses(&self) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+        let list: Vec<String> = self
+            .events_source_addresses
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty())
+            .collect();
+        source_addresses("--events.source-addresses", &list)
     }
 
     /// Where PBXes are to send their event reports, from `--events.*`.
@@ -654,6 +680,7 @@ impl ExporterFlags {
             events_tcp: self.pbx_events_method == "tcp",
             events_tcp_port: self.pbx_events_tcp_port,
             events_endpoint: self.events_endpoint()?,
+            events_source_addresses: self.source_addresses()?,
         };
         let targets = parse_file(&text, &path.display().to_string(), &base)?;
         self.config(targets, false)
@@ -685,6 +712,32 @@ pub struct TargetDefaults {
     pub events_tcp_port: u16,
     /// `--events.listen-address` and `--events.advertise-url`.
     pub events_endpoint: EventsEndpoint,
+    /// `--events.source-addresses`.
+    pub events_source_addresses: Vec<std::net::IpAddr>,
+}
+
+/// Why HTTP events need logins.
+const STATIC_TOKEN_EVENTS: &str = "HTTP events need logins: each login registers the receiver's path with its own secret, and static-token mode never logs in (use an auth module or --pbx.username with a password)";
+
+/// A list of IP addresses event reports may come from, validated (`field` names it on error).
+pub fn source_addresses(
+    field: &str,
+    list: &[String],
+) -> Result<Vec<std::net::IpAddr>, ConfigError> {
+    list.iter()
+        .map(|a| {
+            let bare = a.trim();
+            let bare = bare.strip_prefix('[').and_then(|b| b.strip_suffix(']')).unwrap_or(bare);
+            bare.parse::<std::net::IpAddr>().map_err(|_| {
+                invalid(
+                    field,
+                    format!(
+                        "{a:?} is not an IP address (list the addresses the PBX's event reports come from, e.g. 192.0.2.7, 2001:db8::7; no names, no ranges)"
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Where PBXes send their HTTP event reports: what login and heartbeat register.
@@ -761,10 +814,15 @@ impl EventsEndpoint {
         })
     }
 
-    /// What `target` registers: `events/<target>`, relative or behind the advertised address.
-    pub fn registration(&self, target: &str) -> crate::pbx::EventsRegistration {
+    /// What `target` registers: `events/<target>` (each login adds its secret), relative or
+    /// behind the advertised address; its reports may also come from `sources` (NAT).
+    pub fn registration(
+        &self,
+        target: &str,
+        sources: Vec<std::net::IpAddr>,
+    ) -> Result<crate::pbx::EventsRegistration, ConfigError> {
         let path = format!("events/{target}");
-        crate::pbx::EventsRegistration {
+        Ok(crate::pbx::EventsRegistration {
             port: self.port,
             url: match &self.advertised {
                 Some(hp) => format!("{hp}/{path}"),
@@ -772,7 +830,8 @@ impl EventsEndpoint {
             },
             absolute: self.advertised.is_some(),
             ipaddr: self.ipaddr.clone(),
-        }
+            source_addresses: sources,
+        })
     }
 }
 
@@ -811,6 +870,7 @@ struct TargetFields {
     insecure_skip_verify: Option<bool>,
     events: Option<EventsField>,
     events_tcp_port: Option<u16>,
+    events_source_addresses: Option<Vec<String>>,
 }
 
 /// `events:` — `true`/`false`, or the method: `http`, `tcp`.
@@ -966,6 +1026,21 @@ pub fn parse_file(
                 }
             },
         };
+        if events == Some(false) && matches!(auth, Auth::StaticToken(_)) {
+            return Err(invalid(&field("events"), STATIC_TOKEN_EVENTS));
+        }
+        // Validated whatever the events setting, so a typo is found before it matters.
+        let sources = match get!(events_source_addresses) {
+            Some(list) => {
+                let f = if target.events_source_addresses.is_some() {
+                    field("events_source_addresses")
+                } else {
+                    "defaults.events_source_addresses".to_string()
+                };
+                source_addresses(&f, &list)?
+            }
+            None => base.events_source_addresses.clone(),
+        };
         let ca_file = get!(ca_file);
         if let Some(ca) = &ca_file {
             std::fs::metadata(ca).map_err(|e| unreadable(&field("ca_file"), ca, e))?;
@@ -983,7 +1058,10 @@ pub fn parse_file(
                 ca_file,
                 insecure_skip_verify: get!(insecure_skip_verify)
                     .unwrap_or(base.insecure_skip_verify),
-                events: (events == Some(false)).then(|| base.events_endpoint.registration(name)),
+                events: match events {
+                    Some(false) => Some(base.events_endpoint.registration(name, sources)?),
+                    _ => None,
+                },
             },
             collectors,
             events_tcp: match events {

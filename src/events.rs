@@ -7,8 +7,10 @@
 //! up to a blank line (`\r\n\r\n` or `\n\n`), takes the body by `Content-Length` when there is one
 //! and otherwise up to the first complete JSON object or the peer's close, and answers every
 //! request `200` and closes — refused ones too, which are counted and dropped: a PBX that gets no
-//! 200 resends the report, forever by the docs. A report is tied to its target by its path, `/events/<target>`, and checked
-//! against the PBX's serial number there ([`crate::collector::Target::receive_event`]).
+//! 200 resends the report, forever by the docs. A report is tied to its target by its path,
+//! `/events/<target>/<secret>`, and counted only if that target's event gate finds it the PBX's
+//! own: the secret its last login registered, an address of the PBX, the PBX's serial number
+//! ([`crate::collector::Target::receive_http_event`], [`crate::pbx::gate`]).
 //!
 //! Bounded: a head of 16 KiB, a body of 64 KiB, 10 seconds for the whole request (not per read:
 //! a client trickling a byte a second is cut off all the same), 256 connections at once and
@@ -264,18 +266,21 @@ async fn connection(
 
 /// Answers one request read whole: counted for its target or refused, `200` either way.
 async fn answer(mut stream: TcpStream, peer: std::net::SocketAddr, app: &App, request: Request) {
-    let target = request
-        .path
-        .strip_prefix("/events/")
-        .map(|n| n.trim_end_matches('/'))
-        .and_then(|name| app.targets().find(name).cloned());
+    // `/events/<target>/<secret>`: the target by name, the rest for its event gate.
+    let (name, secret) = match request.path.strip_prefix("/events/") {
+        Some(rest) => {
+            let rest = rest.trim_end_matches('/');
+            rest.split_once('/').unwrap_or((rest, ""))
+        }
+        None => ("", ""),
+    };
+    let target = (!name.is_empty())
+        .then(|| app.targets().find(name).cloned())
+        .flatten();
     let answer = match target {
-        Some(t) => match t.receive_event(&request.body) {
-            Received::Taken(_) => OK,
-            Received::Refused => {
-                tracing::warn!(target_name = %t.name(), %peer, "event report refused: it carries another PBX's serial number");
-                OK
-            }
+        Some(t) => match t.receive_http_event(secret, peer.ip(), &request.body) {
+            // Refused ones are counted and logged (once a minute) by the target.
+            Received::Taken(_) | Received::Refused(_) => OK,
             Received::Off => {
                 app.metrics.event_refused("unknown_target");
                 OK

@@ -271,10 +271,13 @@ async fn a_seeded_day_counts_exactly_what_the_pbx_reported() {
         .sim
         .event_receiver()
         .expect("the login registered a receiver");
+    // `/events/<target>/<secret>`: 128 random bits from this login, in hex.
+    let secret = registered.path.strip_prefix("/events/default/").unwrap();
     assert_eq!(
-        (registered.port, registered.path.as_str(), registered.v2),
-        (port, "/events/default", true)
+        (registered.port, secret.len(), registered.v2),
+        (port, 32, true)
     );
+    assert!(secret.chars().all(|c| c.is_ascii_hexdigit()), "{secret}");
     for step in 0..144 {
         // Ten minutes of traffic, a scrape (heartbeats keep the token), the reports.
         clock.advance_secs(600);
@@ -332,7 +335,12 @@ async fn a_seeded_day_counts_exactly_what_the_pbx_reported() {
         "{dups} vs {delivery:?}"
     );
     assert_eq!(must(&text, "yeastar_events_parse_errors_total"), 0.0);
-    assert_eq!(must(&text, "yeastar_events_refused_total"), 0.0);
+    // The simulator posts as a PBX does: to the path its login registered, from its own address,
+    // with the serial number its deviceinfo/query answers. Nothing of it is refused.
+    for reason in ["unknown_path", "stale_path", "wrong_source", "wrong_sn"] {
+        let series = format!(r#"yeastar_events_refused_total{{reason="{reason}"}}"#);
+        assert_eq!(must(&text, &series), 0.0, "{series}");
+    }
     // Every report the simulator got a 200 for was received (resends included).
     assert_eq!(events_received(&text), delivery.delivered as f64);
     exporter.stop().await;
@@ -500,8 +508,8 @@ async fn v1_reports_count_exactly_and_are_flagged() {
 }
 
 /// Reports from elsewhere are refused and counted, and still answered 200 (a PBX resends a
-/// report it gets no 200 for, forever): an unknown path, another PBX's serial number, a body that
-/// is not a report, a request over the size limit.
+/// report it gets no 200 for, forever): a path without the login's secret, an unknown target,
+/// another PBX's serial number, a body that is not a report, a request over the size limit.
 #[tokio::test(flavor = "multi_thread")]
 async fn reports_from_elsewhere_are_refused_and_counted() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -510,6 +518,10 @@ async fn reports_from_elsewhere_are_refused_and_counted() {
         .await
         .unwrap();
     let (exporter, rx) = with_http_events(&sim.url(), clock.clone(), &[]).await;
+    // The login registers the path; deviceinfo/query gives the serial number.
+    exporter.scrape().await;
+    let registered = sim.sim.event_receiver().unwrap().path;
+    let sn = sim.sim.with_model(|m| m.sn());
     let port: u16 = exporter
         .app
         .settings()
@@ -519,7 +531,7 @@ async fn reports_from_elsewhere_are_refused_and_counted() {
         .unwrap()
         .parse()
         .unwrap();
-    let post = |path: &'static str, body: String| async move {
+    let post = |path: String, body: String| async move {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .unwrap();
@@ -536,21 +548,30 @@ async fn reports_from_elsewhere_are_refused_and_counted() {
     };
     let boot = |sn: &str| format!(r#"{{"event":"BootUp","sn":"{sn}"}}"#);
     for (path, body) in [
-        ("/events/default", boot("111111111111")),
-        ("/events/nope", boot("111111111111")),
-        ("/events/default", boot("222222222222")),
-        ("/events/default", "not json".to_string()),
+        ("/events/default".to_string(), boot(&sn)),
+        ("/events/nope".to_string(), boot(&sn)),
+        (registered.clone(), boot("222222222222")),
+        (registered.clone(), "not json".to_string()),
+        (registered.clone(), boot(&sn)),
     ] {
         let answer = post(path, body).await;
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     }
     let too_big = "x".repeat(yeastar_exporter::events::MAX_BODY + 1);
-    let answer = post("/events/default", too_big).await;
+    let answer = post(registered.clone(), too_big).await;
     assert_eq!(answer, "", "over the size limit: closed without an answer");
     let text = exporter.scrape().await;
-    // The first report pinned the serial number; the second PBX's was refused.
+    // Only the PBX's own boot counts.
     assert_eq!(must(&text, "yeastar_pbx_boots_total"), 1.0);
-    assert_eq!(must(&text, "yeastar_events_refused_total"), 1.0);
+    for (reason, n) in [
+        ("unknown_path", 1.0),
+        ("stale_path", 0.0),
+        ("wrong_source", 0.0),
+        ("wrong_sn", 1.0),
+    ] {
+        let series = format!(r#"yeastar_events_refused_total{{reason="{reason}"}}"#);
+        assert_eq!(must(&text, &series), n, "{series}");
+    }
     assert_eq!(must(&text, "yeastar_events_parse_errors_total"), 1.0);
     assert_eq!(
         must(
@@ -600,10 +621,16 @@ async fn an_advertised_receiver_gets_the_reports() {
     let l = yeastar_exporter::bind(&listen).await.unwrap();
     let rx = tokio::spawn(yeastar_exporter::events::serve(l, exporter.app.clone()));
     exporter.scrape().await;
+    let path = sim.sim.event_receiver().unwrap().path;
+    assert_eq!(
+        path.strip_prefix("/events/default/").map(str::len),
+        Some(32),
+        "{path}"
+    );
     let want = yeastar_exporter::sim::EventReceiver {
         host: "127.0.0.2".into(),
         port,
-        path: "/events/default".into(),
+        path,
         v2: true,
     };
     assert_eq!(sim.sim.event_receiver(), Some(want.clone()));

@@ -46,6 +46,7 @@ fn base() -> yeastar_exporter::config::TargetDefaults {
         events_tcp: false,
         events_tcp_port: 8333,
         events_endpoint: Default::default(),
+        events_source_addresses: Vec::new(),
     }
 }
 
@@ -63,7 +64,7 @@ fn each_validation_rule_has_its_exact_error() {
     let t = |body: &str| format!("{auth}targets:\n{body}");
     let cases: Vec<(String, &str)> = vec![
         (format!("{auth}targets:\n  hq:\n    url: http://10.0.0.5\n    auth: main\n    colour: red\n"),
-         "cfg.yml: line 9 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, events, events_tcp_port"),
+         "cfg.yml: line 9 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, events, events_tcp_port, events_source_addresses"),
         (format!("{auth}targets: {{}}\nlabels: {{}}\n"), "cfg.yml: line 6 column 1: unknown field `labels`, expected one of defaults, auth_modules, targets"),
         (auth.clone(), "targets: at least one target is required"),
         (t("  hq:\n    auth: main\n"), "targets.hq.url: required"),
@@ -524,4 +525,47 @@ fn events_per_target_in_the_config_file() {
         yeastar_exporter::report::chain(&parse_file(&bad, "cfg.yml", &base()).unwrap_err()),
         "targets.c.events: \"udp\": use true, false, http or tcp"
     );
+    // Issue 24: NAT addresses per target or in defaults, validated with the field named.
+    let nat = text.replace(
+        "    events: true\n",
+        "    events: true\n    events_source_addresses: [192.0.2.7, \"2001:db8::7\"]\n",
+    );
+    let targets = parse_file(&nat, "cfg.yml", &base()).unwrap();
+    let b = targets.iter().find(|t| t.client.target == "b").unwrap();
+    assert_eq!(
+        b.client.events.as_ref().unwrap().source_addresses,
+        vec![
+            "192.0.2.7".parse::<std::net::IpAddr>().unwrap(),
+            "2001:db8::7".parse().unwrap()
+        ]
+    );
+    for (bad, want) in [
+        (
+            text.replace(
+                "    events: true\n",
+                "    events: true\n    events_source_addresses: [192.0.2.0/24]\n",
+            ),
+            "targets.b.events_source_addresses: \"192.0.2.0/24\" is not an IP address (list the addresses the PBX's event reports come from, e.g. 192.0.2.7, 2001:db8::7; no names, no ranges)",
+        ),
+        (
+            text.replace(
+                "  auth: main\n",
+                "  auth: main\n  events_source_addresses: [nat.example]\n",
+            ),
+            "defaults.events_source_addresses: \"nat.example\" is not an IP address (list the addresses the PBX's event reports come from, e.g. 192.0.2.7, 2001:db8::7; no names, no ranges)",
+        ),
+        (
+            format!(
+                "auth_modules:\n  tok:\n    token_file: {}\ntargets:\n  b:\n    url: http://10.0.0.2\n    auth: tok\n    events: true\n",
+                pw.display()
+            ),
+            "targets.b.events: HTTP events need logins: each login registers the receiver's path with its own secret, and static-token mode never logs in (use an auth module or --pbx.username with a password)",
+        ),
+    ] {
+        assert_eq!(
+            yeastar_exporter::report::chain(&parse_file(&bad, "cfg.yml", &base()).unwrap_err()),
+            want,
+            "{bad}"
+        );
+    }
 }

@@ -184,6 +184,7 @@ fn example_config_files_are_valid() {
         events_tcp: false,
         events_tcp_port: 8333,
         events_endpoint: Default::default(),
+        events_source_addresses: Vec::new(),
     };
     for (file, names) in [
         ("deploy/config/yeastar-exporter.yml", vec!["office"]),

@@ -503,6 +503,7 @@ fn an_unsafe_login_backoff_is_refused() {
         events_tcp: false,
         events_tcp_port: 8333,
         events_endpoint: Default::default(),
+        events_source_addresses: Vec::new(),
     };
     let file = "auth_modules:\n  a: {username: api, password: pw}\ntargets:\n  pbx1: {url: 'http://10.0.0.1', auth: a, login_backoff: 1m}\n";
     let err = yeastar_exporter::config::parse_file(file, "f.yml", &base).unwrap_err();

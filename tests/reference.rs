@@ -210,6 +210,7 @@ async fn metrics_reference_is_the_output() {
         ("yeastar_calls_completed_total", "outcome"),
         ("yeastar_calls_failed_total", "reason"),
         ("yeastar_events_received_total", "type"),
+        ("yeastar_events_refused_total", "reason"),
         ("yeastar_exporter_events_refused_total", "reason"),
     ] {
         let seen = &got[name].2[label];

@@ -2,10 +2,12 @@
 //! completed call by direction and outcome, per trunk, talk and wait time, failed set-ups, queue
 //! agents' missed calls, PBX boots — as counters and histograms one target keeps across scrapes.
 //!
-//! [`EventStats::record`] takes what [`crate::pbx::events::parse`] read from one report;
-//! [`EventStats::write`] writes the families. A report the PBX resends (it does when it gets no
-//! 200) counts once: the keys of reports counted ([`crate::pbx::events::Parsed::key`]: a
-//! `NewCdr`'s callid, …) are remembered, up to [`DEDUP_CALLIDS`]. Labels carry
+//! [`EventStats::record`] takes what [`crate::pbx::events::parse`] read from one report the
+//! event gate accepted ([`crate::pbx::gate`]); [`EventStats::write`] writes the families. A
+//! report the PBX resends (it does when it gets no 200) counts once: the keys of reports counted
+//! ([`crate::pbx::events::Parsed::key`]: a `NewCdr`'s callid as the PBX writes it, trimmed, …)
+//! are remembered for [`DEDUP_WINDOW`], at most [`DEDUP_KEYS`] of them. Only accepted reports
+//! enter that window, so forged traffic cannot flush it. Labels carry
 //! no phone or extension number, no callid and no agent name: direction, outcome, reason, the
 //! PBX's trunk names and queue numbers (both bounded by [`MAX_LABEL_VALUES`], each cut to
 //! [`super::families::MAX_LABEL_CHARS`] characters).
@@ -18,18 +20,91 @@
 //! fills every cap with the widest names, adds the attack (256 `NewCdr` with
 //! 60,000-character trunk names) and measures what the allocator holds.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
+use std::time::Duration;
 
 use super::families::{Families, label_text};
 use crate::pbx::events::{
     CallLegs, Cdr, CdrDirection, CdrOutcome, Event, FailReason, Kind, ParseError,
 };
+use crate::pbx::gate::Refusal;
 use crate::pbx::types::{ChannelId, Status};
 
-/// Report keys remembered to drop a resent report: hours of a busy PBX's calls (a PBX resends
-/// within minutes). Kept as 64-bit hashes in a ring: 8 KiB per target when full.
-pub const DEDUP_CALLIDS: usize = 1024;
+/// Report keys remembered to drop a resent report: a day of a busy PBX's calls (a 300-user PBX
+/// makes about 15,000 a day; the PBX resends within minutes). Kept as 64-bit hashes with their
+/// arrival time in a ring (16 bytes each, 524,288 bytes when full) and a set of the hashes
+/// (65,536 buckets of 9 bytes, 589,840 bytes when full): at most 1,114,128 bytes per target, and
+/// only as many as the PBX's own reports filled.
+pub const DEDUP_KEYS: usize = 32_768;
+
+/// How long a report key is remembered.
+pub const DEDUP_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// The keys of reports counted in the last [`DEDUP_WINDOW`], at most [`DEDUP_KEYS`], oldest first.
+#[derive(Debug, Default)]
+struct Dedup {
+    /// (hash, arrival unix millis), oldest first.
+    order: VecDeque<(u64, u64)>,
+    index: HashSet<u64>,
+}
+
+impl Dedup {
+    /// Whether `hash` was counted within the window; remembers it if not.
+    fn seen(&mut self, hash: u64, now_millis: u64) -> bool {
+        let window = DEDUP_WINDOW.as_millis() as u64;
+        while let Some(&(h, at)) = self.order.front() {
+            if at > now_millis || now_millis - at < window {
+                break;
+            }
+            self.order.pop_front();
+            self.index.remove(&h);
+        }
+        if self.index.contains(&hash) {
+            return true;
+        }
+        if self.order.len() >= DEDUP_KEYS
+            && let Some((h, _)) = self.order.pop_front()
+        {
+            self.index.remove(&h);
+        }
+        self.order.push_back((hash, now_millis));
+        self.index.insert(hash);
+        false
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+}
+
+/// Refusals of one target are logged at most once per this long per reason.
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// When each refusal reason of one target was last logged, and how many came since.
+#[derive(Debug, Default)]
+pub struct RefusalLog {
+    last: [Option<u64>; Refusal::ALL.len()],
+    since: [u64; Refusal::ALL.len()],
+}
+
+impl RefusalLog {
+    /// Notes one refusal for `reason` at `now_millis`: `Some(n)` when a line is due now, `n` the
+    /// refusals since the last line (this one included).
+    pub fn note(&mut self, reason: Refusal, now_millis: u64) -> Option<u64> {
+        let i = reason.index();
+        self.since[i] += 1;
+        let every = REFUSAL_LOG_EVERY.as_millis() as u64;
+        match self.last[i] {
+            // (A clock stepped back makes a line due: never a silence of a day.)
+            Some(at) if now_millis >= at && now_millis - at < every => None,
+            _ => {
+                self.last[i] = Some(now_millis);
+                Some(std::mem::take(&mut self.since[i]))
+            }
+        }
+    }
+}
 
 /// Distinct trunk or queue names counted per target; reports naming more are counted without
 /// them (in the totals, not per trunk or queue; `yeastar_events_label_overflow_total`), so a
@@ -236,12 +311,13 @@ pub struct EventStats {
     received_v1: u64,
     parse_errors: u64,
     repaired: u64,
-    refused: u64,
+    /// By [`Refusal::index`].
+    refused: [u64; Refusal::ALL.len()],
     duplicates: u64,
     label_overflow: u64,
     last_event_millis: Option<u64>,
-    /// Hashes of the last [`DEDUP_CALLIDS`] report keys, oldest first.
-    seen: VecDeque<u64>,
+    /// The keys of reports counted lately.
+    seen: Dedup,
     /// The legs `CallStatus` reports describe, for exact member-status ages.
     pub legs: EventLegs,
     /// Whether the TCP event connection is up (TCP report mode only).
@@ -294,14 +370,10 @@ impl EventStats {
         if let Some(key) = parsed.key {
             // A fixed seed: the same key hashes alike for the process's life.
             let h = foldhash::fast::FixedState::with_seed(0x5eed).hash_one(key.as_bytes());
-            if self.seen.contains(&h) {
+            if self.seen.seen(h, now_millis) {
                 self.duplicates += 1;
                 return Recorded::Duplicate;
             }
-            if self.seen.len() >= DEDUP_CALLIDS {
-                self.seen.pop_front();
-            }
-            self.seen.push_back(h);
         }
         match parsed.event {
             Event::NewCdr(cdr) => {
@@ -333,9 +405,19 @@ impl EventStats {
         self.connected = Some(up);
     }
 
-    /// A report from a sender this target does not accept (wrong path or serial number).
-    pub fn refused(&mut self) {
-        self.refused += 1;
+    /// A report the event gate refused, for `reason`.
+    pub fn refused(&mut self, reason: Refusal) {
+        self.refused[reason.index()] += 1;
+    }
+
+    /// Reports refused for `reason` so far.
+    pub fn refused_for(&self, reason: Refusal) -> u64 {
+        self.refused[reason.index()]
+    }
+
+    /// Report keys remembered now.
+    pub fn dedup_len(&self) -> usize {
+        self.seen.len()
     }
 
     fn count_cdr(&mut self, c: &Cdr) {
@@ -489,11 +571,6 @@ impl EventStats {
                 self.repaired,
             ),
             (
-                "yeastar_events_refused_total",
-                "Event reports refused: from an unknown path or another PBX's serial number.",
-                self.refused,
-            ),
-            (
                 "yeastar_events_duplicates_total",
                 "Reports dropped because the same report was counted already (the PBX resends): NewCdr, CallFailed and queue reports, by their callid.",
                 self.duplicates,
@@ -505,6 +582,16 @@ impl EventStats {
             ),
         ] {
             m.counter(name, help, v as f64);
+        }
+        let refused = m.counter_vec(
+            "yeastar_events_refused_total",
+            "Event reports refused as not the PBX's own (answered 200 and dropped), by reason: unknown_path (not the path the last login registered), stale_path (the previous login's path after its 60 s grace), wrong_source (not from an address of the PBX), wrong_sn (another serial number than the PBX's deviceinfo/query reports).",
+            &["reason"],
+        );
+        for r in Refusal::ALL {
+            refused
+                .with_label_values(&[r.as_str()])
+                .set(self.refused[r.index()] as f64);
         }
         if let Some(up) = self.connected {
             m.gauge(
@@ -618,22 +705,49 @@ mod tests {
     }
 
     #[test]
-    fn the_dedup_window_is_bounded() {
+    fn the_dedup_window_is_bounded_by_count_and_time() {
         let mut s = EventStats::default();
+        let at = |s: &mut EventStats, body: &str, ms: u64| s.record(parse(body.as_bytes()), ms);
         let first = cdr("0.1", "Inbound", "ANSWERED", 1, 1, "", "");
-        assert_eq!(record(&mut s, &first), Recorded::Counted);
-        for i in 1..DEDUP_CALLIDS {
-            record(
-                &mut s,
-                &cdr(&format!("{i}.1"), "Inbound", "ANSWERED", 1, 1, "", ""),
-            );
+        let t0 = 1_700_000_000_000;
+        assert_eq!(at(&mut s, &first, t0), Recorded::Counted);
+        for i in 1..DEDUP_KEYS {
+            let body = cdr(&format!("{i}.1"), "Inbound", "ANSWERED", 1, 1, "", "");
+            assert_eq!(at(&mut s, &body, t0), Recorded::Counted);
         }
-        assert_eq!(record(&mut s, &first), Recorded::Duplicate);
-        assert_eq!(s.seen.len(), DEDUP_CALLIDS);
+        assert_eq!(at(&mut s, &first, t0), Recorded::Duplicate);
+        assert_eq!(s.seen.len(), DEDUP_KEYS);
+        // The stated byte bound holds when full.
+        assert_eq!(s.seen.order.capacity(), DEDUP_KEYS);
+        assert!(
+            s.seen.index.capacity() < 65_536,
+            "{}",
+            s.seen.index.capacity()
+        );
         // One more new key pushes the oldest out.
-        record(&mut s, &cdr("x.1", "Inbound", "ANSWERED", 1, 1, "", ""));
-        assert_eq!(record(&mut s, &first), Recorded::Counted);
-        assert_eq!(s.seen.len(), DEDUP_CALLIDS);
+        at(&mut s, &cdr("x.1", "Inbound", "ANSWERED", 1, 1, "", ""), t0);
+        assert_eq!(at(&mut s, &first, t0), Recorded::Counted);
+        assert_eq!(s.seen.len(), DEDUP_KEYS);
+        // A day later every key has aged out: the window holds the one new key.
+        let day = DEDUP_WINDOW.as_millis() as u64;
+        let late = cdr("y.1", "Inbound", "ANSWERED", 1, 1, "", "");
+        assert_eq!(at(&mut s, &late, t0 + day - 1), Recorded::Counted);
+        assert_eq!(s.seen.len(), DEDUP_KEYS);
+        assert_eq!(at(&mut s, &late, t0 + day), Recorded::Duplicate);
+        assert_eq!(s.seen.len(), 1);
+    }
+
+    #[test]
+    fn refusals_are_logged_once_a_minute_per_reason_with_the_count() {
+        let mut log = RefusalLog::default();
+        let t = 1_700_000_000_000;
+        assert_eq!(log.note(Refusal::WrongSource, t), Some(1));
+        assert_eq!(log.note(Refusal::WrongSource, t + 1), None);
+        assert_eq!(log.note(Refusal::UnknownPath, t + 2), Some(1));
+        assert_eq!(log.note(Refusal::WrongSource, t + 59_999), None);
+        assert_eq!(log.note(Refusal::WrongSource, t + 60_000), Some(3));
+        // The clock stepped back: a line is due, not a day of silence.
+        assert_eq!(log.note(Refusal::WrongSource, t - 86_400_000), Some(1));
     }
 
     #[test]

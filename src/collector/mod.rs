@@ -27,6 +27,7 @@ collectors![calls, internal_calls, trunks, extensions, device, queues];
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -144,13 +145,11 @@ pub struct Target {
     events: Option<Box<Mutex<EventIntake>>>,
 }
 
-/// A target's event accounting and the PBX serial number its reports must carry.
+/// A target's event accounting, and when its refusals were last logged.
 #[derive(Debug, Default)]
 struct EventIntake {
     stats: events::EventStats,
-    /// The `sn` of the first report: a later report with another is refused (it is not this
-    /// PBX's).
-    sn: Option<String>,
+    refusals: events::RefusalLog,
 }
 
 /// What [`Target::receive_event`] did with a report.
@@ -158,8 +157,8 @@ struct EventIntake {
 pub enum Received {
     /// Read and counted (or dropped as a resent duplicate, or counted as a parse error).
     Taken(events::Recorded),
-    /// From another PBX (another serial number): counted as refused.
-    Refused,
+    /// Not the PBX's own ([`crate::pbx::gate`]): counted as refused, for this reason.
+    Refused(crate::pbx::gate::Refusal),
     /// This target does not take events.
     Off,
 }
@@ -219,25 +218,78 @@ impl Target {
         }
     }
 
-    /// Reads one event report its PBX sent and counts it.
+    /// Reads one event report its PBX posted over HTTP from `peer` to `/events/<target>/<secret>`
+    /// (`secret`: what follows the target's name) and counts it — if the event gate
+    /// ([`crate::pbx::gate`]) finds it the PBX's own: on the path the last login registered, from
+    /// an address of the PBX, with the PBX's serial number.
+    pub fn receive_http_event(&self, secret: &str, peer: IpAddr, body: &[u8]) -> Received {
+        if self.events.is_none() {
+            return Received::Off;
+        }
+        let now = self.clock.now_millis();
+        if let Err(reason) = self.client.event_gate().check(peer, secret, now) {
+            return self.refuse(reason, &peer.to_canonical().to_string());
+        }
+        self.take(body, &peer.to_canonical().to_string())
+    }
+
+    /// Reads one event report from the TCP event connection the exporter dialed to its PBX (the
+    /// connection is the path and the address) and counts it unless it carries another serial
+    /// number than the PBX's.
     pub fn receive_event(&self, body: &[u8]) -> Received {
+        self.take(body, "tcp")
+    }
+
+    /// Checks the serial number of a report whose path and source passed, and counts it.
+    fn take(&self, body: &[u8], source: &str) -> Received {
         let Some(intake) = &self.events else {
             return Received::Off;
         };
         let read = crate::pbx::events::parse(body);
-        let mut intake = lock(intake);
-        if let (Ok(p), Some(pinned)) = (&read, &intake.sn)
-            && p.sn.as_ref().is_some_and(|sn| sn != pinned)
+        if let Ok(p) = &read
+            && let Err(reason) = self.client.event_gate().check_sn(p.sn.as_deref())
         {
-            intake.stats.refused();
-            return Received::Refused;
+            return self.refuse(reason, source);
         }
-        if let Ok(crate::pbx::events::Parsed { sn: Some(sn), .. }) = &read
-            && intake.sn.is_none()
-        {
-            intake.sn = Some(sn.clone());
+        Received::Taken(lock(intake).stats.record(read, self.clock.now_millis()))
+    }
+
+    /// Counts a refused report, and logs it at most once a minute per reason.
+    fn refuse(&self, reason: crate::pbx::gate::Refusal, source: &str) -> Received {
+        use crate::pbx::gate::Refusal;
+        let Some(intake) = &self.events else {
+            return Received::Off;
+        };
+        let due = {
+            let mut intake = lock(intake);
+            intake.stats.refused(reason);
+            intake.refusals.note(reason, self.clock.now_millis())
+        };
+        if let Some(refused) = due {
+            let why = match reason {
+                Refusal::WrongSource => {
+                    "not from an address of the PBX (its URL's host resolved at login; behind NAT, list the address its reports come from in events_source_addresses / --events.source-addresses)"
+                }
+                Refusal::UnknownPath => {
+                    "not on the path the last login registered (a guessed path, an older login's, or no login yet)"
+                }
+                Refusal::StalePath => {
+                    "on the previous login's path after its 60-second grace (another application re-registering the API account?)"
+                }
+                Refusal::WrongSn => {
+                    "carrying another serial number than the PBX's deviceinfo/query reports"
+                }
+            };
+            tracing::warn!(
+                target_name = %self.name,
+                pbx = %self.client.config().url,
+                source,
+                reason = reason.as_str(),
+                refused,
+                "event reports refused (answered 200 and dropped): {why}; refused counts those since the last such line, at most one a minute per reason"
+            );
         }
-        Received::Taken(intake.stats.record(read, self.clock.now_millis()))
+        Received::Refused(reason)
     }
 
     /// Whether it takes its PBX's event reports.
@@ -245,8 +297,10 @@ impl Target {
         self.events.is_some()
     }
 
-    /// It takes its PBX's event reports (read over TCP: its client registers nothing).
+    /// It takes its PBX's event reports (read over TCP: its client registers nothing, but asks
+    /// the PBX's serial number after each login).
     pub fn with_event_intake(mut self) -> Self {
+        self.client.want_serial();
         if self.events.is_none() {
             self.events = Some(Box::new(Mutex::new(EventIntake::default())));
         }

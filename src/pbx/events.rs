@@ -358,14 +358,14 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
         Some(k) => Event::Known(k),
         None => Event::Other(name.chars().take(MAX_NAME).collect()),
     };
-    let callid = scalar(&o, "callid");
+    let call = callid(&o);
     let key = match &event {
         Event::NewCdr(c) => Some(format!("cdr {}", c.callid)),
-        Event::CallFailed(_) => callid.map(|c| format!("failed {c}")),
-        Event::QueueAgentRingNoAnswerTimeout { .. } => callid.map(|c| {
+        Event::CallFailed(_) => call.map(|c| format!("failed {c}")),
+        Event::QueueAgentRingNoAnswerTimeout { .. } => call.map(|c| {
             format!(
                 "ring-timeout {c} {}",
-                scalar(&o, "agent").unwrap_or_default()
+                scalar(&o, "agent").unwrap_or_default().trim()
             )
         }),
         Event::QueueAutoPause { .. } => {
@@ -374,12 +374,12 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-                .filter_map(|m| m.as_object().and_then(|m| scalar(m, "callid")))
+                .filter_map(|m| m.as_object().and_then(callid))
                 .collect();
             (!missed.is_empty()).then(|| {
                 format!(
                     "auto-pause {} {}",
-                    scalar(&o, "agent").unwrap_or_default(),
+                    scalar(&o, "agent").unwrap_or_default().trim(),
                     missed.join(",")
                 )
             })
@@ -396,7 +396,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
 }
 
 fn cdr(o: &Map<String, Value>) -> Result<Cdr, ParseError> {
-    let callid = scalar(o, "callid").ok_or(ParseError::NoCallid { event: "NewCdr" })?;
+    let callid = callid(o).ok_or(ParseError::NoCallid { event: "NewCdr" })?;
     let outbound_trunk = [
         "dsttrcunkname",
         "dsttrunkname",
@@ -423,7 +423,7 @@ fn cdr(o: &Map<String, Value>) -> Result<Cdr, ParseError> {
 /// The legs of a `CallStatus` (v2: `members`, one key each) or of a v1 call action (top-level
 /// `ext`/`inbound`/`outbound` objects, whose status is the action itself).
 fn legs(o: &Map<String, Value>, format: Format, name: &str) -> Result<CallLegs, ParseError> {
-    let callid = scalar(o, "callid").ok_or(ParseError::NoCallid {
+    let callid = callid(o).ok_or(ParseError::NoCallid {
         event: "CallStatus",
     })?;
     let mut legs = Vec::new();
@@ -476,6 +476,16 @@ fn queue(o: &Map<String, Value>) -> Option<String> {
         .or_else(|| q.strip_prefix("Queue-"))
         .unwrap_or(q);
     (!bare.is_empty()).then(|| bare.chars().take(MAX_NAME).collect())
+}
+
+/// A report's `callid` as the PBX writes it (`"1571897930.5"`: the call's start in unix seconds,
+/// a dot, Asterisk's sequence number), trimmed of whitespace and NUL and otherwise kept as text:
+/// `1711516130.30` and `1711516130.3` are two calls (sequence 30 and 3), not one number. One sent
+/// as a JSON number (the docs show strings) is the number's shortest text.
+pub fn callid(o: &Map<String, Value>) -> Option<String> {
+    let c = scalar(o, "callid")?;
+    let t = c.trim_matches(|ch: char| ch.is_whitespace() || ch == '\0');
+    (!t.is_empty()).then(|| t.to_string())
 }
 
 /// A field as text: a string (not blank) or a number; `None` for absent, null, `""` and others.

@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod events;
+pub mod gate;
 pub mod ledger;
 pub mod tls;
 pub mod transport;
@@ -109,13 +110,20 @@ pub struct EventsRegistration {
     /// The receiver's address for the heartbeat's `ipaddr`; `None`: the local address this host
     /// reaches the PBX from.
     pub ipaddr: Option<String>,
+    /// Addresses the PBX's reports may also come from (`events_source_addresses`: NAT), besides
+    /// those its URL's host resolves to.
+    pub source_addresses: Vec<std::net::IpAddr>,
 }
 
 impl EventsRegistration {
-    /// The registration fields of a login body.
-    fn login_fields(&self, body: &mut Value) {
+    /// The registration fields of a login or heartbeat body: `url` is `url/<secret>` (the
+    /// path's unguessable part, [`gate`]).
+    fn login_fields(&self, body: &mut Value, secret: Option<&Secret>) {
         body["port"] = json!(self.port.to_string());
-        body["url"] = json!(self.url);
+        body["url"] = json!(match secret {
+            Some(s) => format!("{}/{}", self.url, s.expose()),
+            None => self.url.clone(),
+        });
         body["urltag"] = json!(if self.absolute { "1" } else { "0" });
     }
 }
@@ -230,6 +238,10 @@ pub struct Client {
     host: String,
     observer: Arc<dyn Observer>,
     clock: SharedClock,
+    /// What its PBX's event reports must show (path, source address, serial number).
+    gate: gate::EventGate,
+    /// Ask the PBX's serial number after each login (its events are on, over HTTP or TCP).
+    wants_serial: AtomicBool,
 }
 
 impl std::fmt::Debug for Client {
@@ -274,6 +286,12 @@ impl Client {
             Auth::StaticToken(t) => Some(t.clone()),
             Auth::Credentials { .. } => None,
         };
+        let gate = gate::EventGate::new(
+            cfg.events
+                .as_ref()
+                .map(|e| e.source_addresses.clone())
+                .unwrap_or_default(),
+        );
         Self {
             limiter: Semaphore::new(cfg.max_concurrent_requests.max(1)),
             host: ledger::host_of(&cfg.url),
@@ -292,12 +310,74 @@ impl Client {
             ledger,
             observer,
             clock,
+            gate,
+            wants_serial: AtomicBool::new(false),
         }
     }
 
     /// The configuration it was built from.
     pub fn config(&self) -> &ClientConfig {
         &self.cfg
+    }
+
+    /// What its PBX's event reports must show ([`gate`]).
+    pub fn event_gate(&self) -> &gate::EventGate {
+        &self.gate
+    }
+
+    /// Asks the PBX's serial number after each login (`deviceinfo/query`), for the event gate:
+    /// a target whose events are read over TCP (over HTTP the client knows it by itself).
+    pub fn want_serial(&self) {
+        self.wants_serial.store(true, Ordering::SeqCst);
+    }
+
+    fn wants_serial(&self) -> bool {
+        self.cfg.events.is_some() || self.wants_serial.load(Ordering::SeqCst)
+    }
+
+    /// Asks `deviceinfo/query` for the PBX's serial number with `token` (a login's or a
+    /// heartbeat's), by `bound`, and tells the event gate.
+    async fn fetch_serial(&self, token: &Secret, bound: Instant) {
+        let serial = match self
+            .send::<types::DeviceInfoAnswer>("deviceinfo/query", Some(token), &json!({}), bound)
+            .await
+        {
+            Ok(answer) => match answer.deviceinfo.and_then(|d| d.sn) {
+                Some(sn) if !sn.trim().is_empty() => gate::Serial::Known(sn.trim().to_string()),
+                _ => gate::Serial::Unreported,
+            },
+            Err(e) if e.is_unsupported() => gate::Serial::Unreported,
+            Err(e) => {
+                tracing::debug!(target_name = %self.cfg.target, error = %crate::report::chain(&e), "deviceinfo/query for the serial number failed; asked again after the next heartbeat");
+                gate::Serial::Unknown
+            }
+        };
+        if let gate::Serial::Unreported = serial {
+            tracing::info!(target_name = %self.cfg.target, pbx = %self.cfg.url, "the PBX reports no serial number (deviceinfo/query): its event reports are checked by path and source address only");
+        }
+        self.gate.set_serial(serial);
+    }
+
+    /// The addresses the PBX's host resolves to now (an IP literal is itself); `None` when the
+    /// lookup fails or takes over 2 seconds.
+    async fn resolve(&self) -> Option<Vec<std::net::IpAddr>> {
+        let origin = self.origin.as_ref().ok()?;
+        let (host, port) = origin.host_port();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+            return Some(vec![ip]);
+        }
+        let found = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::lookup_host((host, port)),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        let mut ips: Vec<std::net::IpAddr> = found.map(|a| a.ip()).collect();
+        ips.sort();
+        ips.dedup();
+        (!ips.is_empty()).then_some(ips)
     }
 
     /// A session for one scrape, ending at `deadline`.
@@ -379,6 +459,8 @@ impl Client {
             *lock(&self.token_refreshed) = *lock(&old.token_refreshed);
             self.token_proven
                 .store(old.token_proven.load(Ordering::SeqCst), Ordering::SeqCst);
+            // The PBX still posts to the path that token's login registered.
+            self.gate.adopt(&old.gate);
         }
         let until = lock(&old.suspension).as_ref().map(|s| s.until_millis);
         if let Some(until_millis) = until {
@@ -496,7 +578,7 @@ impl Client {
             .unwrap_or_default(),
         };
         let mut body = json!({ "ipaddr": ipaddr, "version": "2.0.0" });
-        events.login_fields(&mut body);
+        events.login_fields(&mut body, self.gate.current().as_ref());
         body
     }
 
@@ -522,9 +604,15 @@ impl Client {
             "password": password_md5.expose(),
             "version": "2.0.0",
         });
-        if let Some(events) = &self.cfg.events {
-            events.login_fields(&mut body);
-        }
+        // A fresh path for this login: it becomes the registered one if the login succeeds.
+        let secret = match &self.cfg.events {
+            Some(events) => {
+                let secret = gate::new_secret().or_else(|| self.gate.current());
+                events.login_fields(&mut body, secret.as_ref());
+                secret
+            }
+            None => None,
+        };
         let bound = Instant::now() + self.login_timeout();
         let result = self.send::<LoginAnswer>("login", None, &body, bound).await;
         let now = self.clock.now_millis();
@@ -552,6 +640,13 @@ impl Client {
                         return Err(PbxError::NotLoggedIn(
                             "the target was removed or replaced by a reload".into(),
                         ));
+                    }
+                    if let Some(secret) = secret {
+                        let resolved = self.resolve().await;
+                        self.gate.rotated(secret, resolved, self.clock.now_millis());
+                    }
+                    if self.wants_serial() {
+                        self.fetch_serial(&t, bound).await;
                     }
                     tracing::debug!(target_name = %target, "logged in");
                     return Ok(t);
@@ -934,6 +1029,9 @@ impl Session<'_> {
             {
                 Ok(_) => {
                     *lock(&client.token_refreshed) = client.clock.now_millis();
+                    if client.wants_serial() && client.gate.serial_unknown() {
+                        client.fetch_serial(&t, self.deadline).await;
+                    }
                     return Ok(t);
                 }
                 Err(PbxError::TokenExpired { .. }) => {

@@ -651,6 +651,9 @@ pub struct DeviceInfo {
     /// Model, e.g. `S100`.
     #[serde(default, deserialize_with = "lenient_string")]
     pub devicename: String,
+    /// Serial number: what the PBX's event reports carry as `sn` (the event gate checks them).
+    #[serde(default, deserialize_with = "lenient_opt_string")]
+    pub sn: Option<String>,
     /// Hardware version.
     #[serde(default, deserialize_with = "lenient_string")]
     pub hardwarever: String,

@@ -332,6 +332,9 @@ pub struct Simulator {
     delivery: Mutex<EventDelivery>,
     /// Logged-in TCP event clients (TCP report mode), written to by [`Simulator::pump_events`].
     tcp_clients: tokio::sync::Mutex<Vec<tokio::net::tcp::OwnedWriteHalf>>,
+    /// The address it serves on: its HTTP event reports leave from it, as a PBX's leave from
+    /// its own address.
+    own_ip: Mutex<Option<IpAddr>>,
 }
 
 /// A running simulator: its address and its state.
@@ -369,6 +372,7 @@ impl Simulator {
             pending: tokio::sync::Mutex::new(VecDeque::new()),
             delivery: Mutex::new(EventDelivery::default()),
             tcp_clients: tokio::sync::Mutex::new(Vec::new()),
+            own_ip: Mutex::new(None),
         })
     }
 
@@ -539,7 +543,8 @@ impl Simulator {
                 v1_report(event).to_string()
             };
             let shape = (lock(&self.delivery).delivered + sent) % 2;
-            if !post_report(&receiver, &body, shape == 0).await {
+            let from = *lock(&self.own_ip);
+            if !post_report(&receiver, from, &body, shape == 0).await {
                 lock(&self.delivery).failed += 1;
                 break;
             }
@@ -569,6 +574,11 @@ impl Simulator {
         listener: TcpListener,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) {
+        if let Ok(local) = listener.local_addr()
+            && !local.ip().is_unspecified()
+        {
+            *lock(&self.own_ip) = Some(local.ip());
+        }
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         // Event reports go out as the PBX's would: soon after they happen, resent until a 200.
         let pump = {
@@ -965,7 +975,8 @@ impl Simulator {
                 let registered = model.extensions.iter().filter(|e| e.registered).count();
                 json!({"status": "Success", "deviceinfo": {
                     "devicename": "S100",
-                    "sn": "3631A2000000",
+                    // The serial its event reports carry.
+                    "sn": model.sn(),
                     "hardwarever": "0000-0000-000",
                     "firmwarever": "30.13.0.30",
                     "systemtime": (now_ms / 1000).to_string(),
@@ -1125,12 +1136,15 @@ fn v1_report(event: &Value) -> Value {
 /// 200. `documented`: the request exactly as the vendor's pages show it (`Host` with a space
 /// before the port, `Accept` twice, no `Content-Length`); else with `Content-Length`,
 /// `Connection: close` and a well-formed `Host`.
-async fn post_report(r: &EventReceiver, body: &str, documented: bool) -> bool {
+async fn post_report(
+    r: &EventReceiver,
+    from: Option<IpAddr>,
+    body: &str,
+    documented: bool,
+) -> bool {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = async {
-        let mut s = tokio::net::TcpStream::connect((r.host.as_str(), r.port))
-            .await
-            .ok()?;
+        let mut s = connect_from(from, &r.host, r.port).await?;
         let head = if documented {
             format!(
                 "POST {} HTTP/1.1\r\nHost: {}: {}\r\nAccept: application/json\r\nUser-Agent: WebAPI\r\nContent-Type: application/json\r\nAccept: application/json\r\n\r\n",
@@ -1156,6 +1170,29 @@ async fn post_report(r: &EventReceiver, body: &str, documented: bool) -> bool {
         .ok()
         .flatten()
         .unwrap_or(false)
+}
+
+/// A connection to `host:port` leaving from `from` when given (and of the same family), as a
+/// PBX's reports leave from its own address.
+async fn connect_from(
+    from: Option<IpAddr>,
+    host: &str,
+    port: u16,
+) -> Option<tokio::net::TcpStream> {
+    let to = tokio::net::lookup_host((host, port)).await.ok()?.next()?;
+    match from {
+        Some(ip) if ip.is_ipv4() == to.is_ipv4() => {
+            let socket = if ip.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            }
+            .ok()?;
+            socket.bind(SocketAddr::new(ip, 0)).ok()?;
+            socket.connect(to).await.ok()
+        }
+        _ => tokio::net::TcpStream::connect(to).await.ok(),
+    }
 }
 
 /// Aborts a task when dropped (the simulator's event pump ends with its server).
