@@ -324,7 +324,7 @@ async fn reload_adds_targets_keeps_tokens_and_survives_a_bad_file() {
     assert_eq!(
         body,
         format!(
-            "failed to reload config: {}: line 4 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, events, events_tcp_port\n",
+            "failed to reload config: {}: line 4 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, events, events_tcp_port, events_source_addresses\n",
             path.display()
         )
     );

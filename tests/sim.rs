@@ -278,8 +278,26 @@ fn demo_mode_end_to_end() {
             out.push(reqwest::get(&url).await.unwrap().text().await.unwrap());
             tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         }
+        // The demo PBX reports its calls (README: the call counters move): to the path the
+        // login registered, from its own address, with its serial number — counted, none
+        // refused. Its calls change every few seconds; wait up to 30 s for the first report.
+        for _ in 0..30 {
+            let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+            let received = events_received(&text);
+            out.push(text);
+            if received > 0.0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
         out
     });
+    let last = texts.last().unwrap();
+    assert!(events_received(last) > 0.0, "{last}");
+    for reason in ["unknown_path", "stale_path", "wrong_source", "wrong_sn"] {
+        let series = format!(r#"yeastar_events_refused_total{{reason="{reason}"}}"#);
+        assert_eq!(must(last, &series), 0.0, "{series}");
+    }
     signal_child(&child, "TERM");
     let status = child.wait().unwrap();
     for text in &texts {
