@@ -10,7 +10,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use yeastar_exporter::collector::events::{DEDUP_CALLIDS, EventStats, MAX_STATE_BYTES};
+use yeastar_exporter::collector::events::{DEDUP_KEYS, EventStats, MAX_STATE_BYTES};
 use yeastar_exporter::collector::families::{Families, MAX_LABEL_CHARS};
 use yeastar_exporter::pbx::events::parse;
 
@@ -77,7 +77,7 @@ fn one_targets_event_state_stays_within_its_stated_bound() {
         );
     }
     // A full dedup window and more.
-    for i in 0..DEDUP_CALLIDS + 100 {
+    for i in 0..DEDUP_KEYS + 100 {
         record(&mut s, &cdr(&format!("4.{i}"), "", ""));
     }
     // 20,000 call legs and more: CallStatus reports of 25 members each.

@@ -13,10 +13,11 @@
 //! [`super::families::MAX_LABEL_CHARS`] characters).
 //!
 //! **Bounded whatever is sent**: one target's event state ([`EventStats`] with its [`EventLegs`])
-//! holds at most [`MAX_STATE_BYTES`] (1.5 MiB), however many reports arrive and however long
+//! holds at most [`MAX_STATE_BYTES`] (2.5 MiB), however many reports arrive and however long
 //! their texts: 20,000 call legs (32 bytes each in a hash table of 32,768 slots, ≈ 1.03 MiB),
 //! 256 trunk keys and 2 × 256 queue names of at most 64 characters (≤ 256 bytes each, ≈ 0.3 MiB
-//! with the trees), the dedup ring (8 KiB) and fixed counters (≈ 2 KiB). `tests/event_state.rs`
+//! with the trees), the dedup window (issue 24: 32,768 keys, ≤ 1,114,128 bytes, filled only by
+//! reports the event gate accepted) and fixed counters (≈ 2 KiB). `tests/event_state.rs`
 //! fills every cap with the widest names, adds the issue's attack (256 `NewCdr` with
 //! 60,000-character trunk names) and measures what the allocator holds.
 
@@ -112,7 +113,7 @@ impl RefusalLog {
 pub const MAX_LABEL_VALUES: usize = 256;
 
 /// The most one target's event state holds, in bytes (see the module's documentation).
-pub const MAX_STATE_BYTES: usize = 1536 * 1024;
+pub const MAX_STATE_BYTES: usize = 2560 * 1024;
 
 /// Talk time buckets (seconds): from a wrong number to a long call.
 pub const TALK_BUCKETS: [f64; 11] = [
