@@ -460,6 +460,75 @@ pub fn read_secret_file(field: &str, path: &Path) -> Result<Secret, ConfigError>
     Ok(Secret::new(value))
 }
 
+/// Expands `${NAME}` and `${NAME:-default}` in the path of a config file's secret file
+/// (`password_file`, `token_file`) from the environment, so one file serves both the systemd unit
+/// and an admin: `${CREDENTIALS_DIRECTORY:-/etc/yeastar-exporter}/password` is the unit's private
+/// copy under systemd (`LoadCredential=password:/etc/yeastar-exporter/password` sets
+/// `CREDENTIALS_DIRECTORY`) and the file itself for `sudo yeastar-exporter --config.check`.
+/// `:-` takes the default when the variable is unset or empty, as in the shell; a `$` not followed
+/// by `{` is kept as written, and nothing else in the file is expanded.
+pub fn expand_path(field: &str, path: &Path) -> Result<PathBuf, ConfigError> {
+    expand_path_with(field, path, |name| std::env::var_os(name))
+}
+
+fn expand_path_with(
+    field: &str,
+    path: &Path,
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Result<PathBuf, ConfigError> {
+    let Some(mut rest) = path.to_str().filter(|s| s.contains("${")) else {
+        return Ok(path.to_path_buf());
+    };
+    let mut out = std::ffi::OsString::new();
+    while let Some(start) = rest.find("${") {
+        out.push(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after.find('}').ok_or_else(|| {
+            invalid(
+                field,
+                format!("{}: \"${{\" without its closing \"}}\"", path.display()),
+            )
+        })?;
+        let inner = &after[..end];
+        let (name, default) = match inner.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (inner, None),
+        };
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(invalid(
+                field,
+                format!(
+                    "{}: \"${{{inner}}}\" is not ${{NAME}} or ${{NAME:-default}}",
+                    path.display()
+                ),
+            ));
+        }
+        match (env(name).filter(|v| !v.is_empty()), default) {
+            (Some(value), _) => out.push(value),
+            (None, Some(default)) => out.push(default),
+            (None, None) => {
+                let hint = if name == "CREDENTIALS_DIRECTORY" {
+                    " (systemd sets it for a unit with LoadCredential=; give the file's own directory as the default for runs outside the unit, e.g. ${CREDENTIALS_DIRECTORY:-/etc/yeastar-exporter})"
+                } else {
+                    " (give a default: ${NAME:-/a/directory})"
+                };
+                return Err(invalid(
+                    field,
+                    format!("{}: {name} is not set{hint}", path.display()),
+                ));
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push(rest);
+    Ok(PathBuf::from(out))
+}
+
 /// Checks a PBX base URL: http or https, a host, nothing after the port.
 pub fn check_url(field: &str, url: &str) -> Result<String, ConfigError> {
     let url = url.trim().trim_end_matches('/');
@@ -1099,10 +1168,10 @@ fn plain_password(name: &str, m: &AuthModule) -> Result<Option<Secret>, ConfigEr
         return Ok(None);
     }
     Ok(match (&m.password_file, &m.password) {
-        (Some(path), None) => Some(read_secret_file(
-            &format!("auth_modules.{name}.password_file"),
-            path,
-        )?),
+        (Some(path), None) => {
+            let field = format!("auth_modules.{name}.password_file");
+            Some(read_secret_file(&field, &expand_path(&field, path)?)?)
+        }
         (None, Some(p)) if !p.is_empty() => Some(Secret::new(p.clone())),
         _ => None,
     })
@@ -1117,9 +1186,10 @@ fn resolve_auth(name: &str, m: &AuthModule) -> Result<Auth, ConfigError> {
                 "token_file excludes username, password and password_file",
             ));
         }
+        let field = field("token_file");
         return Ok(Auth::StaticToken(read_secret_file(
-            &field("token_file"),
-            path,
+            &field,
+            &expand_path(&field, path)?,
         )?));
     }
     let username = m
@@ -1138,7 +1208,10 @@ fn resolve_auth(name: &str, m: &AuthModule) -> Result<Auth, ConfigError> {
                 "set password_file or password, not both",
             ));
         }
-        (Some(path), None) => read_secret_file(&field("password_file"), path)?,
+        (Some(path), None) => {
+            let field = field("password_file");
+            read_secret_file(&field, &expand_path(&field, path)?)?
+        }
         (None, Some(p)) if !p.is_empty() => Secret::new(p.clone()),
         _ => {
             return Err(ConfigError::Missing {
@@ -1167,6 +1240,74 @@ pub fn listen_socket(address: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_paths_expand_the_credentials_directory_with_its_fallback() {
+        let f = "auth_modules.main.password_file";
+        let unit = |name: &str| {
+            (name == "CREDENTIALS_DIRECTORY")
+                .then(|| "/run/credentials/yeastar-exporter.service".into())
+        };
+        let admin = |_: &str| None;
+        let empty = |_: &str| Some(std::ffi::OsString::new());
+        let p = Path::new("${CREDENTIALS_DIRECTORY:-/etc/yeastar-exporter}/password");
+        assert_eq!(
+            expand_path_with(f, p, unit),
+            Ok(PathBuf::from(
+                "/run/credentials/yeastar-exporter.service/password"
+            ))
+        );
+        assert_eq!(
+            expand_path_with(f, p, admin),
+            Ok(PathBuf::from("/etc/yeastar-exporter/password"))
+        );
+        // Set but empty takes the default, as `:-` does in the shell.
+        assert_eq!(
+            expand_path_with(f, p, empty),
+            Ok(PathBuf::from("/etc/yeastar-exporter/password"))
+        );
+        // No expansion asked for: the path as written, `$` and all.
+        assert_eq!(
+            expand_path_with(f, Path::new("/etc/a$b/pass}word"), unit),
+            Ok(PathBuf::from("/etc/a$b/pass}word"))
+        );
+        assert_eq!(
+            expand_path_with(f, Path::new("${CREDENTIALS_DIRECTORY}/pw"), unit),
+            Ok(PathBuf::from(
+                "/run/credentials/yeastar-exporter.service/pw"
+            ))
+        );
+        assert_eq!(
+            expand_path_with(f, Path::new("${CREDENTIALS_DIRECTORY}/pw"), admin)
+                .unwrap_err()
+                .to_string(),
+            "auth_modules.main.password_file: ${CREDENTIALS_DIRECTORY}/pw: CREDENTIALS_DIRECTORY is not set (systemd sets it for a unit with LoadCredential=; give the file's own directory as the default for runs outside the unit, e.g. ${CREDENTIALS_DIRECTORY:-/etc/yeastar-exporter})"
+        );
+        assert_eq!(
+            expand_path_with(f, Path::new("${SECRETS}/pw"), admin)
+                .unwrap_err()
+                .to_string(),
+            "auth_modules.main.password_file: ${SECRETS}/pw: SECRETS is not set (give a default: ${NAME:-/a/directory})"
+        );
+        assert_eq!(
+            expand_path_with(f, Path::new("${A}-${B:-b}/${A}"), |n: &str| {
+                (n == "A").then(|| "a".into())
+            }),
+            Ok(PathBuf::from("a-b/a"))
+        );
+        assert_eq!(
+            expand_path_with(f, Path::new("${CREDENTIALS_DIRECTORY/pw"), unit)
+                .unwrap_err()
+                .to_string(),
+            "auth_modules.main.password_file: ${CREDENTIALS_DIRECTORY/pw: \"${\" without its closing \"}\""
+        );
+        assert_eq!(
+            expand_path_with(f, Path::new("${1X:-/d}/pw"), unit)
+                .unwrap_err()
+                .to_string(),
+            "auth_modules.main.password_file: ${1X:-/d}/pw: \"${1X:-/d}\" is not ${NAME} or ${NAME:-default}"
+        );
+    }
 
     #[test]
     fn durations() {

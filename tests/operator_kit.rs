@@ -214,14 +214,82 @@ fn example_config_files_are_valid() {
     let targets = parse_file(&text, "kubernetes", &base).unwrap();
     assert_eq!(targets.len(), 2);
     assert!(targets.iter().all(|t| t.client.url.starts_with("https://")));
+}
+
+/// The package's conffile names one password file for both readers: the unit's credential
+/// (`$CREDENTIALS_DIRECTORY/password`, set by systemd) and, outside the unit, the file itself
+/// (`sudo yeastar-exporter --config.check`). Both are the real binary's `--config.check`.
+#[test]
+fn the_package_config_reads_the_unit_credential_or_the_password_file_itself() {
+    let dir = std::env::temp_dir().join(format!("yeastar-deb-{}", std::process::id()));
+    let (etc, creds, empty) = (dir.join("etc"), dir.join("creds"), dir.join("empty"));
+    for d in [&etc, &creds, &empty] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::write(etc.join("password"), "the-api-password\n").unwrap();
+    std::fs::write(creds.join("password"), "the-api-password").unwrap();
+    std::fs::copy(
+        Path::new(ROOT).join("deploy/kubernetes/pbx-ca.pem"),
+        etc.join("pbx-ca.pem"),
+    )
+    .unwrap();
+    let unit =
+        std::fs::read_to_string(Path::new(ROOT).join("deploy/debian/yeastar-exporter.service"))
+            .unwrap();
+    assert!(unit.contains("\nLoadCredential=password:/etc/yeastar-exporter/password\n"));
     let text = std::fs::read_to_string(Path::new(ROOT).join("deploy/debian/yeastar-exporter.yml"))
-        .unwrap()
-        .replace(
-            "/run/credentials/yeastar-exporter.service/pbx-password",
-            dir.join("password").to_str().unwrap(),
+        .unwrap();
+    assert!(
+        text.contains("password_file: ${CREDENTIALS_DIRECTORY:-/etc/yeastar-exporter}/password\n")
+    );
+    let config = dir.join("yeastar-exporter.yml");
+    std::fs::write(
+        &config,
+        text.replace("/etc/yeastar-exporter", etc.to_str().unwrap()),
+    )
+    .unwrap();
+    let check = |credentials: Option<&Path>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_yeastar-exporter"));
+        cmd.args(["--config.check", "--config.file", config.to_str().unwrap()])
+            .env_remove("CREDENTIALS_DIRECTORY");
+        if let Some(d) = credentials {
+            cmd.env("CREDENTIALS_DIRECTORY", d);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
         )
-        .replace("/etc/yeastar-exporter/pbx-ca.pem", ca.to_str().unwrap());
-    assert_eq!(parse_file(&text, "debian", &base).unwrap().len(), 1);
+    };
+    // An admin's check (no CREDENTIALS_DIRECTORY): the password file itself.
+    assert_eq!(
+        check(None),
+        (
+            Some(0),
+            "config OK: 1 target(s)\n".to_string(),
+            String::new()
+        )
+    );
+    // The unit: its credentials directory, and only that.
+    assert_eq!(
+        check(Some(&creds)),
+        (
+            Some(0),
+            "config OK: 1 target(s)\n".to_string(),
+            String::new()
+        )
+    );
+    let (code, _, stderr) = check(Some(&empty));
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains(&format!(
+            "config invalid: auth_modules.main.password_file: cannot read {}/password",
+            empty.display()
+        )),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -235,8 +303,8 @@ fn systemd_unit_is_hardened_and_reloads_with_sighup() {
         "NoNewPrivileges=yes",
         "CapabilityBoundingSet=\n",
         "ExecReload=/bin/kill -HUP $MAINPID",
-        "LoadCredential=pbx-password:",
-        "--pbx.password-file=${CREDENTIALS_DIRECTORY}/pbx-password",
+        "LoadCredential=password:/etc/yeastar-exporter/password\n",
+        "--pbx.password-file=${CREDENTIALS_DIRECTORY}/password",
         "--pbx.state-dir=${STATE_DIRECTORY}",
         "StateDirectory=yeastar-exporter\n",
     ] {
