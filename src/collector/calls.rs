@@ -407,6 +407,28 @@ impl StatusAges {
         now_millis: u64,
         legs: Option<&super::events::EventLegs>,
     ) -> ([f64; 7], u64) {
+        self.ages(calls, now_millis, legs, true)
+    }
+
+    /// What [`StatusAges::observe_with`] would return, keeping nothing: for an answer made from
+    /// part of a collection (a scraper's deadline came first), whose calls may lack those of an
+    /// answer still out. The collection's own result records them when it is complete.
+    pub fn peek_with(
+        &mut self,
+        calls: &MergedCalls,
+        now_millis: u64,
+        legs: Option<&super::events::EventLegs>,
+    ) -> ([f64; 7], u64) {
+        self.ages(calls, now_millis, legs, false)
+    }
+
+    fn ages(
+        &mut self,
+        calls: &MergedCalls,
+        now_millis: u64,
+        legs: Option<&super::events::EventLegs>,
+        keep: bool,
+    ) -> ([f64; 7], u64) {
         let mut max = [0f64; 7];
         let mut dropped = 0u64;
         SCRATCH.with(|scratch| {
@@ -446,12 +468,14 @@ impl StatusAges {
                     max[status.index()] = age;
                 }
             }
-            self.since.clear();
-            // Give back what a burst of calls left, keep what a steady state reuses.
-            if self.since.capacity() > 2 * next.len() + 16 {
-                self.since.shrink_to(next.len());
+            if keep {
+                self.since.clear();
+                // Give back what a burst of calls left, keep what a steady state reuses.
+                if self.since.capacity() > 2 * next.len() + 16 {
+                    self.since.shrink_to(next.len());
+                }
+                self.since.extend_from_slice(&next);
             }
-            self.since.extend_from_slice(&next);
             // Nor does the scratch keep a burst.
             if next.capacity() > MAX_TRACKED_MEMBERS / 2 {
                 *next = Vec::new();
@@ -556,6 +580,9 @@ mod tests {
             (a[Status::Ring as usize], a[Status::Answer as usize]),
             (0.0, 0.0)
         );
+        // A peek reports the same ages and keeps nothing: the member stays answered since 200 s.
+        assert_eq!(ages.peek_with(&m, 225_000, None).0[Status::Ring as usize], 0.0);
+        assert_eq!(ages.peek_with(&m2, 225_000, None).0[Status::Answer as usize], 25.0);
         assert_eq!(ages.observe(&m2, 230_000).0[Status::Answer as usize], 30.0);
         // A scrape that saw no call keeps nothing.
         assert_eq!(ages.len(), 1);

@@ -4,8 +4,10 @@
 //! that must outlive a scrape (member-status ages, endpoints this firmware lacks, the last outcome).
 //! [`Target::scrape`] runs every enabled collector against the PBX under one deadline and renders the
 //! result as text. Concurrent scrapes of one target share one collection, so two Prometheus
-//! replicas, a dashboard and a person with curl cost the PBX one set of requests. Nothing here knows
-//! about HTTP requests; the PBX's failures become `yeastar_up 0` and `yeastar_collector_success 0`.
+//! replicas, a dashboard and a person with curl cost the PBX one set of requests. A collection
+//! records each collector's result as it arrives; a scraper whose deadline comes first answers with
+//! what is in by then (a slow PBX is not a down PBX). Nothing here knows about HTTP requests; the
+//! PBX's failures become `yeastar_up 0` and `yeastar_collector_success 0`.
 
 pub mod events;
 pub mod families;
@@ -101,6 +103,9 @@ pub struct ScrapeOutput {
     pub error: Option<String>,
     /// When it finished (unix seconds, from the target's clock).
     pub finished_unix: f64,
+    /// Each enabled collector that did not succeed, in table order, with its error (`None`: its
+    /// answer was still out when this answer was made). For the scraper's log line.
+    problems: Vec<(CollectorKind, Option<PbxError>)>,
 }
 
 /// What a target keeps of its last scrape between probes: the landing page's up, error and time,
@@ -136,8 +141,8 @@ pub struct Target {
     state: Mutex<TargetState>,
     /// What its client did (the client reports to it), written into its output.
     stats: Option<Arc<stats::TargetStats>>,
-    /// The collection in flight, and its number.
-    inflight: Mutex<Option<(u64, SharedScrape)>>,
+    /// The collection in flight, its number, and its results so far.
+    inflight: Mutex<Option<(u64, SharedScrape, Progress)>>,
     seq: AtomicU64,
     /// What its PBX's event reports counted, when its events are on.
     /// Boxed: the counts are about 2 KiB, and a fleet of targets without events must not carry
@@ -173,16 +178,75 @@ impl fmt::Debug for Target {
     }
 }
 
-/// Results of one collection, before rendering. `None`: collector not run this scrape.
+/// Results of one collection, filled in as each answer arrives: the collection writes them, and a
+/// scraper whose deadline comes first renders what is in (`None`: still out).
 struct Results {
     /// The calls of every call answer that came in, merged as each arrived (so no decoded answer
     /// outlives its merge: a scrape's peak memory is one answer plus the merged calls).
     merged: MergedCalls,
-    inbound: Result<(), PbxError>,
-    outbound: Result<(), PbxError>,
-    internal: Option<Result<(), PbxError>>,
-    /// The other collectors that ran, in table order.
-    own: Vec<(CollectorKind, registry::Outcome)>,
+    inbound: Option<Result<(), PbxError>>,
+    outbound: Option<Result<(), PbxError>>,
+    /// `None`: not run this scrape; `Some(None)`: still out.
+    internal: Option<Option<Result<(), PbxError>>>,
+    /// The other collectors run this scrape, in table order, each with its outcome once in.
+    own: Vec<(CollectorKind, Option<registry::Outcome>)>,
+    /// The collection's own answer, once it is complete (a scraper whose deadline passes in the
+    /// instant between then and the collection's end takes it rather than a partial one).
+    done: Option<Arc<ScrapeOutput>>,
+}
+
+/// A collection's results, shared by the collection and its scrapers.
+type Progress = Arc<Mutex<Results>>;
+
+/// How one collector stands in a collection's [`Results`].
+enum Came<'a> {
+    /// Not run this scrape (off, or its endpoint unsupported and not yet rechecked).
+    NotRun,
+    /// Its answer is still out.
+    Out,
+    /// Succeeded.
+    Ok,
+    /// Failed.
+    Failed(&'a PbxError),
+}
+
+impl Results {
+    fn came(&self, kind: CollectorKind) -> Came<'_> {
+        fn of<T>(r: &Option<Result<T, PbxError>>) -> Came<'_> {
+            match r {
+                None => Came::Out,
+                Some(Ok(_)) => Came::Ok,
+                Some(Err(e)) => Came::Failed(e),
+            }
+        }
+        if kind == CollectorKind::CALLS {
+            // Either call query failing fails it, whether or not the other is in.
+            return match (of(&self.inbound), of(&self.outbound)) {
+                (Came::Failed(e), _) | (_, Came::Failed(e)) => Came::Failed(e),
+                (Came::Ok, Came::Ok) => Came::Ok,
+                _ => Came::Out,
+            };
+        }
+        if kind == CollectorKind::INTERNAL_CALLS {
+            return self.internal.as_ref().map_or(Came::NotRun, of);
+        }
+        self.own
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(Came::NotRun, |(_, r)| of(r))
+    }
+}
+
+/// A duration in seconds as a log value: `9.5s`, `5s`, `0.1s` (to the millisecond).
+fn seconds(d: Duration) -> String {
+    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 >= 500_000);
+    let (whole, frac) = (ms / 1000, ms % 1000);
+    if frac == 0 {
+        format!("{whole}s")
+    } else {
+        let frac = format!("{frac:03}");
+        format!("{whole}.{}s", frac.trim_end_matches('0'))
+    }
 }
 
 /// A call list answered `Failed` with errno 10007 ("call does not exist") is how some firmware
@@ -192,10 +256,6 @@ fn idle<T: Default>(answer: Result<T, PbxError>) -> Result<T, PbxError> {
         Err(e) if e.errno() == Some("10007") => Ok(T::default()),
         other => other,
     }
-}
-
-async fn maybe<T>(run: bool, fut: impl Future<Output = T>) -> Option<T> {
-    if run { Some(fut.await) } else { None }
 }
 
 impl Target {
@@ -377,51 +437,100 @@ impl Target {
 
     /// Scrapes the PBX, or joins the collection already in flight, answering by `deadline`.
     ///
-    /// A collection is a task of its own, bound by the target's timeout (`--pbx.timeout`, the
-    /// longest deadline any scrape can have): a scraper with a short deadline answers alone when
-    /// it passes, and never cuts short the collection others wait for; a collection whose
-    /// scrapers all went away still finishes (so its logins are read) and releases its permits.
+    /// A collection is a task of its own, bound by the target's timeout (`--pbx.timeout`): a
+    /// scraper whose deadline comes first answers then with what is in — `yeastar_up` from the
+    /// call queries if they answered, `yeastar_collector_success 0` for each collector still out —
+    /// and never cuts short the collection others wait for; a collection whose scrapers all went
+    /// away still finishes (so its logins are read) and releases its permits. Each answer logs at
+    /// most one `warn` line: what timed out, this scraper's deadline and `--pbx.timeout`, or the
+    /// failures.
     pub async fn scrape(self: &Arc<Self>, deadline: Instant) -> Arc<ScrapeOutput> {
         let started = Instant::now();
-        let shared = {
+        let (shared, progress) = {
             let mut slot = lock(&self.inflight);
             match &*slot {
-                Some((_, f)) => f.clone(),
+                Some((_, f, p)) => (f.clone(), p.clone()),
                 None => {
                     let seq = self.seq.fetch_add(1, Ordering::SeqCst);
                     let bound = started + self.client.config().timeout;
-                    let this = self.clone();
+                    let progress = Arc::new(Mutex::new(self.planned()));
+                    let (this, p) = (self.clone(), progress.clone());
                     // The slot is held while spawning, so the task (which empties it when done)
                     // cannot finish before it is there.
                     let task = tokio::spawn(async move {
-                        let out = this.clone().collect(bound).await;
+                        let out = this.clone().collect(bound, p).await;
                         let mut slot = lock(&this.inflight);
-                        if slot.as_ref().is_some_and(|(s, _)| *s == seq) {
+                        if slot.as_ref().is_some_and(|(s, _, _)| *s == seq) {
                             *slot = None;
                         }
                         out
                     });
-                    let this = self.clone();
+                    let (this, p) = (self.clone(), progress.clone());
                     let f = async move {
                         match task.await {
                             Ok(out) => out,
-                            // A panic in the collection: an answer like a timeout, not a hang.
-                            Err(_) => Arc::new(this.render(Results::timed_out(), Duration::ZERO)),
+                            // A panic in the collection: an answer with what came in, not a hang.
+                            Err(e) => {
+                                tracing::error!(target_name = %this.name, cause = %e, "the collection ended without its answer (a bug: please report it)");
+                                this.answer_now(&p, started.elapsed())
+                            }
                         }
                     }
                     .boxed()
                     .shared();
-                    *slot = Some((seq, f.clone()));
-                    f
+                    *slot = Some((seq, f.clone(), progress.clone()));
+                    (f, progress)
                 }
             }
         };
-        match tokio::time::timeout_at(deadline, shared).await {
+        let out = match tokio::time::timeout_at(deadline, shared).await {
             Ok(out) => out,
-            // Our deadline came first: answer with what we know — nothing — now; the collection
-            // goes on for the others.
-            Err(_) => Arc::new(self.render(Results::timed_out(), started.elapsed())),
+            // Our deadline came first: answer with what is in now; the collection goes on for
+            // the others.
+            Err(_) => self.answer_now(&progress, started.elapsed()),
+        };
+        self.log_answer(&out, deadline.saturating_duration_since(started));
+        out
+    }
+
+    /// The collectors a new collection runs, none of them in yet.
+    fn planned(&self) -> Results {
+        Results {
+            merged: MergedCalls::default(),
+            inbound: None,
+            outbound: None,
+            internal: self.runs(CollectorKind::INTERNAL_CALLS).then_some(None),
+            own: CollectorKind::all()
+                .filter(|k| matches!(k.spec().run, Run::Own { .. }) && self.runs(*k))
+                .map(|k| (k, None))
+                .collect(),
+            done: None,
         }
+    }
+
+    /// An answer from what `progress` holds now: the collection's own once it is complete, else
+    /// what has come in (nothing of it is kept: the collection records its results itself).
+    fn answer_now(&self, progress: &Progress, elapsed: Duration) -> Arc<ScrapeOutput> {
+        let r = lock(progress);
+        match &r.done {
+            Some(out) => out.clone(),
+            None => Arc::new(self.render(&r, elapsed, false)),
+        }
+    }
+
+    /// Marks `kind`'s endpoint as one this firmware lacks when `e` says so (10003): the collector
+    /// stays off for an hour, said once.
+    fn note_unsupported(&self, kind: CollectorKind, e: &PbxError) {
+        if !e.is_unsupported() {
+            return;
+        }
+        let recheck = self.clock.now_millis() + UNSUPPORTED_RECHECK.as_millis() as u64;
+        lock(&self.state).unsupported.insert(kind, recheck);
+        tracing::info!(
+            target_name = %self.name,
+            collector = %kind,
+            "the PBX does not support this collector's endpoint (errno 10003); the collector stays off for this PBX and is re-checked hourly"
+        );
     }
 
     fn runs(&self, kind: CollectorKind) -> bool {
@@ -440,60 +549,87 @@ impl Target {
         }
     }
 
-    async fn collect(self: Arc<Self>, deadline: Instant) -> Arc<ScrapeOutput> {
+    /// Runs the collectors `progress` plans, recording each result in it as it arrives, and
+    /// renders the whole.
+    async fn collect(self: Arc<Self>, deadline: Instant, progress: Progress) -> Arc<ScrapeOutput> {
         let started = Instant::now();
         // Ends an expired login suspension (and its gauge) even if no login is due this scrape.
         self.client.suspended_for();
         let session = self.client.session(deadline);
         let s = &session;
+        let p = &progress;
+        let this = &*self;
         let (inbound_q, outbound_q) = (json!({"type": "inbound"}), json!({"type": "outbound"}));
         let all = json!({"number": "all"});
+        let (internal_runs, own_kinds) = {
+            let r = lock(p);
+            let own: Vec<CollectorKind> = r.own.iter().map(|(k, _)| *k).collect();
+            (r.internal.is_some(), own)
+        };
+        let calls = |body: &'static str| {
+            let q = if body == "inbound" {
+                &inbound_q
+            } else {
+                &outbound_q
+            };
+            async move {
+                let a = idle(
+                    s.call::<CallQueryAnswer<MergedCalls>>("call/query", q)
+                        .await,
+                );
+                let mut r = lock(p);
+                let res = a.map(|a| r.merged.add(a.calls));
+                if body == "inbound" {
+                    r.inbound = Some(res);
+                } else {
+                    r.outbound = Some(res);
+                }
+            }
+        };
         // With one request in flight per PBX (the default), the limiter's queue is fair, so these
         // go out in the order written: the call queries first, then the table's order.
-        let merged = std::sync::Mutex::new(MergedCalls::default());
-        let merge = |calls: MergedCalls| lock(&merged).add(calls);
-        let own = CollectorKind::all().filter_map(|kind| match kind.spec().run {
-            Run::Own { fetch, .. } if self.runs(kind) => {
-                Some(async move { (kind, fetch(s).await) })
-            }
-            _ => None,
+        let own = own_kinds.iter().filter_map(|&kind| match kind.spec().run {
+            Run::Own { fetch, .. } => Some(async move {
+                let out = fetch(s).await;
+                if let Err(e) = &out {
+                    this.note_unsupported(kind, e);
+                }
+                if let Some(slot) = lock(p).own.iter_mut().find(|(k, _)| *k == kind) {
+                    slot.1 = Some(out);
+                }
+            }),
+            Run::CallPath => None,
         });
         let own = futures_util::future::join_all(own);
-        let (inbound, outbound, internal, own) = tokio::join!(
+        tokio::join!(
+            calls("inbound"),
+            calls("outbound"),
             async {
-                let a = idle(
-                    s.call::<CallQueryAnswer<MergedCalls>>("call/query", &inbound_q)
-                        .await,
-                )?;
-                merge(a.calls);
-                Ok(())
-            },
-            async {
-                let a = idle(
-                    s.call::<CallQueryAnswer<MergedCalls>>("call/query", &outbound_q)
-                        .await,
-                )?;
-                merge(a.calls);
-                Ok(())
-            },
-            maybe(self.runs(CollectorKind::INTERNAL_CALLS), async {
+                if !internal_runs {
+                    return;
+                }
                 let a = idle(
                     s.call::<ExtensionCallsAnswer<MergedCalls>>("extension/query_call", &all)
                         .await,
-                )?;
-                merge(a.calllist);
-                Ok(())
-            }),
+                );
+                if let Err(e) = &a {
+                    self.note_unsupported(CollectorKind::INTERNAL_CALLS, e);
+                }
+                let mut r = lock(p);
+                let res = a.map(|a| r.merged.add(a.calllist));
+                r.internal = Some(Some(res));
+            },
             own,
         );
-        let results = Results {
-            merged: merged.into_inner().unwrap_or_else(|p| p.into_inner()),
-            inbound,
-            outbound,
-            internal,
-            own,
+        let out = {
+            let mut r = lock(p);
+            let out = Arc::new(self.render(&r, started.elapsed(), true));
+            r.done = Some(out.clone());
+            // Nothing more is rendered from them.
+            r.merged = MergedCalls::default();
+            r.own.clear();
+            out
         };
-        let out = Arc::new(self.render(results, started.elapsed()));
         lock(&self.state).last = Some(LastScrape {
             up: out.up,
             error: out.error.clone(),
@@ -502,11 +638,14 @@ impl Target {
         out
     }
 
-    fn render(&self, r: Results, elapsed: Duration) -> ScrapeOutput {
+    /// Renders `r`: complete (the collection's own answer: `keep` records the member-status ages
+    /// it saw) or partial (a scraper's deadline came first: collectors still out are failed this
+    /// scrape, and nothing is kept).
+    fn render(&self, r: &Results, elapsed: Duration, keep: bool) -> ScrapeOutput {
         let now_millis = self.clock.now_millis();
         let now_secs = now_millis as f64 / 1000.0;
         let m = Families::default();
-        let up = r.inbound.is_ok() && r.outbound.is_ok();
+        let up = matches!(r.inbound, Some(Ok(()))) && matches!(r.outbound, Some(Ok(())));
         m.gauge(
             "yeastar_up",
             "1 when this scrape's call queries (call/query inbound and outbound) both succeeded.",
@@ -517,85 +656,57 @@ impl Target {
             "1 when the collector's PBX requests succeeded this scrape, else 0.",
             &["collector"],
         );
-        fn unit<T>(r: &Option<Result<T, PbxError>>) -> Option<Result<(), &PbxError>> {
-            r.as_ref().map(|x| x.as_ref().map(|_| ()))
-        }
-        let calls_err = r.inbound.as_ref().err().or(r.outbound.as_ref().err());
-        let mut outcomes: Vec<(CollectorKind, Option<Result<(), &PbxError>>)> = vec![
-            (CollectorKind::CALLS, Some(calls_err.map_or(Ok(()), Err))),
-            (CollectorKind::INTERNAL_CALLS, unit(&r.internal)),
-        ];
-        for kind in CollectorKind::all().skip(2) {
-            let result = r
-                .own
-                .iter()
-                .find(|(k, _)| *k == kind)
-                .map(|(_, res)| res.as_ref().map(|_| ()));
-            outcomes.push((kind, result));
-        }
-        let mut failures: Vec<(CollectorKind, &PbxError)> = Vec::new();
-        for (kind, result) in outcomes {
+        let mut problems: Vec<(CollectorKind, Option<PbxError>)> = Vec::new();
+        for kind in CollectorKind::all() {
             if !self.collectors.contains(kind) {
                 continue;
             }
-            let ok = matches!(result, Some(Ok(())));
+            let came = r.came(kind);
             success
                 .with_label_values(&[kind.as_str()])
-                .set(if ok { 1.0 } else { 0.0 });
-            if let Some(Err(e)) = result {
-                failures.push((kind, e));
+                .set(if matches!(came, Came::Ok) { 1.0 } else { 0.0 });
+            match came {
+                Came::Out => problems.push((kind, None)),
+                Came::Failed(e) => problems.push((kind, Some(e.clone()))),
+                Came::Ok | Came::NotRun => {}
             }
         }
-
-        // Endpoints this firmware lacks: remember, say so once, ask again in an hour.
-        {
-            let mut state = lock(&self.state);
-            for (kind, e) in &failures {
-                if e.is_unsupported() && *kind != CollectorKind::CALLS {
-                    state
-                        .unsupported
-                        .insert(*kind, now_millis + UNSUPPORTED_RECHECK.as_millis() as u64);
-                    tracing::info!(
-                        target_name = %self.name,
-                        collector = %kind,
-                        "the PBX does not support this collector's endpoint (errno 10003); the collector stays off for this PBX and is re-checked hourly"
-                    );
-                }
-            }
-        }
-        let first_error = failures.first().map(|(_, e)| crate::report::chain(*e));
-        self.log_failures(&failures);
+        let first_error = problems.first().map(|(_, e)| match e {
+            Some(e) => crate::report::chain(e),
+            None => "no answer before the scrape's deadline".to_string(),
+        });
 
         let trunk_list = r.own.iter().find_map(|(_, res)| {
-            res.as_ref()
+            res.as_ref()?
+                .as_ref()
                 .ok()?
                 .as_any()
                 .downcast_ref::<trunks::Listed>()
                 .map(|l| l.0.as_slice())
         });
         if up {
-            let internal_ok = matches!(r.internal, Some(Ok(_)));
-            let merged = r.merged;
+            let internal_ok = matches!(r.internal, Some(Some(Ok(_))));
+            let merged = &r.merged;
             // Only what this scrape saw is kept: without the internal answer (unsupported, off,
             // failing) extension-only members lose their ages rather than pile up.
             let ages = {
                 let mut state = lock(&self.state);
-                let (ages, dropped) = match &self.events {
-                    Some(intake) => {
-                        let intake = lock(intake);
-                        state
-                            .ages
-                            .observe_with(&merged, now_millis, Some(&intake.stats.legs))
-                    }
-                    None => state.ages.observe(&merged, now_millis),
+                let legs = self.events.as_ref().map(|intake| lock(intake));
+                let legs = legs.as_ref().map(|intake| &intake.stats.legs);
+                let (ages, dropped) = if keep {
+                    state.ages.observe_with(merged, now_millis, legs)
+                } else {
+                    state.ages.peek_with(merged, now_millis, legs)
                 };
-                state.members_dropped += dropped;
+                if keep {
+                    state.members_dropped += dropped;
+                }
                 ages
             };
             calls::write(&m, merged.stats(now_millis), &ages, internal_ok, trunk_list);
         }
         for (_, result) in &r.own {
-            if let Ok(collected) = result {
+            if let Some(Ok(collected)) = result {
                 collected.write(&m, &self.name);
             }
         }
@@ -620,6 +731,58 @@ impl Target {
             up,
             error: first_error,
             finished_unix: now_secs,
+            problems,
+        }
+    }
+
+    /// The log line of one answer, made by a scraper whose deadline was `deadline` after it
+    /// asked: when a collector's answer was still out (or the collection's own bound,
+    /// `--pbx.timeout`, passed first), one `warn` line naming them with both durations, and the
+    /// other failures if any; else [`Target::log_failures`].
+    fn log_answer(&self, out: &ScrapeOutput, deadline: Duration) {
+        let timed_out =
+            |e: &Option<PbxError>| !matches!(e, Some(e) if !matches!(e, PbxError::Timeout { .. }));
+        let late: Vec<&str> = out
+            .problems
+            .iter()
+            .filter(|(_, e)| timed_out(e))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        let failed: Vec<(CollectorKind, &PbxError)> = out
+            .problems
+            .iter()
+            .filter(|(_, e)| !timed_out(e))
+            .filter_map(|(k, e)| e.as_ref().map(|e| (*k, e)))
+            .collect();
+        if late.is_empty() {
+            self.log_failures(&failed);
+            return;
+        }
+        let late = late.join(",");
+        let (deadline, pbx_timeout) = (seconds(deadline), seconds(self.client.config().timeout));
+        let pbx = &self.client.config().url;
+        match failed.first() {
+            None => tracing::warn!(
+                target_name = %self.name,
+                pbx = %pbx,
+                timed_out = %late,
+                deadline = %deadline,
+                pbx_timeout = %pbx_timeout,
+                "scrape deadline passed before every collector answered"
+            ),
+            Some((_, first)) => {
+                let names: Vec<&str> = failed.iter().map(|(k, _)| k.as_str()).collect();
+                tracing::warn!(
+                    target_name = %self.name,
+                    pbx = %pbx,
+                    timed_out = %late,
+                    deadline = %deadline,
+                    pbx_timeout = %pbx_timeout,
+                    failed = %names.join(","),
+                    cause = %crate::report::chain(*first),
+                    "scrape deadline passed before every collector answered"
+                )
+            }
         }
     }
 
@@ -649,20 +812,21 @@ impl Target {
     }
 }
 
-impl Results {
-    fn timed_out() -> Self {
-        let t = || PbxError::Timeout {
-            endpoint: "call/query".into(),
-        };
-        Results {
-            merged: MergedCalls::default(),
-            inbound: Err(t()),
-            outbound: Err(t()),
-            internal: Some(Err(t())),
-            own: CollectorKind::all()
-                .filter(|k| matches!(k.spec().run, Run::Own { .. }))
-                .map(|k| (k, Err(t())))
-                .collect(),
-        }
+#[cfg(test)]
+mod tests {
+    use super::seconds;
+    use std::time::Duration;
+
+    #[test]
+    fn log_durations_read_as_seconds_to_the_millisecond() {
+        let ms = Duration::from_millis;
+        assert_eq!(seconds(ms(9500)), "9.5s");
+        assert_eq!(seconds(ms(5000)), "5s");
+        assert_eq!(seconds(ms(100)), "0.1s");
+        assert_eq!(seconds(ms(1234)), "1.234s");
+        assert_eq!(seconds(Duration::ZERO), "0s");
+        // A deadline computed a few microseconds before the scrape began reads as the whole.
+        assert_eq!(seconds(Duration::from_nanos(9_499_999_100)), "9.5s");
+        assert_eq!(seconds(Duration::from_nanos(4_999_400)), "0.005s");
     }
 }

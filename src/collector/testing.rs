@@ -88,7 +88,10 @@ impl Target {
             ))
             .map(|a| merged.add(a.calls))
         };
-        let (inbound, outbound) = (calls(&answers.inbound), calls(&answers.outbound));
+        let (inbound, outbound) = (
+            Some(calls(&answers.inbound)),
+            Some(calls(&answers.outbound)),
+        );
         let internal = answers.internal.as_deref().map(|b| {
             idle(decode_answer::<ExtensionCallsAnswer<MergedCalls>>(
                 "extension/query_call",
@@ -96,6 +99,7 @@ impl Target {
             ))
             .map(|a| merged.add(a.calllist))
         });
+        let internal = internal.map(Some);
         let given = [
             ("trunks", &answers.trunks),
             ("extensions", &answers.extensions),
@@ -111,7 +115,7 @@ impl Target {
                 else {
                     return None;
                 };
-                Some((kind, parse(bytes.as_deref()?)))
+                Some((kind, Some(parse(bytes.as_deref()?))))
             })
             .collect();
         let results = Results {
@@ -120,7 +124,8 @@ impl Target {
             outbound,
             internal,
             own,
+            done: None,
         };
-        self.render(results, Duration::ZERO)
+        self.render(&results, Duration::ZERO, true)
     }
 }

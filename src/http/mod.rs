@@ -3,7 +3,8 @@
 //! Routes turn requests into calls on [`App`] and [`Target`] and their
 //! answers into responses. A failed PBX is data (`yeastar_up 0`, HTTP 200); only a caller's own
 //! mistake (unknown or missing target) is a 4xx. Each scrape's deadline comes from Prometheus's
-//! `X-Prometheus-Scrape-Timeout-Seconds` minus `--web.timeout-offset`, capped by the target's timeout.
+//! `X-Prometheus-Scrape-Timeout-Seconds` minus `--web.timeout-offset` (the target's timeout without
+//! the header); the PBX work itself is bound by the target's timeout.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -231,22 +232,25 @@ fn query_param(query: Option<&str>, key: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// The scrape's timeout from Prometheus's `X-Prometheus-Scrape-Timeout-Seconds` minus `offset`,
-/// at most `cap`; `cap` when the header is missing, unreadable, not positive or not finite (or
-/// too large for a `Duration`). Never less than 0.1 s.
-pub fn scrape_timeout(header: Option<&[u8]>, offset: Duration, cap: Duration) -> Duration {
+/// The scrape's timeout from Prometheus's `X-Prometheus-Scrape-Timeout-Seconds` minus `offset`;
+/// `fallback` when the header is missing, unreadable, not positive or not finite (or too large for
+/// a `Duration`). Never less than 0.1 s.
+///
+/// Not capped by `--pbx.timeout`: that bounds the collection, which a scraper never waits beyond
+/// anyway; the scraper's own figure is what its log line reports beside `--pbx.timeout`.
+pub fn scrape_timeout(header: Option<&[u8]>, offset: Duration, fallback: Duration) -> Duration {
     let Some(seconds) = header
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s > 0.0)
     else {
-        return cap;
+        return fallback;
     };
     let left = (seconds - offset.as_secs_f64()).max(0.1);
-    Duration::try_from_secs_f64(left).map_or(cap, |d| d.min(cap))
+    Duration::try_from_secs_f64(left).unwrap_or(fallback)
 }
 
-/// The scrape's deadline: Prometheus's timeout minus the offset, capped by the target's timeout.
+/// The scrape's deadline: Prometheus's timeout minus the offset, or the target's timeout.
 fn deadline(current: &Current, req: &Request<Incoming>, target: &Target) -> Instant {
     let timeout = scrape_timeout(
         req.headers()
@@ -416,5 +420,20 @@ mod tests {
         assert_eq!(t("2"), Duration::from_millis(1500));
         assert_eq!(scrape_timeout(Some(&[0xff, 0x31]), off, cap), cap);
         assert_eq!(scrape_timeout(None, off, cap), cap);
+    }
+
+    /// Prometheus's 10 s is a 9.5 s deadline whatever `--pbx.timeout` is: the collection has its
+    /// own bound, and the scraper reports both.
+    #[test]
+    fn the_deadline_is_prometheus_timeout_not_the_pbx_timeout() {
+        let (off, fallback) = (Duration::from_millis(500), Duration::from_secs(5));
+        assert_eq!(
+            scrape_timeout(Some(b"10"), off, fallback),
+            Duration::from_millis(9500)
+        );
+        assert_eq!(
+            scrape_timeout(Some(b"60"), off, fallback),
+            Duration::from_millis(59_500)
+        );
     }
 }
