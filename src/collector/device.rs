@@ -69,10 +69,17 @@ fn write(m: &Families, info: &DeviceInfo, target: &str) {
     }
 }
 
-/// Parses the uptime forms seen in the wild: `00:32:59`, `123:04:05`, `3 days, 04:05:06`,
-/// `1 day, 04:05:06`, `3d 04:05:06`, `3 days 04:05`. `None` for anything else.
+/// Parses the uptime forms the vendor's pages and captures show: `00:32:59`, `123:04:05`,
+/// `3days 03:57:42`, `3 days, 04:05:06`, `1 day, 04:05:06`, `1day 04:05:06`, `3d 04:05:06`,
+/// `3 days 04:05`, `2 days` — and the v1 table's `3:25:04 AM`, read as a 12-hour clock (`12:10:00 AM`
+/// is 10 minutes, `1:00:00 PM` 13 hours). `None` for anything else.
 pub fn parse_uptime(text: &str) -> Option<f64> {
-    let text = text.trim();
+    let text = text.trim().to_ascii_lowercase();
+    let (text, pm) = match (text.strip_suffix("am"), text.strip_suffix("pm")) {
+        (Some(t), _) => (t.trim_end(), Some(false)),
+        (_, Some(t)) => (t.trim_end(), Some(true)),
+        _ => (text.as_str(), None),
+    };
     let (days, clock) = match text.find(|c: char| c.is_ascii_alphabetic()) {
         None => (0u64, text),
         Some(i) => {
@@ -82,20 +89,26 @@ pub fn parse_uptime(text: &str) -> Option<f64> {
                 .find(|c: char| !c.is_ascii_alphabetic())
                 .unwrap_or(unit_and_rest.len());
             let unit = &unit_and_rest[..unit_end];
-            if !matches!(unit.to_ascii_lowercase().as_str(), "d" | "day" | "days") {
+            if !matches!(unit, "d" | "day" | "days") {
                 return None;
             }
             let rest = unit_and_rest[unit_end..].trim_start_matches([',', ' ']);
+            if rest.is_empty() && pm.is_none() {
+                return Some((days * 86_400) as f64);
+            }
             (days, rest)
         }
     };
-    let parts: Vec<&str> = clock.split(':').collect();
-    let nums: Option<Vec<u64>> = parts.iter().map(|p| p.trim().parse().ok()).collect();
-    let nums = nums?;
+    let nums: Option<Vec<u64>> = clock.split(':').map(|p| p.trim().parse().ok()).collect();
+    let mut nums = nums?;
+    if let Some(pm) = pm {
+        // A 12-hour clock: 1..=12 hours, 12 AM is 0.
+        let h = nums.first_mut().filter(|h| (1..=12).contains(*h))?;
+        *h = *h % 12 + if pm { 12 } else { 0 };
+    }
     let secs = match nums.as_slice() {
         [h, m, s] if *m < 60 && *s < 60 => h * 3600 + m * 60 + s,
         [h, m] if *m < 60 => h * 3600 + m * 60,
-        [] => 0,
         _ => return None,
     };
     Some((days * 86_400 + secs) as f64)
@@ -115,5 +128,39 @@ mod tests {
         assert_eq!(parse_uptime("up 3 weeks"), None);
         assert_eq!(parse_uptime("3 weeks, 00:00:00"), None);
         assert_eq!(parse_uptime("00:61:00"), None);
+    }
+
+    /// Every form the vendor's pages and captures show (`../shared/docs/yeastar-api.md`), exactly.
+    #[test]
+    fn every_documented_form() {
+        let cases: [(&str, Option<f64>); 24] = [
+            ("03:25:04", Some(12_304.0)),
+            ("3:25:04", Some(12_304.0)),
+            ("3:25:04 AM", Some(12_304.0)),
+            ("3:25:04 am", Some(12_304.0)),
+            ("3:25:04AM", Some(12_304.0)),
+            ("12:05:00 AM", Some(300.0)),
+            ("1:00:00 PM", Some(46_800.0)),
+            ("12:00:00 PM", Some(43_200.0)),
+            ("13:00:00 PM", None),
+            ("0:00:01 AM", None),
+            ("3days 03:57:42", Some(273_462.0)),
+            ("3Days 03:57:42", Some(273_462.0)),
+            ("3days03:57:42", Some(273_462.0)),
+            ("3 days 03:57:42", Some(273_462.0)),
+            ("3 days, 03:57:42", Some(273_462.0)),
+            ("1day 00:00:01", Some(86_401.0)),
+            ("1 day 00:00:01", Some(86_401.0)),
+            ("1 day, 00:00:01", Some(86_401.0)),
+            ("1 day", Some(86_400.0)),
+            ("2 days", Some(172_800.0)),
+            ("1d", Some(86_400.0)),
+            (" 00:32:59 ", Some(1979.0)),
+            ("", None),
+            ("3 days, ", Some(259_200.0)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_uptime(text), want, "{text:?}");
+        }
     }
 }

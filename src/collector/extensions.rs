@@ -1,4 +1,6 @@
-//! Extensions: `extension/list` → extensions by status. Numbers are never kept.
+//! Extensions: `extension/list` → extensions by status. Numbers are never kept (so v2's `number` and
+//! older firmware's `extnumber` read alike). An entry without a status word is unreadable: the
+//! collector then fails (`decode_error`, the count in the cause) rather than drop it silently.
 
 use futures_util::future::BoxFuture;
 
@@ -36,13 +38,13 @@ fn fetch<'a>(s: &'a Session<'a>) -> BoxFuture<'a, Result<Box<dyn Collected>, Pbx
         let answer: ExtensionListAnswer = s
             .call("extension/list", &serde_json::json!({}))
             .await?;
-        Ok(Box::new(Counted(count_by_status(&answer))) as Box<dyn Collected>)
+        Ok(Box::new(Counted(count_by_status(&answer)?)) as Box<dyn Collected>)
     })
 }
 
 fn parse(bytes: &[u8]) -> Result<Box<dyn Collected>, PbxError> {
     let answer: ExtensionListAnswer = decode_answer("extension/list", bytes)?;
-    Ok(Box::new(Counted(count_by_status(&answer))))
+    Ok(Box::new(Counted(count_by_status(&answer)?)))
 }
 
 /// The `status` label values, by [`ExtensionStatus`](crate::pbx::types::ExtensionStatus) index; the last one takes every word not
@@ -59,13 +61,29 @@ pub const STATUSES: [&str; 9] = [
     "other",
 ];
 
-/// Extensions counted by [`STATUSES`] index.
-pub fn count_by_status(answer: &ExtensionListAnswer) -> [u64; 9] {
+/// Extensions counted by [`STATUSES`] index; a decode error naming how many entries had no
+/// status word (and the first), never a count that leaves them out.
+pub fn count_by_status(answer: &ExtensionListAnswer) -> Result<[u64; 9], PbxError> {
     let mut counts = [0u64; 9];
-    for e in &answer.extlist {
-        counts[e.status as usize] += 1;
+    let mut unreadable = Vec::new();
+    for (i, e) in answer.extlist.iter().enumerate() {
+        match e.status {
+            Some(status) => counts[status as usize] += 1,
+            None => unreadable.push(i),
+        }
     }
-    counts
+    match unreadable.first() {
+        None => Ok(counts),
+        Some(first) => Err(PbxError::Decode {
+            endpoint: "extension/list".into(),
+            reason: format!(
+                "{} of {} extensions unreadable: no status (the first is entry {})",
+                unreadable.len(),
+                answer.extlist.len(),
+                first + 1
+            ),
+        }),
+    }
 }
 
 /// Writes `yeastar_extensions`, every status present.
@@ -78,8 +96,59 @@ fn write_counts(m: &Families, counts: &[u64; 9]) {
 
 #[cfg(test)]
 mod tests {
-    use super::STATUSES;
-    use crate::pbx::types::ExtensionStatus;
+    use super::{STATUSES, count_by_status};
+    use crate::pbx::types::{ExtensionListAnswer, ExtensionStatus};
+
+    #[test]
+    fn every_spelling_of_a_status_is_one_bucket() {
+        let cases = [
+            ("Registered", ExtensionStatus::Registered),
+            ("registered", ExtensionStatus::Registered),
+            ("REGISTERED", ExtensionStatus::Registered),
+            (" Registered ", ExtensionStatus::Registered),
+            ("Unavailable", ExtensionStatus::Unavailable),
+            ("unavailable", ExtensionStatus::Unavailable),
+            ("Un available", ExtensionStatus::Unavailable),
+            ("Ringing", ExtensionStatus::Ringing),
+            ("Busy", ExtensionStatus::Busy),
+            ("Hold", ExtensionStatus::Hold),
+            ("Idle", ExtensionStatus::Idle),
+            ("Malfunction", ExtensionStatus::Malfunction),
+            ("Fxsnoport", ExtensionStatus::FxsNoPort),
+            ("FXSNoPort", ExtensionStatus::FxsNoPort),
+            ("FXS No Port", ExtensionStatus::FxsNoPort),
+            ("fxs_no_port", ExtensionStatus::FxsNoPort),
+            ("Away", ExtensionStatus::Other),
+            ("Registering", ExtensionStatus::Other),
+        ];
+        for (word, status) in cases {
+            assert_eq!(ExtensionStatus::parse(word), status, "{word:?}");
+        }
+    }
+
+    #[test]
+    fn old_field_names_count_and_entries_without_status_fail() {
+        let read = |json: &str| {
+            count_by_status(&serde_json::from_str::<ExtensionListAnswer>(json).unwrap())
+        };
+        // v1's `extnumber`, a lower-case status, a number as the number.
+        let counts = read(
+            r#"{"status":"Success","extlist":[{"extnumber":"1000","status":"unavailable"},
+                {"extnumber":1001,"status":"Registered"},{"number":"1002","status":"Busy"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(counts, [1, 1, 0, 1, 0, 0, 0, 0, 0]);
+        let err = read(
+            r#"{"status":"Success","extlist":[{"number":"1000","status":"Idle"},{"number":"1001"},
+                {"number":"1002","status":""},{"number":"1003","status":null}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "POST extension/list: undecodable answer: 3 of 4 extensions unreadable: no status (the first is entry 2)"
+        );
+        assert_eq!(err.outcome(), crate::pbx::Outcome::DecodeError);
+    }
 
     #[test]
     fn every_status_has_its_label_at_its_index() {

@@ -1,5 +1,7 @@
 //! Queues: `queue/query` `{"number":"all"}`, then `queue/query_status` per queue → waiting callers
-//! and agents by status. Agent numbers are never kept.
+//! and agents by status. Agent numbers are never kept. A queue's number is `number` (v2) or
+//! `queuenumber` (older firmware); a listed queue with neither is unreadable: the collector then
+//! fails (`decode_error`, the count in the cause) rather than drop it silently.
 
 use futures_util::future::BoxFuture;
 use serde_json::json;
@@ -83,7 +85,7 @@ pub fn queue_state(queue: &str, answer: &QueueStatusAnswer) -> Result<QueueState
     for entry in answer
         .queues
         .iter()
-        .filter(|q| q.number.is_empty() || q.number == queue)
+        .filter(|q| q.number().is_empty() || q.number() == queue)
     {
         for status in &entry.queuestatus {
             let count = status.callercount.trim();
@@ -112,19 +114,36 @@ pub fn queue_state(queue: &str, answer: &QueueStatusAnswer) -> Result<QueueState
     Ok(state)
 }
 
+/// The numbers of the queues `queue/query` listed, sorted, each once; a decode error naming how
+/// many entries had no number under either name (and the first), never a list that leaves them
+/// out.
+pub fn queue_numbers(list: &QueueListAnswer) -> Result<Vec<String>, PbxError> {
+    let unnumbered: Vec<usize> = (0..list.queues.len())
+        .filter(|i| list.queues[*i].number().is_empty())
+        .collect();
+    if let Some(first) = unnumbered.first() {
+        return Err(PbxError::Decode {
+            endpoint: "queue/query".into(),
+            reason: format!(
+                "{} of {} queues unreadable: no number nor queuenumber (the first is entry {})",
+                unnumbered.len(),
+                list.queues.len(),
+                first + 1
+            ),
+        });
+    }
+    let mut numbers: Vec<String> = list.queues.iter().map(|q| q.number().to_string()).collect();
+    numbers.sort();
+    numbers.dedup();
+    Ok(numbers)
+}
+
 /// Lists the queues and asks each for its status, one request at a time.
 pub async fn fetch(session: &Session<'_>) -> Result<Vec<QueueState>, PbxError> {
     let list: QueueListAnswer = session
         .call("queue/query", &json!({"number": "all"}))
         .await?;
-    let mut numbers: Vec<String> = list
-        .queues
-        .into_iter()
-        .map(|q| q.number)
-        .filter(|n| !n.is_empty())
-        .collect();
-    numbers.sort();
-    numbers.dedup();
+    let numbers = queue_numbers(&list)?;
     let mut out = Vec::with_capacity(numbers.len());
     for number in numbers {
         let answer: QueueStatusAnswer = session
@@ -154,5 +173,49 @@ fn write(m: &Families, list: &[QueueState]) {
                 .with_label_values(&[q.queue.as_str(), status])
                 .set(q.agents[i] as f64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_and_new_field_names_read_alike() {
+        let list: QueueListAnswer = serde_json::from_str(
+            r#"{"status":"Success","queues":[{"queuenumber":"6701","queuename":"Support"},
+                {"number":6700},{"number":"","queuenumber":" 6702 "},{"number":"6700","queuenumber":"9"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(queue_numbers(&list).unwrap(), ["6700", "6701", "6702"]);
+        let status: QueueStatusAnswer = serde_json::from_str(
+            r#"{"status":"Success","queues":[{"queuenumber":"6701","queuestatus":[{"callercount":"3",
+                "members":[{"agent":"1000","agentstatus":"1"},{"agent":"1001","agentstatus":"10"}]}]},
+                {"queuenumber":"6702","queuestatus":[{"callercount":"7","members":[]}]}]}"#,
+        )
+        .unwrap();
+        let mut agents = [0; 11];
+        agents[1] = 1;
+        agents[10] = 1;
+        assert_eq!(
+            queue_state("6701", &status).unwrap(),
+            QueueState {
+                queue: "6701".into(),
+                waiting: 3,
+                agents
+            }
+        );
+    }
+
+    #[test]
+    fn a_queue_without_a_number_fails_the_list() {
+        let list: QueueListAnswer = serde_json::from_str(
+            r#"{"status":"Success","queues":[{"number":"6700"},{"queuename":"Sales"},{"number":""}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            queue_numbers(&list).unwrap_err().to_string(),
+            "POST queue/query: undecodable answer: 2 of 3 queues unreadable: no number nor queuenumber (the first is entry 2)"
+        );
     }
 }

@@ -1,4 +1,7 @@
-//! Trunks: `trunk/list` → whether each trunk can carry calls, and its status word.
+//! Trunks: `trunk/list` → whether each trunk can carry calls, and its status word. Status words are
+//! folded so every spelling firmware has used gives one label value (`No SIM`, `nosim` → `no_sim`).
+//! A trunk without a name is unreadable: the collector then fails (`decode_error`, the count in the
+//! cause) rather than drop it silently.
 
 use futures_util::future::BoxFuture;
 
@@ -35,13 +38,13 @@ impl Collected for Listed {
 fn fetch<'a>(s: &'a Session<'a>) -> BoxFuture<'a, Result<Box<dyn Collected>, PbxError>> {
     Box::pin(async move {
         let answer: TrunkListAnswer = s.call("trunk/list", &serde_json::json!({})).await?;
-        Ok(Box::new(Listed(trunk_states(&answer))) as Box<dyn Collected>)
+        Ok(Box::new(Listed(trunk_states(&answer)?)) as Box<dyn Collected>)
     })
 }
 
 fn parse(bytes: &[u8]) -> Result<Box<dyn Collected>, PbxError> {
     let answer: TrunkListAnswer = decode_answer("trunk/list", bytes)?;
-    Ok(Box::new(Listed(trunk_states(&answer))))
+    Ok(Box::new(Listed(trunk_states(&answer)?)))
 }
 
 /// One trunk, as the metrics show it.
@@ -57,9 +60,35 @@ pub struct TrunkState {
     pub up: bool,
 }
 
+/// The status words firmware has written without spaces (the 2017 status table: `nosim`,
+/// `poweroff`, …), by their letters and digits in lower case, and the label value of the spaced
+/// spelling later pages use (`No SIM` → `no_sim`): both spellings give one label value.
+const RUN_TOGETHER: [(&str, &str); 5] = [
+    ("nosim", "no_sim"),
+    ("poweroff", "power_off"),
+    ("nosignal", "no_signal"),
+    ("pinerror", "pin_error"),
+    ("registeredunmonitored", "registered_unmonitored"),
+];
+
+/// `word`'s letters and digits in lower case: what two spellings of one status word share
+/// (`No SIM`, `nosim`, `NO_SIM` → `nosim`).
+pub fn fold_key(word: &str) -> String {
+    word.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// A status word as a label value: lower case, runs of anything but letters and digits as one `_`
-/// (`Registered (Unmonitored)` → `registered_unmonitored`), at most 40 characters.
+/// (`Registered (Unmonitored)` → `registered_unmonitored`), at most 40 characters. The words
+/// older firmware wrote without spaces read as the spaced ones (`nosim` → `no_sim`,
+/// `poweroff` → `power_off`, `nosignal` → `no_signal`, `pinerror` → `pin_error`).
 pub fn status_label(word: &str) -> String {
+    let key = fold_key(word);
+    if let Some((_, label)) = RUN_TOGETHER.iter().find(|(k, _)| *k == key) {
+        return (*label).to_string();
+    }
     let mut out = String::with_capacity(word.len());
     for part in word
         .split(|c: char| !c.is_alphanumeric())
@@ -83,32 +112,46 @@ pub fn status_label(word: &str) -> String {
 /// `Unknown`, `Registered (Unmonitored)`). Such a trunk reads as up: it may well carry calls, and
 /// paging on it would be a false alarm; `yeastar_trunk_status` shows the word.
 pub fn unmonitored(status: &str) -> bool {
-    let status = status.trim();
-    status.eq_ignore_ascii_case("unknown") || status.to_ascii_lowercase().contains("unmonitored")
+    let key = fold_key(status);
+    key == "unknown" || key.contains("unmonitored")
 }
 
-/// Whether a trunk of `kind` in `status` can carry calls (case-insensitive).
+/// Whether a trunk of `kind` in `status` can carry calls (case, spaces and punctuation ignored).
 pub fn can_carry_calls(kind: &str, status: &str) -> bool {
     if unmonitored(status) {
         return true;
     }
-    let status = status.trim();
-    let is = |w: &str| status.eq_ignore_ascii_case(w);
-    match kind.to_ascii_uppercase().as_str() {
-        "SIP" | "IAX" => is("Registered"),
-        "BRI" | "E1" => is("Up"),
-        "FXO" | "GSM" => is("Idle") || is("Busy"),
+    let status = fold_key(status);
+    let is = |w: &str| status == w;
+    match fold_key(kind).to_ascii_uppercase().as_str() {
+        "SIP" | "IAX" => is("registered"),
+        "BRI" | "E1" => is("up"),
+        "FXO" | "GSM" => is("idle") || is("busy"),
         // An unknown trunk kind: the words that mean "working" on the known ones.
-        _ => is("Registered") || is("Up") || is("Idle") || is("Busy"),
+        _ => is("registered") || is("up") || is("idle") || is("busy"),
     }
 }
 
-/// The trunks of a `trunk/list` answer.
-pub fn trunk_states(answer: &TrunkListAnswer) -> Vec<TrunkState> {
-    answer
+/// The trunks of a `trunk/list` answer; a decode error naming how many had no name (and the
+/// first), never a list that leaves them out.
+pub fn trunk_states(answer: &TrunkListAnswer) -> Result<Vec<TrunkState>, PbxError> {
+    let unnamed: Vec<usize> = (0..answer.trunklist.len())
+        .filter(|i| answer.trunklist[*i].trunkname.is_empty())
+        .collect();
+    if let Some(first) = unnamed.first() {
+        return Err(PbxError::Decode {
+            endpoint: "trunk/list".into(),
+            reason: format!(
+                "{} of {} trunks unreadable: no trunkname (the first is entry {})",
+                unnamed.len(),
+                answer.trunklist.len(),
+                first + 1
+            ),
+        });
+    }
+    Ok(answer
         .trunklist
         .iter()
-        .filter(|t| !t.trunkname.is_empty())
         .map(|t| TrunkState {
             name: super::families::label_text(&t.trunkname).to_string(),
             // The PBX's type word folded as the status is (`SIP` → `sip`): one case for every label.
@@ -116,7 +159,7 @@ pub fn trunk_states(answer: &TrunkListAnswer) -> Vec<TrunkState> {
             status: status_label(&t.status),
             up: can_carry_calls(&t.kind, &t.status),
         })
-        .collect()
+        .collect())
 }
 
 /// Writes `yeastar_trunk_up` and `yeastar_trunk_status` for the listed trunks.
@@ -162,5 +205,80 @@ mod tests {
             "registered_unmonitored"
         );
         assert!(!can_carry_calls("SIP", "Failure"));
+    }
+
+    /// Every spelling the vendor's pages and captures show, and what it reads as.
+    #[test]
+    fn every_spelling_folds_to_one_label() {
+        let cases = [
+            // (kind, status word, label, can carry calls)
+            ("GSM", "No SIM", "no_sim", false),
+            ("GSM", "nosim", "no_sim", false),
+            ("GSM", "NOSIM", "no_sim", false),
+            ("GSM", "no_sim", "no_sim", false),
+            ("GSM", "Power Off", "power_off", false),
+            ("GSM", "poweroff", "power_off", false),
+            ("GSM", "PowerOff", "power_off", false),
+            ("GSM", "No Signal", "no_signal", false),
+            ("GSM", "nosignal", "no_signal", false),
+            ("GSM", "Pin Error", "pin_error", false),
+            ("GSM", "pinerror", "pin_error", false),
+            ("GSM", "Unregister", "unregister", false),
+            ("GSM", "unregister", "unregister", false),
+            ("GSM", "Alarm", "alarm", false),
+            ("GSM", "Idle", "idle", true),
+            ("GSM", "idle", "idle", true),
+            ("GSM", "Busy", "busy", true),
+            ("SIP", "Registered", "registered", true),
+            ("SIP", "registered", "registered", true),
+            ("SIP", "REGISTERED", "registered", true),
+            ("SIP", "Registered (Unmonitored)", "registered_unmonitored", true),
+            ("SIP", "registered (unmonitored)", "registered_unmonitored", true),
+            ("SIP", "registered(unmonitored)", "registered_unmonitored", true),
+            ("SIP", "registeredunmonitored", "registered_unmonitored", true),
+            ("SIP", "Registering", "registering", false),
+            ("SIP", "Failure", "failure", false),
+            ("SIP", "failure", "failure", false),
+            ("SIP", "Disable", "disable", false),
+            ("SIP", "Unknown", "unknown", true),
+            ("IAX", "unknown", "unknown", true),
+            ("FXO", "Fault", "fault", false),
+            ("FXO", "Idle", "idle", true),
+            ("E1", "Up", "up", true),
+            ("BRI", "up", "up", true),
+            ("BRI", "Down", "down", false),
+            ("SIP", "", "unknown", false),
+        ];
+        for (kind, word, label, up) in cases {
+            assert_eq!(status_label(word), label, "{word:?}");
+            assert_eq!(can_carry_calls(kind, word), up, "{kind} {word:?}");
+        }
+    }
+
+    #[test]
+    fn a_trunk_without_a_name_fails_the_list() {
+        let read = |json: &str| {
+            trunk_states(&serde_json::from_str::<TrunkListAnswer>(json).unwrap())
+        };
+        let ok = read(r#"{"status":"Success","trunklist":[{"trunkname":"gsm","type":"GSM","status":"nosim"}]}"#)
+            .unwrap();
+        assert_eq!(
+            ok,
+            [TrunkState {
+                name: "gsm".into(),
+                kind: "gsm".into(),
+                status: "no_sim".into(),
+                up: false
+            }]
+        );
+        let err = read(
+            r#"{"status":"Success","trunklist":[{"trunkname":"a","type":"SIP","status":"Registered"},
+                {"name":"b","type":"SIP","status":"Registered"}]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "POST trunk/list: undecodable answer: 1 of 2 trunks unreadable: no trunkname (the first is entry 2)"
+        );
     }
 }

@@ -558,16 +558,18 @@ pub struct ExtensionListAnswer {
     pub extlist: Vec<Extension>,
 }
 
-/// One extension (its number is not kept).
+/// One extension (its number is not kept: `number` in v2, `extnumber` in older firmware, read
+/// alike because neither is read).
 #[derive(Debug, Default, Deserialize)]
 pub struct Extension {
-    /// Registered, Unavailable, …, bucketed as it is read.
+    /// Registered, Unavailable, …, bucketed as it is read; `None` when the entry has no status
+    /// word (missing, null or blank): an entry the collector cannot read.
     #[serde(default, deserialize_with = "extension_status")]
-    pub status: ExtensionStatus,
+    pub status: Option<ExtensionStatus>,
 }
 
-/// An extension's status as `extension/list` words it; every word not listed is `Other` (case and
-/// surrounding spaces ignored).
+/// An extension's status as `extension/list` words it; every word not listed is `Other` (case,
+/// spaces and punctuation ignored: `FXS No Port` is `fxsnoport`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum ExtensionStatus {
     /// Registered.
@@ -617,20 +619,25 @@ impl ExtensionStatus {
         "fxsnoport",
     ];
 
-    /// Buckets a PBX word.
+    /// Buckets a PBX word by its letters and digits in any case (`Unavailable`, `unavailable`,
+    /// `Un-available`, `FXS No Port`).
     pub fn parse(word: &str) -> ExtensionStatus {
-        let word = word.trim();
+        let key: String = word
+            .chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect();
         Self::WORDS
             .iter()
-            .position(|w| w.eq_ignore_ascii_case(word))
+            .position(|w| *w == key)
             .map_or(ExtensionStatus::Other, |i| Self::ALL[i])
     }
 }
 
-fn extension_status<'de, D: Deserializer<'de>>(d: D) -> Result<ExtensionStatus, D::Error> {
-    Ok(ExtensionStatus::parse(
-        &lenient_opt_cow(d)?.unwrap_or_default(),
-    ))
+fn extension_status<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ExtensionStatus>, D::Error> {
+    Ok(lenient_opt_cow(d)?
+        .filter(|w| !w.trim().is_empty())
+        .map(|w| ExtensionStatus::parse(&w)))
 }
 
 /// `deviceinfo/query`.
@@ -680,9 +687,27 @@ pub struct QueueListAnswer {
 /// One queue of `queue/query`.
 #[derive(Debug, Default, Deserialize)]
 pub struct QueueEntry {
-    /// The queue's number.
+    /// The queue's number (v2).
     #[serde(default, deserialize_with = "lenient_string")]
     pub number: String,
+    /// The queue's number as older firmware names it (the v1 guide's `queuenumber`).
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub queuenumber: String,
+}
+
+impl QueueEntry {
+    /// Its number under either name (`number` first), trimmed; `""` when it has none.
+    pub fn number(&self) -> &str {
+        either_number(&self.number, &self.queuenumber)
+    }
+}
+
+/// `number`, or `old` when `number` is blank, trimmed.
+fn either_number<'a>(number: &'a str, old: &'a str) -> &'a str {
+    match number.trim() {
+        "" => old.trim(),
+        n => n,
+    }
 }
 
 /// `queue/query_status`.
@@ -703,9 +728,19 @@ pub struct QueueStatusEntry {
     /// The queue's number.
     #[serde(default, deserialize_with = "lenient_string")]
     pub number: String,
+    /// The queue's number as older firmware names it (`queuenumber`).
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub queuenumber: String,
     /// Its callers and agents.
     #[serde(default)]
     pub queuestatus: Vec<QueueStatus>,
+}
+
+impl QueueStatusEntry {
+    /// Its number under either name (`number` first), trimmed; `""` when it has none.
+    pub fn number(&self) -> &str {
+        either_number(&self.number, &self.queuenumber)
+    }
 }
 
 /// Callers and agents of a queue.
