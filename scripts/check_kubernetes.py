@@ -2,10 +2,12 @@
 """Validates `kustomize build deploy/kubernetes` (read from stdin) strictly.
 
 Core kinds against the Kubernetes OpenAPI schemas of kubernetes-validate (unknown fields refused);
-ServiceMonitor, Probe and PrometheusRule against the prometheus-operator CRDs vendored in
+ServiceMonitor, ScrapeConfig and PrometheusRule against the prometheus-operator CRDs vendored in
 tests/schemas/prometheus-operator (unknown fields refused likewise). Then what the kit promises:
 every object carries the release label the Prometheus selects by, the Deployment mounts what the
-render defines (hash-suffixed ConfigMaps, the state claim), PBX certificates are checked.
+render defines (hash-suffixed ConfigMaps, the state claim), PBX certificates are checked, and the
+PBXes are listed once: the ScrapeConfig takes them from the exporter's /sd (through the rendered
+Service and port) and names none itself.
 
     kustomize build deploy/kubernetes | python3 scripts/check_kubernetes.py [--kubernetes-version 1.30]
 """
@@ -45,6 +47,44 @@ def crd_schemas():
     return out
 
 
+def check_scrape_config(by_kind):
+    """The ScrapeConfig probes the PBXes the exporter's /sd lists, through the rendered Service."""
+    errors = []
+    svc = by_kind["Service"][0]
+    host = f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc"
+    ports = {p["port"] for p in svc["spec"]["ports"]}
+    for sc in by_kind["ScrapeConfig"]:
+        name = f"ScrapeConfig/{sc['metadata']['name']}"
+        spec = sc["spec"]
+        sd = spec.get("httpSDConfigs", [])
+        others = [k for k in spec if k.endswith("SDConfigs") and k != "httpSDConfigs"] + (
+            ["staticConfigs"] if "staticConfigs" in spec else [])
+        if others:
+            errors.append(f"{name}: targets from {others}: the PBXes belong in config.yml alone")
+        if len(sd) != 1:
+            errors.append(f"{name}: {len(sd)} httpSDConfigs, want the exporter's /sd")
+            continue
+        want = [f"http://{host}:{p}/sd" for p in sorted(ports)]
+        if sd[0]["url"] not in want:
+            errors.append(f"{name}: httpSDConfigs url {sd[0]['url']!r}, want one of {want}")
+        if spec.get("metricsPath") != "/probe":
+            errors.append(f"{name}: metricsPath {spec.get('metricsPath')!r}, want /probe")
+        rl = spec.get("relabelings", [])
+        def has(src, target):
+            return any(r.get("sourceLabels") == src and r.get("targetLabel") == target for r in rl)
+        if not has(["__address__"], "__param_target"):
+            errors.append(f"{name}: no relabelling of __address__ to __param_target (?target=)")
+        if not has(["__param_target"], "instance"):
+            errors.append(f"{name}: instance is not the PBX's name")
+        if not has(["__meta_url"], "__address__"):
+            errors.append(f"{name}: the probes do not go to the exporter that served /sd")
+        sm = by_kind["ServiceMonitor"][0]["spec"]["endpoints"][0].get("relabelings", [])
+        exporter = {r.get("replacement") for r in rl if r.get("targetLabel") == "exporter"}
+        if exporter != {r.get("replacement") for r in sm if r.get("targetLabel") == "exporter"}:
+            errors.append(f"{name}: its exporter label differs from the ServiceMonitor's")
+    return errors
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kubernetes-version", default="1.30")
@@ -73,7 +113,7 @@ def main():
         if d["metadata"].get("namespace") != "monitoring":
             errors.append(f"{name}: namespace {d['metadata'].get('namespace')!r}")
 
-    for kind in ["Deployment", "Service", "ServiceMonitor", "Probe", "PrometheusRule",
+    for kind in ["Deployment", "Service", "ServiceMonitor", "ScrapeConfig", "PrometheusRule",
                  "PersistentVolumeClaim", "ConfigMap"]:
         if kind not in by_kind:
             errors.append(f"no {kind} rendered")
@@ -98,6 +138,9 @@ def main():
         args_ = pod["containers"][0]["args"]
         if "--pbx.state-dir=/var/lib/yeastar-exporter" not in args_:
             errors.append("Deployment: no --pbx.state-dir")
+        if "Probe" in by_kind:
+            errors.append("a Probe is rendered: it would list the PBXes a second time")
+        errors.extend(check_scrape_config(by_kind))
     if errors:
         print("\n".join(errors))
         sys.exit(1)

@@ -7,11 +7,23 @@ multi-target mode), so choosing several PBXes never merges them into one line. C
 against a real Prometheus in both modes and checks that each returns every PBX, none merged
 (tests/e2e_prometheus.rs). The request panels read the recording rules of
 deploy/prometheus/recording.yml.
+
+The exporter row reads the exporter's own series (yeastar_exporter_*, process_*): one line per
+exporter (its `exporter` label, which the shipped scrape configs set on every series), for the
+exporters behind the picked PBXes. Counters are shown as rates or increases, never raw; a ratio
+whose denominator can be 0 (an idle trunk) is left out rather than shown as NaN.
 """
 import json
 import pathlib
 
 SEL = 'job=~"$job",instance=~"$instance"'
+# The exporters behind the picked PBXes; exporter panels keep their series `and on (exporter)` it.
+EXPORTERS = f'group by (exporter) (yeastar_up{{{SEL}}})'
+EXP = 'exporter!=""'
+
+
+def of_exporters(expr):
+    return f"{expr} and on (exporter) {EXPORTERS}"
 DS = {"type": "prometheus", "uid": "${datasource}"}
 panels = []
 next_id = 1
@@ -136,8 +148,8 @@ panel("table", "PBX", "yeastar_pbx_info: model, firmware and hardware version of
 row("Call accounting (PBX events)")
 panel("timeseries", "Finished calls per hour", "yeastar_calls_completed_total over the last hour (recording rule instance_direction_outcome:yeastar_calls_completed:increase1h), by direction and outcome: every call the PBX reported finished, however short. Needs events on for the PBX (README: Call accounting).",
       [t(f'instance_direction_outcome:yeastar_calls_completed:increase1h{{{SEL}}}', "{{instance}} {{direction}} {{outcome}}")], w=12, x=0, extra=stacked)
-panel("timeseries", "Answer ratio per trunk", "Share of each trunk's finished calls that were answered over the last hour (yeastar_trunk_calls_completed_total): inbound calls on the trunk they came in on, outbound on the one they left by. The YeastarTrunkAnswerRatioLow alert fires under 50% over 30 minutes.",
-      [t(f'sum by (instance, trunk) (increase(yeastar_trunk_calls_completed_total{{{SEL},outcome="answered"}}[1h])) / sum by (instance, trunk) (increase(yeastar_trunk_calls_completed_total{{{SEL}}}[1h]))', "{{instance}} {{trunk}}")], w=12, x=12, unit="percentunit", newline=True)
+panel("timeseries", "Answer ratio per trunk", "Share of each trunk's finished calls that were answered over the last hour (yeastar_trunk_calls_completed_total): inbound calls on the trunk they came in on, outbound on the one they left by. A trunk that finished no call in the hour has no line (no ratio to show), rather than NaN or 0%. The YeastarTrunkAnswerRatioLow alert fires under 50% over 30 minutes.",
+      [t(f'sum by (instance, trunk) (increase(yeastar_trunk_calls_completed_total{{{SEL},outcome="answered"}}[1h])) / (sum by (instance, trunk) (increase(yeastar_trunk_calls_completed_total{{{SEL}}}[1h])) > 0)', "{{instance}} {{trunk}}")], w=12, x=12, unit="percentunit", newline=True)
 panel("heatmap", "Talk time", "yeastar_call_talk_seconds: how long answered calls lasted, as a heatmap over time (buckets 10 s to 2 h).",
       [t(f'sum by (instance, le) (increase(yeastar_call_talk_seconds_bucket{{{SEL}}}[$__rate_interval]))', "{{le}}", format="heatmap")], w=12, x=0,
       extra={"options": {"calculate": False, "yAxis": {"unit": "s"}}})
@@ -148,15 +160,36 @@ panel("timeseries", "Queue agents' missed calls", "Queue calls agents let ring o
       [t(f'sum by (instance, queue) (increase(yeastar_queue_agent_ring_timeouts_total{{{SEL}}}[1h]))', "{{instance}} queue {{queue}}")], w=8, x=0)
 panel("timeseries", "Failed call set-ups", "yeastar_calls_failed_total over the last hour by reason (CallFailed): line unreachable, congestion, SIP errors.",
       [t(f'sum by (instance, reason) (increase(yeastar_calls_failed_total{{{SEL}}}[1h]))', "{{instance}} {{reason}}")], w=8, x=8)
-panel("timeseries", "Event reports", "Event reports received per second (yeastar_events_received_total) and PBX boots (yeastar_pbx_boots_total). No reports while calls are up fires YeastarEventsSilent.",
+panel("timeseries", "Event reports", "Event reports received per second (yeastar_events_received_total) and PBX boots reported over the last hour (yeastar_pbx_boots_total; the YeastarPBXRebooted alert fires on one). No reports while calls are up fires YeastarEventsSilent.",
       [t(f'sum by (instance) (rate(yeastar_events_received_total{{{SEL}}}[$__rate_interval]))', "{{instance}} reports/s"),
-       t(f'sum by (instance) (yeastar_pbx_boots_total{{{SEL}}})', "{{instance}} boots")], w=8, x=16, newline=True)
+       t(f'sum by (instance) (increase(yeastar_pbx_boots_total{{{SEL}}}[1h]))', "{{instance}} boots in the hour")], w=8, x=16, newline=True)
 
 row("Queues")
 panel("timeseries", "Callers waiting", "yeastar_queue_waiting_calls: callers waiting in each queue (queues collector; off by default).",
       [t(f"sum by (instance, queue) (yeastar_queue_waiting_calls{{{SEL}}})", "{{instance}} {{queue}}")], w=12, x=0)
 panel("timeseries", "Agents by status", "yeastar_queue_agents: agents of each queue by status (idle, in_use, busy, ringing, on_hold, paused, wrap_up, unavailable, ...). Callers waiting with no idle agent means the queue is understaffed.",
       [t(f"sum by (instance, queue, status) (yeastar_queue_agents{{{SEL}}}) > 0", "{{instance}} {{queue}} {{status}}")], w=12, x=12, newline=True, extra=stacked)
+
+row("Exporter")
+panel("timeseries", "Scrapes through the exporter", "Prometheus' own view of every scrape through each exporter (up: its /metrics and each /probe; answered or failed), and the PBXes it reads (yeastar_up). A failed scrape is the exporter unreachable or too slow (YeastarExporterDown); a PBX down with its scrape answered is the PBX (YeastarPBXUnreachable). Lines per exporter: the `exporter` label the shipped scrape configs set.",
+      [t(of_exporters(f'sum by (exporter) (up{{{EXP}}})'), "{{exporter}} scrapes answered"),
+       t(of_exporters(f'sum by (exporter) (1 - up{{{EXP}}})'), "{{exporter}} scrapes failed"),
+       t(of_exporters(f'sum by (exporter) (yeastar_up{{{EXP}}})'), "{{exporter}} PBXes up"),
+       t(of_exporters(f'sum by (exporter) (1 - yeastar_up{{{EXP}}})'), "{{exporter}} PBXes down")], w=8, x=0)
+panel("timeseries", "PBX request errors (all PBXes)", "yeastar_exporter_pbx_requests_total: requests per second from each exporter to all its PBXes that did not succeed, by outcome (api_error, token_expired, http_error, timeout, connect_error, decode_error). The per-PBX detail is in the Health row.",
+      [t(of_exporters(f'sum by (exporter, outcome) (rate(yeastar_exporter_pbx_requests_total{{{EXP},outcome!="success"}}[$__rate_interval]))'), "{{exporter}} {{outcome}}")], w=8, x=8, unit="reqps")
+panel("timeseries", "PBX request latency", "yeastar_exporter_pbx_request_duration_seconds: median and 95th percentile of each exporter's requests to its PBXes (every endpoint, login included). A slow PBX or network shows here before scrapes time out.",
+      [t(of_exporters(f'histogram_quantile(0.5, sum by (exporter, le) (rate(yeastar_exporter_pbx_request_duration_seconds_bucket{{{EXP}}}[$__rate_interval])))'), "{{exporter}} p50"),
+       t(of_exporters(f'histogram_quantile(0.95, sum by (exporter, le) (rate(yeastar_exporter_pbx_request_duration_seconds_bucket{{{EXP}}}[$__rate_interval])))'), "{{exporter}} p95")], w=8, x=16, unit="s", newline=True)
+panel("timeseries", "Logins", "yeastar_exporter_logins_total: logins to all PBXes over the last hour, by outcome (success, rejected, locked, error). Successful logins come when a token lapses (it lasts 30 minutes); a rejected or locked one suspends that PBX's logins for the back-off, and a steady stream of successes means something else logs the exporter's API account out.",
+      [t(of_exporters(f'sum by (exporter, outcome) (increase(yeastar_exporter_logins_total{{{EXP}}}[1h]))'), "{{exporter}} {{outcome}}")], w=6, x=0)
+panel("timeseries", "Suspended PBXes", "yeastar_exporter_login_suspended_targets: PBXes whose logins the exporter has suspended after a rejected login (YeastarLoginSuspended names them), against yeastar_exporter_targets, the PBXes it is configured for.",
+      [t(of_exporters(f'max by (exporter) (yeastar_exporter_login_suspended_targets{{{EXP}}})'), "{{exporter}} suspended"),
+       t(of_exporters(f'max by (exporter) (yeastar_exporter_targets{{{EXP}}})'), "{{exporter}} configured")], w=6, x=6)
+panel("timeseries", "Exporter CPU", "process_cpu_seconds_total: CPU time each exporter process uses per second of wall time (1 = one core).",
+      [t(of_exporters(f'sum by (exporter) (rate(process_cpu_seconds_total{{{EXP}}}[$__rate_interval]))'), "{{exporter}}")], w=6, x=12, unit="percentunit")
+panel("timeseries", "Exporter memory", "process_resident_memory_bytes: resident memory of each exporter process (under 10 KiB per PBX beyond its base; docs/performance.md).",
+      [t(of_exporters(f'max by (exporter) (process_resident_memory_bytes{{{EXP}}})'), "{{exporter}}")], w=6, x=18, unit="bytes", newline=True)
 
 dashboard = {
     "uid": "yeastar-pbx",

@@ -382,6 +382,8 @@ pub struct TargetConfig {
     pub collectors: CollectorSet,
     /// Its events over TCP (the exporter dials the PBX's event port), if that is its method.
     pub events_tcp: Option<TcpEvents>,
+    /// The auth module it logs in with (config file; `None` in single-PBX flag mode).
+    pub auth_module: Option<String>,
 }
 
 /// A PBX whose event reports the exporter reads from the PBX's TCP event port.
@@ -661,6 +663,7 @@ impl ExporterFlags {
                 } else {
                     None
                 },
+                auth_module: None,
             }],
             true,
         )
@@ -1156,6 +1159,7 @@ pub fn parse_file(
                 }
                 _ => None,
             },
+            auth_module: Some(auth_name),
         });
     }
     Ok(out)

@@ -23,11 +23,22 @@ use crate::pbx::{BuildError, Client, HttpSettings, LoginLedger, http_client};
 use crate::webconfig::WebConfig;
 
 /// The configured targets, by name.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TargetSet {
     /// Each target with its TCP-events settings: the rest of its configuration is the target's
     /// own (its client's config and its collectors), not kept twice.
     by_name: BTreeMap<String, (Option<crate::config::TcpEvents>, Arc<Target>)>,
+    /// The targets in Prometheus' HTTP service-discovery format (`GET /sd`), made with them.
+    sd: bytes::Bytes,
+}
+
+impl Default for TargetSet {
+    fn default() -> Self {
+        Self {
+            by_name: BTreeMap::new(),
+            sd: crate::sd::document(&[]),
+        }
+    }
 }
 
 impl TargetSet {
@@ -55,6 +66,11 @@ impl TargetSet {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
+    }
+
+    /// The targets as Prometheus' HTTP service discovery wants them (`GET /sd`, [`crate::sd`]).
+    pub fn sd(&self) -> &bytes::Bytes {
+        &self.sd
     }
 }
 
@@ -254,7 +270,10 @@ impl App {
     /// nothing changes.
     pub fn apply(&self, config: Config) -> Result<(), BuildError> {
         let old = self.targets();
-        let mut next = TargetSet::default();
+        let mut next = TargetSet {
+            sd: crate::sd::document(&config.targets),
+            ..TargetSet::default()
+        };
         let mut http_clients: std::collections::HashMap<
             HttpSettings,
             crate::pbx::transport::HttpClient,

@@ -39,7 +39,10 @@ struct Bucket {
 pub struct Web {
     current: RwLock<Arc<WebConfig>>,
     /// Verified (user, hash, password) digests → result, least recently used dropped first.
-    cache: Mutex<lru::LruCache<[u8; 32], bool>>,
+    /// Shared with the blocking task that runs bcrypt, which records its result even when the
+    /// request that asked has gone (a scraper that timed out must not make the next scrape pay
+    /// bcrypt again, or a machine where bcrypt outlasts the scrape timeout never authenticates).
+    cache: Arc<Mutex<lru::LruCache<[u8; 32], bool>>>,
     /// One bcrypt at a time, taken *before* a blocking thread is: a flood of wrong passwords
     /// waits here, in async tasks, instead of filling the blocking pool (which reqwest's DNS
     /// lookups share).
@@ -62,7 +65,7 @@ impl Web {
         let burst = config.rate_limit.map_or(0, |(_, b)| b);
         Self {
             current: RwLock::new(Arc::new(config)),
-            cache: Mutex::new(lru::LruCache::new(AUTH_CACHE_CAPACITY)),
+            cache: Arc::new(Mutex::new(lru::LruCache::new(AUTH_CACHE_CAPACITY))),
             bcrypt_slots: Arc::new(tokio::sync::Semaphore::new(1)),
             bcrypt_runs: Default::default(),
             bucket: Mutex::new(Bucket {
@@ -157,18 +160,17 @@ impl Web {
                 } else {
                     self.bcrypt_runs
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let ok = tokio::task::spawn_blocking(move || {
+                    let cache = self.cache.clone();
+                    // The result goes into the cache before the slot is released, so a request
+                    // waiting for the slot finds it there.
+                    tokio::task::spawn_blocking(move || {
                         let _slot = slot;
-                        bcrypt::verify(password.expose(), &hash).unwrap_or(false)
+                        let ok = bcrypt::verify(password.expose(), &hash).unwrap_or(false) && known;
+                        cache.lock().unwrap_or_else(|p| p.into_inner()).put(key, ok);
+                        ok
                     })
                     .await
                     .unwrap_or(false)
-                        && known;
-                    self.cache
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .put(key, ok);
-                    ok
                 }
             }
         };

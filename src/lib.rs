@@ -11,7 +11,8 @@
 //! - [`metrics`] holds the exporter's own metrics and counts every PBX request and login.
 //! - [`exporter`] holds the running set of targets and settings (swapped as one value on reload);
 //!   [`http`] serves them, with [`conn`] keeping slow and idle clients from holding the server and
-//!   [`guard`] applying the [`webconfig`] file (TLS, basic auth, headers, rate limit).
+//!   [`guard`] applying the [`webconfig`] file (TLS, basic auth, headers, rate limit); [`sd`]
+//!   lists the targets for Prometheus' HTTP service discovery.
 //! - [`sim`] is a simulated PBX for demo mode, tests and benchmarks; [`clock`] makes time injectable;
 //!   [`alloc`] gives memory back after huge answers.
 //!
@@ -30,6 +31,7 @@ pub mod http;
 pub mod metrics;
 pub mod pbx;
 pub mod report;
+pub mod sd;
 pub mod secret;
 pub mod sim;
 pub mod tcp_events;

@@ -149,9 +149,56 @@ fn dashboard_is_importable_and_documented() {
             "Call paths",
             "Extensions and PBX",
             "Call accounting (PBX events)",
-            "Queues"
+            "Queues",
+            "Exporter"
         ]
     );
+    // Counters and histogram buckets only inside rate() or increase(): a raw counter is a line
+    // that only climbs (and drops at a restart).
+    for p in &panels {
+        for t in p["targets"].as_array().unwrap() {
+            let e = t["expr"].as_str().unwrap();
+            for (at, _) in e.match_indices('{') {
+                let name_start = e[..at]
+                    .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+                    .map_or(0, |i| i + 1);
+                let name = &e[name_start..at];
+                if !(name.ends_with("_total") || name.ends_with("_bucket")) {
+                    continue;
+                }
+                assert!(
+                    enclosing_function(e, name_start)
+                        .is_some_and(|f| f == "rate" || f == "increase"),
+                    "{}: {name} is not in rate() or increase(): {e}",
+                    p["title"]
+                );
+            }
+        }
+    }
+    // The exporter row: scrapes, request errors and latency, logins, suspended PBXes, CPU and
+    // memory, from the exporter's own series, per exporter.
+    let exporter_row: Vec<&str> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .map(|t| t["expr"].as_str().unwrap())
+        .filter(|e| e.contains("and on (exporter) group by (exporter) (yeastar_up{"))
+        .collect();
+    for series in [
+        "up{",
+        "yeastar_exporter_pbx_requests_total{",
+        "yeastar_exporter_pbx_request_duration_seconds_bucket{",
+        "yeastar_exporter_logins_total{",
+        "yeastar_exporter_login_suspended_targets{",
+        "process_cpu_seconds_total{",
+        "process_resident_memory_bytes{",
+    ] {
+        assert!(
+            exporter_row
+                .iter()
+                .any(|e| e.contains(&format!("({series}")) || e.contains(&format!(" {series}"))),
+            "no exporter panel reads {series}"
+        );
+    }
     let ids: std::collections::HashSet<u64> = d["panels"]
         .as_array()
         .unwrap()
@@ -163,6 +210,41 @@ fn dashboard_is_importable_and_documented() {
         d["panels"].as_array().unwrap().len(),
         "panel ids repeat"
     );
+}
+
+/// The name of the function whose parentheses enclose position `at` of `expr` (an aggregation's
+/// `by (...)` clause skipped), if any.
+fn enclosing_function(expr: &str, at: usize) -> Option<&str> {
+    let mut depth = 0i32;
+    for (i, c) in expr[..at].char_indices().rev() {
+        match c {
+            ')' => depth += 1,
+            '(' if depth > 0 => depth -= 1,
+            '(' => {
+                let before = expr[..i].trim_end();
+                let start = before
+                    .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .map_or(0, |j| j + 1);
+                return Some(&before[start..]);
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+#[test]
+fn enclosing_functions_are_found() {
+    let e = "sum by (instance) (rate(a_total{x=\"y\"}[5m])) / sum(b_total{})";
+    assert_eq!(
+        enclosing_function(e, e.find("a_total").unwrap()),
+        Some("rate")
+    );
+    assert_eq!(
+        enclosing_function(e, e.find("b_total").unwrap()),
+        Some("sum")
+    );
+    assert_eq!(enclosing_function("c_total", 0), None);
 }
 
 #[test]
@@ -356,8 +438,105 @@ fn compose_and_kubernetes_refer_to_what_exists() {
         dep["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"],
         true
     );
-    let probe = yaml(&Path::new(ROOT).join("deploy/kubernetes/probe.yml"));
-    assert_eq!(probe["spec"]["prober"]["path"], "/probe");
+    let sc = yaml(&Path::new(ROOT).join("deploy/kubernetes/scrapeconfig.yml"));
+    assert_eq!(sc["apiVersion"], "monitoring.coreos.com/v1alpha1");
+    assert_eq!(sc["kind"], "ScrapeConfig");
+    assert_eq!(sc["spec"]["metricsPath"], "/probe");
+    let svc = yaml(&Path::new(ROOT).join("deploy/kubernetes/service.yml"));
+    assert_eq!(
+        sc["spec"]["httpSDConfigs"][0]["url"],
+        format!(
+            "http://{}.monitoring.svc:{}/sd",
+            svc["metadata"]["name"].as_str().unwrap(),
+            svc["spec"]["ports"][0]["port"]
+        )
+    );
+}
+
+/// Issue 25: the PBXes are listed in the exporter's config alone. Every Prometheus job that
+/// probes takes its targets from an exporter's `/sd`, and neither the Prometheus examples nor the
+/// Kubernetes objects name a PBX of the configs they go with.
+#[test]
+fn the_pbx_list_lives_in_the_exporters_config_alone() {
+    let prom = Path::new(ROOT).join("deploy/prometheus");
+    let mut probing = 0;
+    for f in ["prometheus-multi-target.yml", "prometheus-sharded.yml"] {
+        let cfg = yaml(&prom.join(f));
+        for job in cfg["scrape_configs"].as_array().unwrap() {
+            if job["metrics_path"] != "/probe" {
+                continue;
+            }
+            probing += 1;
+            let name = job["job_name"].as_str().unwrap();
+            let keys: Vec<&str> = job
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .filter(|k| k.ends_with("_configs") && *k != "relabel_configs")
+                .collect();
+            assert_eq!(keys, ["http_sd_configs"], "{f} {name}");
+            let url = job["http_sd_configs"][0]["url"].as_str().unwrap();
+            assert!(url.ends_with(":11088/sd"), "{f} {name}: {url}");
+        }
+    }
+    assert_eq!(probing, 2);
+    let names = |file: &str| -> Vec<String> {
+        let cfg = yaml(&Path::new(ROOT).join(file));
+        cfg["targets"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect()
+    };
+    // No value of the files that go with a config is one of its PBX names (comments may show one).
+    let check = |files: &[PathBuf], pbxes: &[String]| {
+        for p in files {
+            let mut values = Vec::new();
+            strings(&yaml(p), &mut values);
+            for n in pbxes {
+                assert!(
+                    !values.contains(n),
+                    "{} lists the PBX {n}: the exporter's /sd lists it",
+                    p.display()
+                );
+            }
+        }
+    };
+    let three = names("deploy/config/three-pbx.yml");
+    assert_eq!(three, ["branch-1", "branch-2", "hq"]);
+    check(
+        &[
+            prom.join("prometheus-multi-target.yml"),
+            prom.join("prometheus-sharded.yml"),
+        ],
+        &three,
+    );
+    let k8s = names("deploy/kubernetes/config.yml");
+    assert_eq!(k8s, ["branch-1", "hq"]);
+    let mut kube = Vec::new();
+    files(&Path::new(ROOT).join("deploy/kubernetes"), &mut kube);
+    kube.retain(|p| {
+        p.extension().is_some_and(|e| e == "yml" || e == "yaml") && !p.ends_with("config.yml")
+    });
+    assert_eq!(kube.len(), 8, "{kube:?}");
+    check(&kube, &k8s);
+}
+
+/// Every string in `v` (keys and values), into `out`.
+fn strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+        Value::Object(m) => {
+            for (k, v) in m {
+                out.push(k.clone());
+                strings(v, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 #[test]

@@ -235,6 +235,43 @@ async fn bcrypt_runs_once_per_user_and_password() {
     r.stop().await;
 }
 
+/// A scraper that gives up while bcrypt runs (its scrape timeout shorter than bcrypt on a slow or
+/// busy machine) still leaves the result in the cache: the next scrape is answered without bcrypt,
+/// instead of every scrape starting bcrypt again and timing out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scraper_that_gives_up_during_bcrypt_still_fills_the_cache() {
+    let pbx = pbx().await;
+    let dir = tempdir("web-gone");
+    let file = dir.join("web.yml");
+    // Cost 10 (the shipped example's): long enough to give up during it.
+    let hash = bcrypt::hash("s3cret", 10).unwrap();
+    std::fs::write(&file, format!("basic_auth_users:\n  prometheus: {hash}\n")).unwrap();
+    let r = start(&pbx, &file, &[]).await;
+    let reload = format!("{}/-/reload", r.url);
+    let gone = tokio::spawn(async move {
+        reqwest::Client::new()
+            .get(reload)
+            .basic_auth("prometheus", Some("s3cret"))
+            .send()
+            .await
+    });
+    while r.app.web.bcrypt_runs() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    gone.abort();
+    let _ = gone.await;
+    // GET on /-/reload: 405 once past authentication.
+    let again = reqwest::Client::new()
+        .get(format!("{}/-/reload", r.url))
+        .basic_auth("prometheus", Some("s3cret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 405);
+    assert_eq!(r.app.web.bcrypt_runs(), 1);
+    r.stop().await;
+}
+
 #[tokio::test]
 async fn the_rate_limit_answers_429_beyond_the_burst() {
     let pbx = pbx().await;

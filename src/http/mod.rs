@@ -1,4 +1,4 @@
-//! The exporter's HTTP server: `/`, the metrics path, `/probe`, `/-/healthy`, `/-/ready`.
+//! The exporter's HTTP server: `/`, the metrics path, `/probe`, `/sd`, `/-/healthy`, `/-/ready`.
 //!
 //! Routes turn requests into calls on [`App`] and [`Target`] and their
 //! answers into responses. A failed PBX is data (`yeastar_up 0`, HTTP 200); only a caller's own
@@ -283,6 +283,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> 
             }
         }
         "/probe" if get_only(&req) => probe(&current, req).await,
+        "/sd" if get_only(&req) => sd(&current),
         "/-/reload" if req.method() == Method::POST => match app.reload() {
             Ok(()) => text(StatusCode::OK, "configuration reloaded\n"),
             Err(e) => text(
@@ -292,7 +293,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> 
         },
         "/-/reload" => method_not_allowed("POST"),
         p if p == settings.telemetry_path && get_only(&req) => metrics(app, &current, req).await,
-        "/" | "/-/healthy" | "/-/ready" | "/probe" => method_not_allowed("GET, HEAD"),
+        "/" | "/-/healthy" | "/-/ready" | "/probe" | "/sd" => method_not_allowed("GET, HEAD"),
         p if p == settings.telemetry_path => method_not_allowed("GET, HEAD"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
@@ -340,6 +341,16 @@ async fn probe(current: &Current, req: Request<Incoming>) -> Response<Full<Bytes
     metrics_response(out.text.clone())
 }
 
+/// The targets for Prometheus' HTTP service discovery: behind the same guard as `/probe`.
+fn sd(current: &Current) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(current.targets.sd().clone()));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(crate::sd::CONTENT_TYPE),
+    );
+    r
+}
+
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -372,7 +383,7 @@ fn landing(current: &Current) -> Response<Full<Bytes>> {
     let html = format!(
         "<!DOCTYPE html>\n<html><head><title>Yeastar Exporter</title></head><body>\n\
          <h1>Yeastar Exporter</h1>\n<p>Prometheus exporter for Yeastar S-Series PBXes, version {version}.</p>\n\
-         <p><a href=\"{path}\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Ready</a></p>\n\
+         <p><a href=\"{path}\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Ready</a> · <a href=\"/sd\">Targets (HTTP SD)</a></p>\n\
          <h2>Targets</h2>\n<table border=\"1\" cellpadding=\"4\"><tr><th>name</th><th>PBX</th><th></th><th>last scrape</th></tr>\n{rows}</table>\n\
          </body></html>\n",
         version = env!("CARGO_PKG_VERSION"),
