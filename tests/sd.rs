@@ -318,3 +318,42 @@ fn sd_labels_name_the_event_method_and_auth_kind() {
     // The TCP login carries the clear password: the document does not.
     assert!(!body.contains(PBX_PASSWORD) && !body.contains(TOKEN));
 }
+
+/// docs/configuration.md's example is what `/sd` serves for deploy/config/three-pbx.yml.
+#[test]
+fn the_documented_example_is_what_sd_serves_for_the_three_pbx_config() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = tempdir("sd-docs");
+    for f in ["password", "branch-2.token", "hq-ca.pem"] {
+        std::fs::write(dir.join(f), "x\n").unwrap();
+    }
+    let text = std::fs::read_to_string(format!("{root}/deploy/config/three-pbx.yml"))
+        .unwrap()
+        .replace("/etc/yeastar-exporter/", &format!("{}/", dir.display()));
+    let base = TargetDefaults {
+        api_path: "/api/v2.0.0".into(),
+        collectors: Default::default(),
+        timeout: std::time::Duration::from_secs(5),
+        max_concurrent_requests: 1,
+        max_response_bytes: 16 << 20,
+        login_backoff: std::time::Duration::from_secs(600),
+        insecure_skip_verify: false,
+        events: false,
+        events_tcp: false,
+        events_tcp_port: 8333,
+        events_endpoint: Default::default(),
+    };
+    let served: serde_json::Value = serde_json::from_slice(&yeastar_exporter::sd::document(
+        &parse_file(&text, "three-pbx.yml", &base).unwrap(),
+    ))
+    .unwrap();
+    let docs = std::fs::read_to_string(format!("{root}/docs/configuration.md")).unwrap();
+    let example = docs
+        .split("### `/sd`")
+        .nth(1)
+        .and_then(|s| s.split("```json\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("a json block under ### `/sd`");
+    let documented: serde_json::Value = serde_json::from_str(example).unwrap();
+    assert_eq!(documented, served, "{served}");
+}
