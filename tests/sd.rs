@@ -282,6 +282,7 @@ fn sd_labels_name_the_event_method_and_auth_kind() {
         events_tcp: false,
         events_tcp_port: 8333,
         events_endpoint: Default::default(),
+        events_source_addresses: Vec::new(),
     };
     let text = std::fs::read_to_string(&path).unwrap();
     let targets = parse_file(&text, "cfg.yml", &base).unwrap();
@@ -342,6 +343,7 @@ fn the_documented_example_is_what_sd_serves_for_the_three_pbx_config() {
         events_tcp: false,
         events_tcp_port: 8333,
         events_endpoint: Default::default(),
+        events_source_addresses: Vec::new(),
     };
     let served: serde_json::Value = serde_json::from_slice(&yeastar_exporter::sd::document(
         &parse_file(&text, "three-pbx.yml", &base).unwrap(),
