@@ -127,14 +127,15 @@ async fn clients_that_never_read_are_cut_by_the_write_timeout() {
         let _ = tokio::time::timeout(Duration::from_millis(500), s.write_all(one.as_bytes())).await;
         hogs.push(s);
     }
-    let started = std::time::Instant::now();
-    // No keep-alive: the only connections left afterwards are the hogs'.
+    // No keep-alive: the only connections left afterwards are the hogs'. Without the write
+    // timeout the hogs hold the 4 slots for ever, so getting an answer at all is the proof; the
+    // client's limit is only there to end the test (no timed assertion: the machine is shared).
     let text = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
         .build()
         .unwrap()
         .get(format!("{}/metrics", exporter.url))
-        .timeout(Duration::from_secs(20))
+        .timeout(Duration::from_secs(60))
         .send()
         .await
         .unwrap()
@@ -142,15 +143,10 @@ async fn clients_that_never_read_are_cut_by_the_write_timeout() {
         .await
         .unwrap();
     assert_eq!(must(&text, "yeastar_up"), 1.0);
-    let took = started.elapsed();
-    assert!(
-        took < Duration::from_secs(15),
-        "normal scrape took {took:?}"
-    );
     // The hogs were disconnected (without reading a byte of theirs: reading would let the
     // server's writes go on): nothing but closed connections is left.
     let mut open = usize::MAX;
-    for _ in 0..100 {
+    for _ in 0..600 {
         open = exporter.app.connections.len();
         if open == 0 {
             break;

@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use yeastar_exporter::clock::{ManualClock, SharedClock};
@@ -112,7 +112,6 @@ async fn a_pbx_slower_than_the_deadline_gives_up_0_by_the_deadline() {
         ..Default::default()
     });
     let exporter = Running::start(sim_login(&h, "demo-password", &[]), clock).await;
-    let started = Instant::now();
     let paused_started = tokio::time::Instant::now();
     let text = reqwest::Client::new()
         .get(format!("{}/metrics", exporter.url))
@@ -123,7 +122,6 @@ async fn a_pbx_slower_than_the_deadline_gives_up_0_by_the_deadline() {
         .text()
         .await
         .unwrap();
-    let took = started.elapsed();
     let paused_took = paused_started.elapsed();
     assert_eq!(must(&text, "yeastar_up"), 0.0);
     for c in ["calls", "internal_calls", "trunks", "extensions", "device"] {
@@ -145,7 +143,6 @@ async fn a_pbx_slower_than_the_deadline_gives_up_0_by_the_deadline() {
         None
     );
     // The deadline is 1 s (1.5 s minus the 0.5 s offset); 20 s is what the PBX would have taken.
-    assert!(took < Duration::from_secs(5), "took {took:?}");
     assert_eq!(
         paused_took.as_millis() / 100,
         10,

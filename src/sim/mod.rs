@@ -305,6 +305,8 @@ pub struct EventDelivery {
     pub delivered: u64,
     /// Deliveries that failed (no connection, no 200): the report stays queued and is resent.
     pub failed: u64,
+    /// Why the last failed delivery failed, if one did.
+    pub last_failure: Option<DeliveryFailure>,
     /// Reports sent again after a 200 (the `event_resend_rate` fault).
     pub resent: u64,
     /// Reports discarded because no receiver was registered.
@@ -313,6 +315,21 @@ pub struct EventDelivery {
     pub tcp_logins: [u64; 2],
     /// Reports written to TCP event clients.
     pub tcp_delivered: u64,
+}
+
+/// Why a report got no 200.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryFailure {
+    /// No connection to the receiver (refused, unreachable, no socket).
+    Connect,
+    /// The request could not be written whole.
+    Write,
+    /// The connection ended in an error (reset) before the answer was read.
+    Reset,
+    /// An answer that was not `200` (empty: closed without one).
+    Status,
+    /// No answer within the simulator's 5 s.
+    Timeout,
 }
 
 /// The simulator's shared state.
@@ -544,8 +561,10 @@ impl Simulator {
             };
             let shape = (lock(&self.delivery).delivered + sent) % 2;
             let from = *lock(&self.own_ip);
-            if !post_report(&receiver, from, &body, shape == 0).await {
-                lock(&self.delivery).failed += 1;
+            if let Err(why) = post_report(&receiver, from, &body, shape == 0).await {
+                let mut d = lock(&self.delivery);
+                d.failed += 1;
+                d.last_failure = Some(why);
                 break;
             }
             sent += 1;
@@ -1141,10 +1160,12 @@ async fn post_report(
     from: Option<IpAddr>,
     body: &str,
     documented: bool,
-) -> bool {
+) -> Result<(), DeliveryFailure> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = async {
-        let mut s = connect_from(from, &r.host, r.port).await?;
+        let mut s = connect_from(from, &r.host, r.port)
+            .await
+            .ok_or(DeliveryFailure::Connect)?;
         let head = if documented {
             format!(
                 "POST {} HTTP/1.1\r\nHost: {}: {}\r\nAccept: application/json\r\nUser-Agent: WebAPI\r\nContent-Type: application/json\r\nAccept: application/json\r\n\r\n",
@@ -1159,17 +1180,25 @@ async fn post_report(
                 body.len()
             )
         };
-        s.write_all(head.as_bytes()).await.ok()?;
-        s.write_all(body.as_bytes()).await.ok()?;
+        s.write_all(head.as_bytes())
+            .await
+            .map_err(|_| DeliveryFailure::Write)?;
+        s.write_all(body.as_bytes())
+            .await
+            .map_err(|_| DeliveryFailure::Write)?;
         let mut answer = Vec::new();
-        s.read_to_end(&mut answer).await.ok()?;
-        Some(answer.starts_with(b"HTTP/1.1 200"))
+        s.read_to_end(&mut answer)
+            .await
+            .map_err(|_| DeliveryFailure::Reset)?;
+        if answer.starts_with(b"HTTP/1.1 200") {
+            Ok(())
+        } else {
+            Err(DeliveryFailure::Status)
+        }
     };
     tokio::time::timeout(Duration::from_secs(5), exchange)
         .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+        .unwrap_or(Err(DeliveryFailure::Timeout))
 }
 
 /// A connection to `host:port` leaving from `from` when given (and of the same family), as a
