@@ -160,9 +160,10 @@ panel("timeseries", "Queue agents' missed calls", "Queue calls agents let ring o
       [t(f'sum by (instance, queue) (increase(yeastar_queue_agent_ring_timeouts_total{{{SEL}}}[1h]))', "{{instance}} queue {{queue}}")], w=8, x=0)
 panel("timeseries", "Failed call set-ups", "yeastar_calls_failed_total over the last hour by reason (CallFailed): line unreachable, congestion, SIP errors.",
       [t(f'sum by (instance, reason) (increase(yeastar_calls_failed_total{{{SEL}}}[1h]))', "{{instance}} {{reason}}")], w=8, x=8)
-panel("timeseries", "Event reports", "Event reports received per second (yeastar_events_received_total) and PBX boots reported over the last hour (yeastar_pbx_boots_total; the YeastarPBXRebooted alert fires on one). No reports while calls are up fires YeastarEventsSilent.",
+panel("timeseries", "Event reports", "Event reports received per second (yeastar_events_received_total), PBX boots reported over the last hour (yeastar_pbx_boots_total; the YeastarPBXRebooted alert fires on one), and reports addressed to the PBX but refused as not its own over the last hour, by reason (yeastar_events_refused_total: unknown_path, stale_path, wrong_source, wrong_sn; docs/security.md). No reports while calls are up fires YeastarEventsSilent; refusals that keep coming are another host posting as the PBX, or a NAT between them (--events.source-addresses).",
       [t(f'sum by (instance) (rate(yeastar_events_received_total{{{SEL}}}[$__rate_interval]))', "{{instance}} reports/s"),
-       t(f'sum by (instance) (increase(yeastar_pbx_boots_total{{{SEL}}}[1h]))', "{{instance}} boots in the hour")], w=8, x=16, newline=True)
+       t(f'sum by (instance) (increase(yeastar_pbx_boots_total{{{SEL}}}[1h]))', "{{instance}} boots in the hour"),
+       t(f'sum by (instance, reason) (increase(yeastar_events_refused_total{{{SEL}}}[1h]))', "{{instance}} refused {{reason}} in the hour")], w=8, x=16, newline=True)
 
 row("Queues")
 panel("timeseries", "Callers waiting", "yeastar_queue_waiting_calls: callers waiting in each queue (queues collector; off by default).",
