@@ -729,17 +729,24 @@ impl ExporterFlags {
     /// The configuration these flags describe: the config file's when one is given, else the
     /// single-PBX flags'.
     pub fn load(&self, password_env: Option<String>) -> Result<Config, ConfigError> {
+        self.load_all(password_env)
+            .map_err(|mut errors| errors.swap_remove(0))
+    }
+
+    /// [`ExporterFlags::load`], with every error found (at least one) instead of the first: the
+    /// config file's auth modules and target fields each on their own (`--config.check`).
+    pub fn load_all(&self, password_env: Option<String>) -> Result<Config, Vec<ConfigError>> {
         let Some(path) = &self.config_file else {
-            return self.resolve(password_env);
+            return self.resolve(password_env).map_err(|e| vec![e]);
         };
         if self.pbx_url.is_some() {
-            return Err(invalid(
+            return Err(vec![invalid(
                 "--pbx.url",
                 "cannot be combined with --config.file (name the PBXes in the file)",
-            ));
+            )]);
         }
-        let text =
-            std::fs::read_to_string(path).map_err(|e| unreadable("--config.file", path, e))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![unreadable("--config.file", path, e)])?;
         let base = TargetDefaults {
             api_path: self.pbx_api_path.clone(),
             collectors: self.collectors.resolve(),
@@ -751,11 +758,20 @@ impl ExporterFlags {
             events: self.pbx_events,
             events_tcp: self.pbx_events_method == "tcp",
             events_tcp_port: self.pbx_events_tcp_port,
-            events_endpoint: self.events_endpoint()?,
-            events_source_addresses: self.source_addresses()?,
+            events_endpoint: self.events_endpoint().map_err(|e| vec![e])?,
+            events_source_addresses: self.source_addresses().map_err(|e| vec![e])?,
         };
-        let targets = parse_file(&text, &path.display().to_string(), &base)?;
-        self.config(targets, false)
+        let targets = parse_file_all(&text, &path.display().to_string(), &base);
+        let server = self.config(Vec::new(), false);
+        match (targets, server) {
+            (Ok(targets), Ok(config)) => Ok(Config { targets, ..config }),
+            (Err(errors), Ok(_)) => Err(errors),
+            (Ok(_), Err(e)) => Err(vec![e]),
+            (Err(mut errors), Err(e)) => {
+                errors.push(e);
+                Err(errors)
+            }
+        }
     }
 }
 
@@ -958,29 +974,63 @@ pub fn yaml_error(source: &str, e: impl std::fmt::Display) -> ConfigError {
     invalid(source, crate::yaml::error_line(e))
 }
 
-/// Parses a multi-target config file's text.
+/// Parses a multi-target config file's text: its targets, or its first error.
 pub fn parse_file(
     text: &str,
     source: &str,
     base: &TargetDefaults,
 ) -> Result<Vec<TargetConfig>, ConfigError> {
-    let file: FileConfig = serde_saphyr::from_str(text).map_err(|e| yaml_error(source, e))?;
+    parse_file_all(text, source, base).map_err(|mut errors| errors.swap_remove(0))
+}
+
+/// Parses a multi-target config file's text: its targets, or every error it finds (at least one),
+/// in the file's order — each auth module and each target field on its own, so one look at
+/// `--config.check` lists everything to fix. A field whose error follows from another's (a target
+/// naming an auth module that is itself wrong) is not reported twice.
+pub fn parse_file_all(
+    text: &str,
+    source: &str,
+    base: &TargetDefaults,
+) -> Result<Vec<TargetConfig>, Vec<ConfigError>> {
+    let file: FileConfig = serde_saphyr::from_str(text).map_err(|e| vec![yaml_error(source, e)])?;
+    let mut errors: Vec<ConfigError> = Vec::new();
+    macro_rules! take {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    errors.push(e);
+                    None
+                }
+            }
+        };
+    }
     if file.targets.is_empty() {
-        return Err(invalid("targets", "at least one target is required"));
+        errors.push(invalid("targets", "at least one target is required"));
     }
     if file.defaults.url.is_some() {
-        return Err(invalid(
+        errors.push(invalid(
             "defaults.url",
             "each target has its own url; it cannot be a default",
         ));
     }
     let mut auths = std::collections::BTreeMap::new();
     let mut plain_passwords = std::collections::BTreeMap::new();
+    let mut broken_auths = std::collections::BTreeSet::new();
     for (name, module) in &file.auth_modules {
-        auths.insert(name.clone(), resolve_auth(name, module)?);
-        plain_passwords.insert(name.clone(), plain_password(name, module)?);
+        match resolve_auth(name, module).and_then(|a| Ok((a, plain_password(name, module)?))) {
+            Ok((auth, plain)) => {
+                auths.insert(name.clone(), auth);
+                plain_passwords.insert(name.clone(), plain);
+            }
+            Err(e) => {
+                errors.push(e);
+                broken_auths.insert(name.clone());
+            }
+        }
     }
     let mut out: Vec<TargetConfig> = Vec::with_capacity(file.targets.len());
+    let mut urls: Vec<(String, String)> = Vec::with_capacity(file.targets.len());
     for (name, target) in &file.targets {
         let field = |f: &str| format!("targets.{name}.{f}");
         if name.is_empty()
@@ -988,46 +1038,63 @@ pub fn parse_file(
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         {
-            return Err(invalid(
+            errors.push(invalid(
                 &format!("targets.{name}"),
                 "a target name is letters, digits, '.', '_' and '-' only",
             ));
+            continue;
         }
-        let url = target.url.as_deref().ok_or_else(|| ConfigError::Missing {
-            field: field("url"),
-            hint: String::new(),
-        })?;
-        let url = check_url(&field("url"), url)?;
-        if let Some(other) = out.iter().find(|t| t.client.url == url) {
-            return Err(invalid(
-                &field("url"),
-                format!("same URL as target {}", other.client.target),
-            ));
-        }
+        let url = take!(
+            target
+                .url
+                .as_deref()
+                .ok_or_else(|| ConfigError::Missing {
+                    field: field("url"),
+                    hint: String::new(),
+                })
+                .and_then(|url| check_url(&field("url"), url))
+                .and_then(|url| match urls.iter().find(|(u, _)| *u == url) {
+                    Some((_, other)) => Err(invalid(
+                        &field("url"),
+                        format!("same URL as target {other}"),
+                    )),
+                    None => {
+                        urls.push((url.clone(), name.clone()));
+                        Ok(url)
+                    }
+                })
+        );
         // A target's own setting, else the file's defaults.
         macro_rules! get {
             ($f:ident) => {
                 target.$f.clone().or_else(|| file.defaults.$f.clone())
             };
         }
-        let auth_name = get!(auth).ok_or_else(|| ConfigError::Missing {
+        let auth_name = take!(get!(auth).ok_or_else(|| ConfigError::Missing {
             field: field("auth"),
             hint: " (name one of auth_modules, or set defaults.auth)".into(),
-        })?;
-        let auth = auths
-            .get(&auth_name)
-            .cloned()
-            .ok_or_else(|| invalid(&field("auth"), format!("unknown auth module {auth_name:?}")))?;
-        let collectors = match target
+        }));
+        let auth = match &auth_name {
+            // Its module's own error is reported already.
+            Some(a) if broken_auths.contains(a) => None,
+            Some(a) => take!(
+                auths
+                    .get(a)
+                    .cloned()
+                    .ok_or_else(|| invalid(&field("auth"), format!("unknown auth module {a:?}")))
+            ),
+            None => None,
+        };
+        let collectors = take!(match target
             .collectors
             .as_ref()
             .or(file.defaults.collectors.as_ref())
         {
-            None => base.collectors,
-            Some(names) => {
-                let mut kinds = Vec::with_capacity(names.len());
-                for n in names {
-                    let kind = CollectorKind::named(n).ok_or_else(|| {
+            None => Ok(base.collectors),
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    CollectorKind::named(n).ok_or_else(|| {
                         invalid(
                             &field("collectors"),
                             format!(
@@ -1038,18 +1105,20 @@ pub fn parse_file(
                                     .join(", ")
                             ),
                         )
-                    })?;
-                    kinds.push(kind);
-                }
-                if !kinds.contains(&CollectorKind::CALLS) {
-                    return Err(invalid(
-                        &field("collectors"),
-                        "must include calls (yeastar_up is about it)",
-                    ));
-                }
-                CollectorSet::of(kinds)
-            }
-        };
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|kinds| {
+                    if kinds.contains(&CollectorKind::CALLS) {
+                        Ok(CollectorSet::of(kinds))
+                    } else {
+                        Err(invalid(
+                            &field("collectors"),
+                            "must include calls (yeastar_up is about it)",
+                        ))
+                    }
+                }),
+        });
         let duration =
             |f: &str, v: Option<String>, default: Duration| -> Result<Duration, ConfigError> {
                 match v {
@@ -1063,44 +1132,48 @@ pub fn parse_file(
                     }
                 }
             };
-        let timeout = duration("timeout", get!(timeout), base.timeout)?;
-        let login_backoff = duration("login_backoff", get!(login_backoff), base.login_backoff)?;
-        check_login_backoff(&field("login_backoff"), login_backoff)?;
+        let timeout = take!(duration("timeout", get!(timeout), base.timeout));
+        let login_backoff = take!(
+            duration("login_backoff", get!(login_backoff), base.login_backoff).and_then(|b| {
+                check_login_backoff(&field("login_backoff"), b)?;
+                Ok(b)
+            })
+        );
         let max_concurrent_requests =
             get!(max_concurrent_requests).unwrap_or(base.max_concurrent_requests);
         if max_concurrent_requests == 0 {
-            return Err(invalid(
+            errors.push(invalid(
                 &field("max_concurrent_requests"),
                 "must be at least 1",
             ));
         }
         let max_response_bytes = get!(max_response_bytes).unwrap_or(base.max_response_bytes);
         if max_response_bytes < 1024 {
-            return Err(invalid(
+            errors.push(invalid(
                 &field("max_response_bytes"),
                 "must be at least 1024",
             ));
         }
         // None: off; Some(false): over HTTP; Some(true): over TCP.
-        let events = match get!(events) {
-            None => (base.events).then_some(base.events_tcp),
-            Some(EventsField::On(false)) => None,
-            Some(EventsField::On(true)) => Some(base.events_tcp),
+        let events = take!(match get!(events) {
+            None => Ok((base.events).then_some(base.events_tcp)),
+            Some(EventsField::On(false)) => Ok(None),
+            Some(EventsField::On(true)) => Ok(Some(base.events_tcp)),
             Some(EventsField::Method(m)) => match m.trim().to_ascii_lowercase().as_str() {
-                "http" => Some(false),
-                "tcp" => Some(true),
-                "off" | "false" => None,
-                _ => {
-                    return Err(invalid(
-                        &field("events"),
-                        format!("{m:?}: use true, false, http or tcp"),
-                    ));
-                }
+                "http" => Ok(Some(false)),
+                "tcp" => Ok(Some(true)),
+                "off" | "false" => Ok(None),
+                _ => Err(invalid(
+                    &field("events"),
+                    format!("{m:?}: use true, false, http or tcp"),
+                )),
             },
-        };
-        if events == Some(false) && matches!(auth, Auth::StaticToken(_)) {
-            return Err(invalid(&field("events"), STATIC_TOKEN_EVENTS));
+        });
+        if events == Some(Some(false)) && matches!(auth, Some(Auth::StaticToken(_))) {
+            errors.push(invalid(&field("events"), STATIC_TOKEN_EVENTS));
         }
+        let static_token_events_ok =
+            !(events == Some(Some(false)) && matches!(auth, Some(Auth::StaticToken(_))));
         // Validated whatever the events setting, so a typo is found before it matters.
         let sources = match get!(events_source_addresses) {
             Some(list) => {
@@ -1109,14 +1182,83 @@ pub fn parse_file(
                 } else {
                     "defaults.events_source_addresses".to_string()
                 };
-                source_addresses(&f, &list)?
+                take!(source_addresses(&f, &list))
             }
-            None => base.events_source_addresses.clone(),
+            None => Some(base.events_source_addresses.clone()),
         };
         let ca_file = get!(ca_file);
-        if let Some(ca) = &ca_file {
-            std::fs::metadata(ca).map_err(|e| unreadable(&field("ca_file"), ca, e))?;
-        }
+        let ca_ok = match &ca_file {
+            Some(ca) => {
+                take!(std::fs::metadata(ca).map_err(|e| unreadable(&field("ca_file"), ca, e)))
+                    .is_some()
+            }
+            None => true,
+        };
+        let events_tcp = match (events, &auth_name, &auth) {
+            (Some(Some(true)), Some(auth_name), Some(_)) => {
+                let tcp = plain_passwords
+                    .get(auth_name)
+                    .cloned()
+                    .flatten()
+                    .zip(match &auths[auth_name] {
+                        Auth::Credentials { username, .. } => Some(username.clone()),
+                        Auth::StaticToken(_) => None,
+                    })
+                    .map(|(password, username)| TcpEvents {
+                        port: get!(events_tcp_port).unwrap_or(base.events_tcp_port),
+                        username,
+                        password,
+                    })
+                    .ok_or_else(|| {
+                        invalid(
+                            &field("events"),
+                            "tcp needs an auth module with username and password (the TCP login carries them), not token_file",
+                        )
+                    });
+                take!(tcp).map(Some)
+            }
+            _ => Some(None),
+        };
+        let (
+            Some(url),
+            Some(auth),
+            Some(collectors),
+            Some(timeout),
+            Some(login_backoff),
+            Some(events),
+            Some(events_tcp),
+            Some(sources),
+            true,
+            true,
+            true,
+            true,
+        ) = (
+            url,
+            auth,
+            collectors,
+            timeout,
+            login_backoff,
+            events,
+            events_tcp,
+            sources,
+            ca_ok,
+            max_concurrent_requests > 0,
+            max_response_bytes >= 1024,
+            static_token_events_ok,
+        )
+        else {
+            continue;
+        };
+        let events = match events {
+            Some(false) => match base.events_endpoint.registration(name, sources) {
+                Ok(registration) => Some(registration),
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            },
+            _ => None,
+        };
         out.push(TargetConfig {
             client: ClientConfig {
                 target: name.clone(),
@@ -1130,39 +1272,18 @@ pub fn parse_file(
                 ca_file,
                 insecure_skip_verify: get!(insecure_skip_verify)
                     .unwrap_or(base.insecure_skip_verify),
-                events: match events {
-                    Some(false) => Some(base.events_endpoint.registration(name, sources)?),
-                    _ => None,
-                },
+                events,
             },
             collectors,
-            events_tcp: match events {
-                Some(true) => {
-                    let password = plain_passwords
-                        .get(&auth_name)
-                        .cloned()
-                        .flatten()
-                        .ok_or_else(|| {
-                            invalid(
-                                &field("events"),
-                                "tcp needs an auth module with username and password (the TCP login carries them), not token_file",
-                            )
-                        })?;
-                    let Auth::Credentials { username, .. } = &auths[&auth_name] else {
-                        unreachable!("a module with a password has credentials")
-                    };
-                    Some(TcpEvents {
-                        port: get!(events_tcp_port).unwrap_or(base.events_tcp_port),
-                        username: username.clone(),
-                        password,
-                    })
-                }
-                _ => None,
-            },
-            auth_module: Some(auth_name),
+            events_tcp,
+            auth_module: auth_name,
         });
     }
-    Ok(out)
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The clear password of an auth module that has one (for TCP events), read as

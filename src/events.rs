@@ -278,7 +278,12 @@ async fn answer(mut stream: TcpStream, peer: std::net::SocketAddr, app: &App, re
         .then(|| app.targets().find(name).cloned())
         .flatten();
     let answer = match target {
-        Some(t) => match t.receive_http_event(secret, peer.ip(), &request.body) {
+        // Lines about the report (a refusal) name its PBX.
+        Some(t) => match t
+            .client()
+            .span()
+            .in_scope(|| t.receive_http_event(secret, peer.ip(), &request.body))
+        {
             // Refused ones are counted and logged (once a minute) by the target.
             Received::Taken(_) | Received::Refused(_) => OK,
             Received::Off => {

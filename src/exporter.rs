@@ -99,6 +99,25 @@ pub fn load_web(config: &Config) -> Result<WebConfig, ConfigError> {
     }
 }
 
+/// What the exporter warns about, at start and when a reload brings a target in, for a PBX's
+/// settings: verification off, a pinned certificate that does not list the URL's host. Also
+/// printed by `--config.check`.
+pub fn target_warnings(cfg: &crate::pbx::ClientConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    if !cfg.url.starts_with("https://") {
+        return out;
+    }
+    if cfg.insecure_skip_verify {
+        out.push("TLS certificate verification is off for this PBX (insecure_skip_verify): anyone on the network path can impersonate it and read its password and token; prefer ca_file".to_string());
+    } else if let Some(ca) = &cfg.ca_file
+        && let Some(warning) =
+            crate::pbx::tls::name_warning(ca, &crate::pbx::ledger::host_of(&cfg.url))
+    {
+        out.push(warning);
+    }
+    out
+}
+
 /// The exporter's state, shared by every request.
 pub struct App {
     /// The exporter's own metrics.
@@ -241,8 +260,8 @@ impl App {
                 .load(std::sync::atomic::Ordering::SeqCst)
             && let Some(t) = self.targets().iter().find(|t| t.events_on())
         {
+            let _span = t.client().span().enter();
             tracing::warn!(
-                target_name = %t.name(),
                 "events are on for this target, but the event receiver starts only with the process (no target had events at start): restart the exporter to receive its reports"
             );
         }
@@ -326,12 +345,15 @@ impl App {
                             let target = Arc::new(target.with_event_intake());
                             // Its reader lives as long as the target does.
                             if tokio::runtime::Handle::try_current().is_ok() {
-                                tokio::spawn(crate::tcp_events::tcp_client(
-                                    Arc::downgrade(&target),
-                                    tcp.clone(),
-                                    tc.client.url.clone(),
-                                    self.ledger.clone(),
-                                    self.clock.clone(),
+                                tokio::spawn(tracing::Instrument::instrument(
+                                    crate::tcp_events::tcp_client(
+                                        Arc::downgrade(&target),
+                                        tcp.clone(),
+                                        tc.client.url.clone(),
+                                        self.ledger.clone(),
+                                        self.clock.clone(),
+                                    ),
+                                    target.client().span().clone(),
                                 ));
                             }
                             target
@@ -351,21 +373,9 @@ impl App {
             if before.is_some_and(|b| Arc::ptr_eq(b, target)) {
                 continue;
             }
-            let cfg = target.client().config();
-            if cfg.insecure_skip_verify && cfg.url.starts_with("https://") {
-                tracing::warn!(
-                    target_name = %name,
-                    pbx = %cfg.url,
-                    "TLS certificate verification is off for this PBX (insecure_skip_verify): anyone on the network path can impersonate it and read its password and token; prefer ca_file"
-                );
-            }
-            if let Some(ca) = &cfg.ca_file
-                && cfg.url.starts_with("https://")
-                && !cfg.insecure_skip_verify
-                && let Some(warning) =
-                    crate::pbx::tls::name_warning(ca, &crate::pbx::ledger::host_of(&cfg.url))
-            {
-                tracing::warn!(target_name = %name, pbx = %cfg.url, "{warning}");
+            let _span = target.client().span().enter();
+            for warning in target_warnings(target.client().config()) {
+                tracing::warn!("{warning}");
             }
             let Some(before) = before else {
                 continue;

@@ -13,6 +13,7 @@
 //!   [`http`] serves them, with [`conn`] keeping slow and idle clients from holding the server and
 //!   [`guard`] applying the [`webconfig`] file (TLS, basic auth, headers, rate limit); [`sd`]
 //!   lists the targets for Prometheus' HTTP service discovery.
+//! - [`logging`] writes logfmt lines that name the PBX, and captures a probe's lines for `debug=true`.
 //! - [`sim`] is a simulated PBX for demo mode, tests and benchmarks; [`clock`] makes time injectable;
 //!   [`alloc`] gives memory back after huge answers.
 //!
@@ -28,6 +29,7 @@ pub mod events;
 pub mod exporter;
 pub mod guard;
 pub mod http;
+pub mod logging;
 pub mod metrics;
 pub mod pbx;
 pub mod report;
@@ -40,10 +42,6 @@ pub mod yaml;
 
 use std::sync::Arc;
 use std::time::Duration;
-
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
@@ -69,32 +67,9 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Sets up logging to stderr at `level` in `format` (`logfmt` or `json`).
+/// Sets up logging to stderr at `level` in `format` (`logfmt` or `json`): see [`logging`].
 pub fn init_tracing(level: &str, format: &str) {
-    // One of five fixed levels (clap checked it): a level filter, no directive parser (and no
-    // regex engine in the build).
-    let filter: LevelFilter = level.parse().unwrap_or(LevelFilter::INFO);
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = if format == "json" {
-        registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(std::io::stderr),
-            )
-            .try_init()
-    } else {
-        registry
-            .with(
-                tracing_logfmt::builder()
-                    .layer()
-                    .with_writer(std::io::stderr),
-            )
-            .try_init()
-    };
-    if let Err(e) = result {
-        eprintln!("logging already initialised: {e}");
-    }
+    logging::init(level, format);
 }
 
 /// The runtime the binary runs on. One worker thread (the default) is a current-thread runtime:
@@ -154,6 +129,71 @@ pub async fn bind(address: &str) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(4096)
 }
 
+/// `--config.check` found errors and printed each: exit 1, nothing more to say.
+#[derive(Debug, thiserror::Error)]
+#[error("the configuration has errors (printed above)")]
+pub struct CheckFailed;
+
+/// `--config.check`: every error found (each on its own line on stderr), then the warnings the
+/// exporter would log at start (on stdout, `warning: …`), then `config OK` when there was no
+/// error. Fails ([`CheckFailed`]) only for errors.
+fn config_check(
+    flags: &config::ExporterFlags,
+    password_env: Option<String>,
+    clock: &clock::SharedClock,
+) -> anyhow::Result<()> {
+    let mut errors: Vec<String> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    let cfg = match flags.load_all(password_env) {
+        Ok(cfg) => Some(cfg),
+        Err(all) => {
+            errors.extend(
+                all.iter()
+                    .map(|e| format!("config invalid: {}", report::chain(e))),
+            );
+            None
+        }
+    };
+    let mut web = None;
+    if let Some(cfg) = &cfg {
+        for t in &cfg.targets {
+            // Build each client too: a CA file that does not parse is caught here.
+            if let Err(e) =
+                pbx::Client::new(t.client.clone(), Arc::new(pbx::NoopObserver), clock.clone())
+            {
+                errors.push(report::chain(&e));
+            }
+            for w in exporter::target_warnings(&t.client) {
+                warnings.push(format!(
+                    "target {} (pbx={}): {w}",
+                    t.client.target,
+                    logging::origin(&t.client.url)
+                ));
+            }
+        }
+        match exporter::load_web(cfg) {
+            Ok(w) => web = Some(w),
+            Err(e) => errors.push(format!("config invalid: {}", report::chain(&e))),
+        }
+    }
+    for e in &errors {
+        eprintln!("yeastar-exporter: {e}");
+    }
+    for w in &warnings {
+        println!("warning: {w}");
+    }
+    match (cfg, web) {
+        (Some(cfg), Some(web)) if errors.is_empty() => {
+            println!("config OK: {} target(s)", cfg.targets.len());
+            if cfg.web_config_file.is_some() {
+                println!("web config OK: {}", web.describe());
+            }
+            Ok(())
+        }
+        _ => Err(CheckFailed.into()),
+    }
+}
+
 /// Runs the exporter with `flags` until SIGINT/SIGTERM; logs every token out on the way down.
 pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()> {
     let clock = clock::system();
@@ -185,22 +225,7 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
         _demo = Some(handle);
     }
     if flags.config_check {
-        return match flags.load(password_env) {
-            Ok(cfg) => {
-                // Build each client too: a CA file that does not parse is caught here.
-                for t in &cfg.targets {
-                    pbx::Client::new(t.client.clone(), Arc::new(pbx::NoopObserver), clock.clone())?;
-                }
-                let web = exporter::load_web(&cfg)
-                    .map_err(|e| anyhow::Error::new(e).context("config invalid"))?;
-                println!("config OK: {} target(s)", cfg.targets.len());
-                if cfg.web_config_file.is_some() {
-                    println!("web config OK: {}", web.describe());
-                }
-                Ok(())
-            }
-            Err(e) => Err(anyhow::Error::new(e).context("config invalid")),
-        };
+        return config_check(&flags, password_env, &clock);
     }
     let config = flags.load(password_env.clone())?;
     let listen = config::listen_socket(&config.listen_address);

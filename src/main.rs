@@ -35,6 +35,8 @@ async fn run(cli: Cli) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // --config.check printed every error already.
+        Err(e) if e.is::<yeastar_exporter::CheckFailed>() => ExitCode::FAILURE,
         Err(e) => {
             // One line naming what is wrong; never a backtrace for a user's mistake.
             eprintln!("yeastar-exporter: {e:#}");

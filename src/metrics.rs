@@ -173,9 +173,7 @@ impl ExporterMetrics {
         }
         #[cfg(target_os = "linux")]
         registry
-            .register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ))
+            .register(Box::new(Process::new()))
             .expect("unique metric names");
         Self {
             registry,
@@ -258,5 +256,66 @@ impl Observer for ExporterMetrics {
             live.suspended.remove(target);
         }
         self.suspended.set(live.suspended.len() as f64);
+    }
+}
+
+/// The `prometheus` crate's process collector (`process_*`: CPU, memory, file descriptors,
+/// threads, start time), with `process_cpu_seconds_total` in fractions of a second: the crate
+/// divides whole clock ticks by the tick rate in integers, so the counter read 0 while /proc
+/// showed 0.41 s, and a CPU panel read 0 or jumped by whole seconds. Same names, help and types.
+#[cfg(target_os = "linux")]
+struct Process {
+    inner: prometheus::process_collector::ProcessCollector,
+    /// Clock ticks per second (`sysconf(_SC_CLK_TCK)`), the unit of /proc's `utime` and `stime`.
+    ticks_per_second: f64,
+}
+
+#[cfg(target_os = "linux")]
+impl Process {
+    fn new() -> Self {
+        // SAFETY: sysconf only reads a constant of the system; it has no preconditions.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        Self {
+            inner: prometheus::process_collector::ProcessCollector::for_self(),
+            // Linux's USER_HZ (100) if sysconf could not say.
+            ticks_per_second: if ticks > 0 { ticks as f64 } else { 100.0 },
+        }
+    }
+}
+
+/// User plus system CPU time of this process, in clock ticks, from `/proc/self/stat`.
+#[cfg(target_os = "linux")]
+pub fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Field 3 (state) is fields[0]: utime is field 14, stime field 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+#[cfg(target_os = "linux")]
+impl prometheus::core::Collector for Process {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.inner.desc()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let mut families = self.inner.collect();
+        if let Some(ticks) = cpu_ticks() {
+            let seconds = ticks as f64 / self.ticks_per_second;
+            for family in &mut families {
+                if family.name() == "process_cpu_seconds_total" {
+                    for m in family.mut_metric() {
+                        let mut counter = prometheus::proto::Counter::default();
+                        counter.set_value(seconds);
+                        m.set_counter(counter);
+                    }
+                }
+            }
+        }
+        families
     }
 }

@@ -104,7 +104,6 @@ pub async fn tcp_client(
     let mut backoff = Duration::from_secs(1);
     loop {
         let Some(t) = target.upgrade() else { return };
-        let name = t.name().to_string();
         // The target's back-off (a refused login, API or TCP) and the ledger (at most 2
         // unconfirmed logins to this host in 10 minutes, API ones included) both hold.
         let now = clock.now_millis();
@@ -130,7 +129,10 @@ pub async fn tcp_client(
                 backoff = Duration::from_secs(1);
             }
             Session::Ended(lasted) => {
-                tracing::info!(target_name = %name, lasted_secs = lasted.as_secs(), "the PBX closed the TCP event connection: reconnecting");
+                tracing::info!(
+                    lasted_secs = lasted.as_secs(),
+                    "the PBX closed the TCP event connection: reconnecting"
+                );
                 if lasted >= STABLE {
                     backoff = Duration::from_secs(1);
                 }
@@ -138,7 +140,16 @@ pub async fn tcp_client(
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }
             Session::NoConnection | Session::Unconfirmed => {
-                tracing::debug!(target_name = %name, ?ended, "TCP event connection failed; retrying in {backoff:?}");
+                let ended = if ended == Session::NoConnection {
+                    "no connection"
+                } else {
+                    "closed before the PBX confirmed the login"
+                };
+                tracing::debug!(
+                    ended,
+                    retry_in = %crate::logging::duration_words(backoff),
+                    "TCP event connection failed; retrying"
+                );
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }

@@ -392,8 +392,11 @@ impl Captured {
 async fn refusals_are_logged_once_a_minute_per_reason_with_the_count() {
     use tracing_subscriber::layer::SubscriberExt;
     let log = Captured::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_logfmt::builder().layer().with_writer(log.clone()));
+    let subscriber = tracing_subscriber::registry().with(yeastar_exporter::logging::layers(
+        tracing_subscriber::filter::LevelFilter::TRACE,
+        "logfmt",
+        log.clone(),
+    ));
     let _guard = tracing::subscriber::set_default(subscriber);
     let s = Setup::start(37, &[]).await;
     let path = s.path();
@@ -429,6 +432,12 @@ async fn refusals_are_logged_once_a_minute_per_reason_with_the_count() {
             assert!(line.contains(&want), "{want} not in {line}");
         }
         assert!(!line.contains(&path[16..]), "the path's secret in {line}");
+        // The PBX named once, by its span, as every line about a PBX names it (issue 25).
+        assert!(
+            line.ends_with(&format!(" target_name=default {pbx}")),
+            "{line}"
+        );
+        assert_eq!(line.matches("pbx=").count(), 1, "{line}");
     }
     let text = s.exporter.scrape().await;
     assert_eq!(refused(&text), [100.0, 0.0, 251.0, 0.0]);

@@ -37,13 +37,11 @@ impl Logs {
         use tracing_subscriber::layer::SubscriberExt;
         let logs = Logs::default();
         let writer = logs.clone();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_subscriber::filter::LevelFilter::INFO)
-            .with(
-                tracing_logfmt::builder()
-                    .layer()
-                    .with_writer(move || writer.clone()),
-            );
+        let subscriber = tracing_subscriber::registry().with(yeastar_exporter::logging::layers(
+            tracing_subscriber::filter::LevelFilter::INFO,
+            "logfmt",
+            move || writer.clone(),
+        ));
         (logs, tracing::subscriber::set_default(subscriber))
     }
 
@@ -195,10 +193,10 @@ async fn each_scraper_answers_at_its_deadline_with_what_came_in() {
         logs.warnings(),
         [
             format!(
-                r#"message="scrape deadline passed before every collector answered" target_name=default pbx={pbx_url} timed_out=trunks,extensions,device deadline=3s pbx_timeout=5s"#
+                r#"message="scrape deadline passed before every collector answered" timed_out=trunks,extensions,device deadline=3s pbx_timeout=5s target_name=default pbx={pbx_url}"#
             ),
             format!(
-                r#"message="scrape deadline passed before every collector answered" target_name=default pbx={pbx_url} timed_out=device deadline=9.5s pbx_timeout=5s"#
+                r#"message="scrape deadline passed before every collector answered" timed_out=device deadline=9.5s pbx_timeout=5s target_name=default pbx={pbx_url}"#
             ),
         ]
     );
@@ -255,7 +253,7 @@ async fn a_deadline_during_the_login_does_not_cut_it_short() {
     assert_eq!(
         warnings[0],
         format!(
-            r#"message="scrape deadline passed before every collector answered" target_name=default pbx={} timed_out=calls,internal_calls,trunks,extensions,device deadline=1s pbx_timeout=5s"#,
+            r#"message="scrape deadline passed before every collector answered" timed_out=calls,internal_calls,trunks,extensions,device deadline=1s pbx_timeout=5s target_name=default pbx={}"#,
             pbx.url()
         )
     );

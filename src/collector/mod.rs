@@ -38,6 +38,7 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use serde_json::json;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::clock::SharedClock;
 use crate::pbx::types::{CallQueryAnswer, ExtensionCallsAnswer};
@@ -130,6 +131,9 @@ struct TargetState {
     last: Option<LastScrape>,
     /// Members left untracked by [`calls::MAX_TRACKED_MEMBERS`], in total.
     members_dropped: u64,
+    /// Since when (unix millis) its collections find the PBX down (`yeastar_up 0`): the line
+    /// saying it answers again tells how long it failed.
+    failing_since: Option<u64>,
 }
 
 /// One configured PBX and the state its scrapes share.
@@ -340,9 +344,8 @@ impl Target {
                     "carrying another serial number than the PBX's deviceinfo/query reports"
                 }
             };
+            let _span = self.client.span().enter();
             tracing::warn!(
-                target_name = %self.name,
-                pbx = %self.client.config().url,
                 source,
                 reason = reason.as_str(),
                 refused,
@@ -457,21 +460,26 @@ impl Target {
                     let (this, p) = (self.clone(), progress.clone());
                     // The slot is held while spawning, so the task (which empties it when done)
                     // cannot finish before it is there.
-                    let task = tokio::spawn(async move {
-                        let out = this.clone().collect(bound, p).await;
-                        let mut slot = lock(&this.inflight);
-                        if slot.as_ref().is_some_and(|(s, _, _)| *s == seq) {
-                            *slot = None;
+                    let span = self.client.span().clone();
+                    let task = tokio::spawn(
+                        async move {
+                            let out = this.clone().collect(bound, p).await;
+                            let mut slot = lock(&this.inflight);
+                            if slot.as_ref().is_some_and(|(s, _, _)| *s == seq) {
+                                *slot = None;
+                            }
+                            out
                         }
-                        out
-                    });
+                        .instrument(span),
+                    );
                     let (this, p) = (self.clone(), progress.clone());
                     let f = async move {
                         match task.await {
                             Ok(out) => out,
                             // A panic in the collection: an answer with what came in, not a hang.
                             Err(e) => {
-                                tracing::error!(target_name = %this.name, cause = %e, "the collection ended without its answer (a bug: please report it)");
+                                let _span = this.client.span().enter();
+                                tracing::error!(cause = %e, "the collection ended without its answer (a bug: please report it)");
                                 this.answer_now(&p, started.elapsed())
                             }
                         }
@@ -489,6 +497,8 @@ impl Target {
             // the others.
             Err(_) => self.answer_now(&progress, started.elapsed()),
         };
+        // A scraper answers outside the collection: its line names the PBX too.
+        let _span = self.client.span().enter();
         self.log_answer(&out, deadline.saturating_duration_since(started));
         out
     }
@@ -527,7 +537,6 @@ impl Target {
         let recheck = self.clock.now_millis() + UNSUPPORTED_RECHECK.as_millis() as u64;
         lock(&self.state).unsupported.insert(kind, recheck);
         tracing::info!(
-            target_name = %self.name,
             collector = %kind,
             "the PBX does not support this collector's endpoint (errno 10003); the collector stays off for this PBX and is re-checked hourly"
         );
@@ -630,11 +639,33 @@ impl Target {
             r.own.clear();
             out
         };
-        lock(&self.state).last = Some(LastScrape {
-            up: out.up,
-            error: out.error.clone(),
-            finished_unix: out.finished_unix,
-        });
+        let now = self.clock.now_millis();
+        let recovered = {
+            let mut state = lock(&self.state);
+            state.last = Some(LastScrape {
+                up: out.up,
+                error: out.error.clone(),
+                finished_unix: out.finished_unix,
+            });
+            match (out.up, state.failing_since) {
+                (true, Some(since)) => {
+                    state.failing_since = None;
+                    Some(since)
+                }
+                (false, None) => {
+                    state.failing_since = Some(now);
+                    None
+                }
+                _ => None,
+            }
+        };
+        if let Some(since) = recovered {
+            tracing::info!(
+                failing_for = %crate::logging::duration_words(Duration::from_millis(now.saturating_sub(since))),
+                failing_since = %crate::logging::rfc3339(since / 1000),
+                "the PBX answers again"
+            );
+        }
         out
     }
 
@@ -642,6 +673,9 @@ impl Target {
     /// it saw) or partial (a scraper's deadline came first: collectors still out are failed this
     /// scrape, and nothing is kept).
     fn render(&self, r: &Results, elapsed: Duration, keep: bool) -> ScrapeOutput {
+        // A scraper whose deadline passed renders outside the collection: its lines name the PBX
+        // too.
+        let _span = self.client.span().enter();
         let now_millis = self.clock.now_millis();
         let now_secs = now_millis as f64 / 1000.0;
         let m = Families::default();
@@ -760,11 +794,8 @@ impl Target {
         }
         let late = late.join(",");
         let (deadline, pbx_timeout) = (seconds(deadline), seconds(self.client.config().timeout));
-        let pbx = &self.client.config().url;
         match failed.first() {
             None => tracing::warn!(
-                target_name = %self.name,
-                pbx = %pbx,
                 timed_out = %late,
                 deadline = %deadline,
                 pbx_timeout = %pbx_timeout,
@@ -773,13 +804,11 @@ impl Target {
             Some((_, first)) => {
                 let names: Vec<&str> = failed.iter().map(|(k, _)| k.as_str()).collect();
                 tracing::warn!(
-                    target_name = %self.name,
-                    pbx = %pbx,
+                    cause = %crate::pbx::words::cause(first),
                     timed_out = %late,
                     deadline = %deadline,
                     pbx_timeout = %pbx_timeout,
                     failed = %names.join(","),
-                    cause = %crate::report::chain(*first),
                     "scrape deadline passed before every collector answered"
                 )
             }
@@ -803,11 +832,12 @@ impl Target {
                         | PbxError::NotLoggedIn(_)
                 )
         });
-        let cause = crate::report::chain(*first);
+        let cause = crate::pbx::words::cause(first);
+        let failed = crate::logging::List(&collectors);
         if quiet {
-            tracing::debug!(target_name = %self.name, cause = %cause, failed = ?collectors, "scrape failed");
+            tracing::debug!(cause = %cause, failed = %failed, "scrape failed");
         } else {
-            tracing::warn!(target_name = %self.name, cause = %cause, failed = ?collectors, "scrape failed");
+            tracing::warn!(cause = %cause, failed = %failed, "scrape failed");
         }
     }
 }

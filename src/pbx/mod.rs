@@ -18,6 +18,7 @@ pub mod ledger;
 pub mod tls;
 pub mod transport;
 pub mod types;
+pub mod words;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -30,6 +31,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::clock::SharedClock;
 use crate::report::Cause;
@@ -212,6 +214,8 @@ type SharedLogin = Shared<BoxFuture<'static, Result<Secret, PbxError>>>;
 /// The client of one PBX. Cheap to share (`Arc`); its state lives as long as the target's config.
 pub struct Client {
     cfg: ClientConfig,
+    /// Its log span: `target_name` and `pbx` on every line about this PBX ([`crate::logging`]).
+    span: tracing::Span,
     http: transport::HttpClient,
     /// Where the PBX is, parsed from `cfg.url` once (a URL the config refused cannot get here; if
     /// one did, every request fails with these words instead of a panic).
@@ -296,6 +300,7 @@ impl Client {
             limiter: Semaphore::new(cfg.max_concurrent_requests.max(1)),
             host: ledger::host_of(&cfg.url),
             origin: transport::Origin::new(&cfg.url, &cfg.api_path),
+            span: crate::logging::span(&cfg.target, &cfg.url),
             cfg,
             http,
             token: Mutex::new(token),
@@ -318,6 +323,12 @@ impl Client {
     /// The configuration it was built from.
     pub fn config(&self) -> &ClientConfig {
         &self.cfg
+    }
+
+    /// The span its work runs in (`target_name`, `pbx`): enter or instrument with it so that
+    /// lines about this PBX name it.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// What its PBX's event reports must show ([`gate`]).
@@ -348,12 +359,14 @@ impl Client {
             },
             Err(e) if e.is_unsupported() => gate::Serial::Unreported,
             Err(e) => {
-                tracing::debug!(target_name = %self.cfg.target, error = %crate::report::chain(&e), "deviceinfo/query for the serial number failed; asked again after the next heartbeat");
+                tracing::debug!(cause = %words::cause(&e), "deviceinfo/query for the serial number failed; asked again after the next heartbeat");
                 gate::Serial::Unknown
             }
         };
         if let gate::Serial::Unreported = serial {
-            tracing::info!(target_name = %self.cfg.target, pbx = %self.cfg.url, "the PBX reports no serial number (deviceinfo/query): its event reports are checked by path and source address only");
+            tracing::info!(
+                "the PBX reports no serial number (deviceinfo/query): its event reports are checked by path and source address only"
+            );
         }
         self.gate.set_serial(serial);
     }
@@ -432,6 +445,7 @@ impl Client {
         if !matches!(self.cfg.auth, Auth::Credentials { .. }) {
             return;
         }
+        let _span = self.span.enter();
         let now = self.clock.now_millis();
         if let Some(at) = self.ledger.last_rejection(&self.host, now) {
             let until = at + self.cfg.login_backoff.as_millis() as u64;
@@ -440,7 +454,6 @@ impl Client {
                     until_millis: until,
                 });
                 tracing::warn!(
-                    target_name = %self.cfg.target,
                     next_attempt_in_secs = (until - now) / 1000,
                     "a login was rejected before this restart (login ledger): logins stay suspended for the rest of the back-off"
                 );
@@ -472,6 +485,12 @@ impl Client {
     /// still in flight logs its token out as soon as it arrives. Static tokens are left alone:
     /// they belong to someone else.
     pub async fn logout(&self, deadline: Instant) {
+        self.logout_in_span(deadline)
+            .instrument(self.span.clone())
+            .await
+    }
+
+    async fn logout_in_span(&self, deadline: Instant) {
         let token = {
             let mut held = lock(&self.token);
             self.retired.store(true, Ordering::SeqCst);
@@ -490,9 +509,9 @@ impl Client {
             .send::<BareAnswer>("logout", Some(token), &json!({}), deadline)
             .await
         {
-            Ok(_) => tracing::debug!(target_name = %self.cfg.target, "logged out"),
+            Ok(_) => tracing::debug!("logged out"),
             Err(e) => {
-                tracing::debug!(target_name = %self.cfg.target, error = %crate::report::chain(&e), "logout failed")
+                tracing::debug!(cause = %words::cause(&e), "logout failed")
             }
         }
     }
@@ -518,9 +537,8 @@ impl Client {
         });
         self.suspended_for();
         tracing::warn!(
-            target_name = %self.cfg.target,
-            cause = %crate::report::chain(why),
-            next_attempt_unix = until / 1000,
+            cause = %words::cause(why),
+            next_attempt = %crate::logging::rfc3339(until / 1000),
             next_attempt_in_secs = wait_ms / 1000,
             "logins to the PBX suspended (at most 2 unsuccessful logins per 10 minutes, the PBX locks out at 5); fix the credentials or unblock the host in the PBX, then wait or reload"
         );
@@ -547,14 +565,18 @@ impl Client {
         }
         let seq = self.login_seq.fetch_add(1, Ordering::SeqCst);
         let client = self.clone();
-        let task = tokio::spawn(async move {
-            let result = client.login_once().await;
-            let mut slot = lock(&client.login_inflight);
-            if slot.as_ref().is_some_and(|(s, _)| *s == seq) {
-                *slot = None;
+        let span = self.span.clone();
+        let task = tokio::spawn(
+            async move {
+                let result = client.login_once().await;
+                let mut slot = lock(&client.login_inflight);
+                if slot.as_ref().is_some_and(|(s, _)| *s == seq) {
+                    *slot = None;
+                }
+                result
             }
-            result
-        });
+            .instrument(span),
+        );
         let shared = async move {
             task.await
                 .unwrap_or_else(|e| Err(PbxError::NotLoggedIn(format!("login task ended: {e}"))))
@@ -648,7 +670,7 @@ impl Client {
                     if self.wants_serial() {
                         self.fetch_serial(&t, bound).await;
                     }
-                    tracing::debug!(target_name = %target, "logged in");
+                    tracing::debug!("logged in");
                     return Ok(t);
                 }
                 _ => PbxError::Decode {
@@ -682,8 +704,7 @@ impl Client {
         match kind {
             Some(Failure::Rejected | Failure::Locked) => self.suspend(&err),
             Some(_) => tracing::warn!(
-                target_name = %target,
-                cause = %crate::report::chain(&err),
+                cause = %words::cause(&err),
                 failed_attempts_in_window = self.ledger.count(&self.host, now),
                 "a login ended without a token; the PBX may count it as a failed login, so the exporter does too (at most 2 per 10 minutes)"
             ),
