@@ -65,13 +65,22 @@ pub enum Command {
 /// Flags of the exporter.
 #[derive(Debug, Args, Clone)]
 pub struct ExporterFlags {
-    /// Address to listen on for the web interface and telemetry (`:PORT` listens on all interfaces).
+    /// Address to listen on for the web interface and telemetry (`:PORT` listens on all
+    /// interfaces). Repeat it to listen on several (the same endpoints on each).
     #[arg(
         long = "web.listen-address",
         env = "YEASTAR_EXPORTER_WEB_LISTEN_ADDRESS",
-        default_value = ":11088"
+        default_value = ":11088",
+        action = clap::ArgAction::Append
     )]
-    pub listen_address: String,
+    pub listen_address: Vec<String>,
+    /// Serve on the listening sockets systemd passes (socket activation: LISTEN_FDS, LISTEN_PID,
+    /// from fd 3) instead of --web.listen-address.
+    #[arg(
+        long = "web.systemd-socket",
+        env = "YEASTAR_EXPORTER_WEB_SYSTEMD_SOCKET"
+    )]
+    pub systemd_socket: bool,
     /// Path under which to expose metrics.
     #[arg(
         long = "web.telemetry-path",
@@ -400,8 +409,10 @@ pub struct TcpEvents {
 /// The exporter's validated configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Where to listen.
-    pub listen_address: String,
+    /// Where to listen (each address).
+    pub listen_address: Vec<String>,
+    /// Take the listeners from systemd (`--web.systemd-socket`) instead.
+    pub systemd_socket: bool,
     /// Path of the metrics page.
     pub telemetry_path: String,
     /// Subtracted from Prometheus's scrape timeout.
@@ -712,6 +723,7 @@ impl ExporterFlags {
         }
         Ok(Config {
             listen_address: self.listen_address.clone(),
+            systemd_socket: self.systemd_socket,
             telemetry_path: self.telemetry_path.clone(),
             timeout_offset: self.timeout_offset,
             web_config_file: self.web_config_file.clone(),

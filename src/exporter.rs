@@ -201,6 +201,11 @@ impl App {
         Ok(app)
     }
 
+    /// Now, in unix seconds, from the exporter's clock (the landing page's "3m ago").
+    pub fn now_unix(&self) -> f64 {
+        self.clock.now_secs()
+    }
+
     /// Where the login ledger is kept (`--pbx.state-dir`), if anywhere.
     pub fn ledger_path(&self) -> Option<&std::path::Path> {
         self.ledger.path()

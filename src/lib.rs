@@ -129,6 +129,50 @@ pub async fn bind(address: &str) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(4096)
 }
 
+/// The listening sockets systemd passed (socket activation, `sd_listen_fds(3)`): `LISTEN_PID` must
+/// be this process, and `LISTEN_FDS` sockets follow from fd 3 — as exporter-toolkit's
+/// `--web.systemd-socket` takes them. Each must be a listening TCP socket.
+#[cfg(unix)]
+pub fn systemd_listeners() -> anyhow::Result<Vec<tokio::net::TcpListener>> {
+    use std::os::fd::FromRawFd;
+    let flag = "--web.systemd-socket";
+    let pid = std::env::var("LISTEN_PID").map_err(|_| {
+        anyhow::anyhow!("{flag}: LISTEN_PID is not set: start the exporter from its .socket unit")
+    })?;
+    if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
+        anyhow::bail!(
+            "{flag}: LISTEN_PID {pid} is not this process ({}): the sockets are another's",
+            std::process::id()
+        );
+    }
+    let fds = std::env::var("LISTEN_FDS").unwrap_or_default();
+    let count: i32 = fds
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| (1..=64).contains(n))
+        .ok_or_else(|| anyhow::anyhow!("{flag}: LISTEN_FDS {fds:?} names no socket"))?;
+    let mut listeners = Vec::new();
+    for fd in 3..3 + count {
+        // SAFETY: under the socket-activation protocol fds 3 .. 3 + LISTEN_FDS are open sockets
+        // handed to this process (LISTEN_PID checked above) that nothing else in it owns; each
+        // is taken once, here.
+        let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+        listener
+            .local_addr()
+            .map_err(|e| anyhow::anyhow!("{flag}: fd {fd} is not a TCP socket: {e}"))?;
+        listener.set_nonblocking(true)?;
+        listeners.push(tokio::net::TcpListener::from_std(listener)?);
+    }
+    Ok(listeners)
+}
+
+/// Socket activation is a Unix protocol.
+#[cfg(not(unix))]
+pub fn systemd_listeners() -> anyhow::Result<Vec<tokio::net::TcpListener>> {
+    anyhow::bail!("--web.systemd-socket: socket activation needs a Unix system")
+}
+
 /// `--config.check` found errors and printed each: exit 1, nothing more to say.
 #[derive(Debug, thiserror::Error)]
 #[error("the configuration has errors (printed above)")]
@@ -228,11 +272,20 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
         return config_check(&flags, password_env, &clock);
     }
     let config = flags.load(password_env.clone())?;
-    let listen = config::listen_socket(&config.listen_address);
-    let listener = bind(&listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("--web.listen-address {listen}: {e}"))?;
-    let local = listener.local_addr()?;
+    let listeners = if config.systemd_socket {
+        systemd_listeners()?
+    } else {
+        let mut listeners = Vec::with_capacity(config.listen_address.len());
+        for address in &config.listen_address {
+            let listen = config::listen_socket(address);
+            listeners.push(
+                bind(&listen)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("--web.listen-address {listen}: {e}"))?,
+            );
+        }
+        listeners
+    };
     let loader: exporter::Loader = {
         let flags = flags.clone();
         Arc::new(move || flags.load(password_env.clone()))
@@ -264,11 +317,6 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
     }
     let web = app.web.current();
     let scheme = if web.tls().is_some() { "https" } else { "http" };
-    let shown = if local.ip().is_unspecified() {
-        format!("127.0.0.1:{}", local.port())
-    } else {
-        local.to_string()
-    };
     #[cfg(unix)]
     {
         let app = Arc::clone(&app);
@@ -284,14 +332,23 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
             }
         });
     }
-    tracing::info!(
-        address = %local,
-        metrics = %format!("{scheme}://{shown}{}", config.telemetry_path),
-        web = %web.describe(),
-        version = env!("CARGO_PKG_VERSION"),
-        "yeastar-exporter listening; metrics at the URL shown"
-    );
-    http::serve(listener, Arc::clone(&app), shutdown_signal()).await?;
+    for listener in &listeners {
+        let local = listener.local_addr()?;
+        let shown = if local.ip().is_unspecified() {
+            format!("127.0.0.1:{}", local.port())
+        } else {
+            local.to_string()
+        };
+        tracing::info!(
+            address = %local,
+            metrics = %format!("{scheme}://{shown}{}", config.telemetry_path),
+            web = %web.describe(),
+            version = env!("CARGO_PKG_VERSION"),
+            systemd_socket = config.systemd_socket,
+            "yeastar-exporter listening; metrics at the URL shown"
+        );
+    }
+    http::serve_all(listeners, Arc::clone(&app), shutdown_signal()).await?;
     app.logout_all(Duration::from_secs(5)).await;
     tracing::info!("stopped");
     Ok(())

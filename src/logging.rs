@@ -75,18 +75,26 @@ impl<T: fmt::Display> fmt::Display for List<'_, T> {
     }
 }
 
-/// A duration as Prometheus writes one: `3m12s`, `1h0m5s`, `250ms`, `0s`.
+/// A duration as Prometheus writes one, its zero units left out: `3m12s`, `1h5s`, `10m`,
+/// `250ms`, `0s`.
 pub fn duration_words(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs == 0 {
-        return format!("{}ms", d.subsec_millis());
+    let parts = [
+        (secs / 3600, "h"),
+        (secs / 60 % 60, "m"),
+        (secs % 60, "s"),
+        (u64::from(d.subsec_millis()), "ms"),
+    ];
+    let mut out = String::new();
+    for (n, unit) in parts {
+        if n > 0 {
+            let _ = write!(out, "{n}{unit}");
+        }
     }
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    match (h, m) {
-        (0, 0) => format!("{s}s"),
-        (0, _) => format!("{m}m{s}s"),
-        _ => format!("{h}h{m}m{s}s"),
+    if out.is_empty() {
+        out.push_str("0s");
     }
+    out
 }
 
 /// Unix milliseconds as RFC 3339 in UTC, to the millisecond: `2026-12-03T12:42:37.123Z`.
@@ -364,6 +372,31 @@ where
     }
 }
 
+/// Spans always (their fields are kept); events only while a capture runs. Asked for every event
+/// (`Interest::sometimes`): whether a capture runs changes, so no answer may be cached per callsite.
+struct CaptureFilter;
+
+impl<S> tracing_subscriber::layer::Filter<S> for CaptureFilter {
+    fn enabled(&self, meta: &tracing::Metadata<'_>, _: &Context<'_, S>) -> bool {
+        meta.is_span() || CAPTURING.load(Ordering::Relaxed) > 0
+    }
+
+    fn callsite_enabled(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if meta.is_span() {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::sometimes()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::TRACE)
+    }
+}
+
 /// The exporter's logging: `format` (`logfmt` or `json`) at `level` to `writer`, with PBX spans
 /// and debug captures. For [`init`] and for tests that read the log.
 pub fn layers<S, W>(level: LevelFilter, format: &str, writer: W) -> impl Layer<S> + Send + Sync
@@ -371,7 +404,6 @@ where
     S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    use tracing_subscriber::filter::filter_fn;
     let fmt: Box<dyn Layer<S> + Send + Sync> = if format == "json" {
         Box::new(
             tracing_subscriber::fmt::layer()
@@ -388,10 +420,12 @@ where
         )
     };
     // Spans always (their fields are kept); events only while a capture runs.
-    let spans = SpanLayer.with_filter(filter_fn(|meta| {
-        meta.is_span() || CAPTURING.load(Ordering::Relaxed) > 0
-    }));
-    spans.and_then(fmt)
+    let spans = SpanLayer.with_filter(CaptureFilter);
+    // The capture layer outermost: over the registry, a stack of layers takes its level hint
+    // (the most verbose level any event may be logged at) from its outermost layer alone
+    // (tracing-subscriber's `Layered`), and a capture needs every level, whatever --log.level
+    // says. The formatter's own filter still holds it to --log.level.
+    fmt.and_then(spans)
 }
 
 /// Sets up logging to stderr at `level` in `format` (`logfmt` or `json`).
@@ -449,7 +483,9 @@ mod tests {
         );
         assert_eq!(duration_words(Duration::from_millis(250)), "250ms");
         assert_eq!(duration_words(Duration::from_secs(192)), "3m12s");
-        assert_eq!(duration_words(Duration::from_secs(3605)), "1h0m5s");
+        assert_eq!(duration_words(Duration::from_secs(3605)), "1h5s");
+        assert_eq!(duration_words(Duration::from_secs(600)), "10m");
+        assert_eq!(duration_words(Duration::ZERO), "0s");
         assert_eq!(ago(100.0, 100.4), "just now");
         assert_eq!(ago(100.0, 280.0), "3m ago");
         assert_eq!(ago(0.0, 7500.0), "2h5m ago");

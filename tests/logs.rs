@@ -243,17 +243,7 @@ fn the_binary_names_the_pbx_and_says_when_it_answers_again() {
         "level=info target=yeastar_exporter::collector message=\"the PBX answers again\""
     );
     let (failing_for, rest) = rest.split_once(" failing_since=").unwrap();
-    assert!(
-        failing_for.ends_with("ms") || failing_for.ends_with('s'),
-        "{failing_for}"
-    );
-    assert!(
-        failing_for[..failing_for.len() - 1]
-            .trim_end_matches('m')
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == 'm'),
-        "{failing_for}"
-    );
+    assert!(is_prometheus_duration(failing_for), "{failing_for}");
     let (since, tail) = rest.split_once(' ').unwrap();
     assert_eq!(since.len(), "2026-12-03T11:23:20Z".len(), "{since}");
     assert!(
@@ -261,4 +251,142 @@ fn the_binary_names_the_pbx_and_says_when_it_answers_again() {
         "{since}"
     );
     assert_eq!(tail, named);
+}
+
+/// `/probe?target=…&debug=true`, as blackbox_exporter answers it: the probe's log lines at every
+/// level (here the binary logs at info: its "listening" line tells the harness its port), the metrics it would have returned, the target's
+/// settings — and no secret.
+#[test]
+fn debug_probes_answer_their_log_lines_metrics_and_settings() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let pbx = rt.block_on(FakePbx::start());
+    let url = pbx.url();
+    let spawned = spawn_exporter_env(
+        &[
+            "--pbx.url",
+            &url,
+            "--pbx.username",
+            USERNAME,
+            "--log.level",
+            "info",
+            "--no-collector.trunks",
+            "--no-collector.extensions",
+            "--no-collector.device",
+            "--no-collector.internal_calls",
+        ],
+        &[("YEASTAR_EXPORTER_PBX_PASSWORD", PASSWORD)],
+    );
+    let base = spawned.base.clone();
+    let body = rt.block_on(async {
+        let r = reqwest::get(format!("{base}/probe?target=default&debug=true"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
+        r.text().await.unwrap()
+    });
+    let (logs, rest) = body
+        .strip_prefix("Logs for the probe:\n")
+        .unwrap()
+        .split_once("\n\n\nMetrics that would have been returned:\n")
+        .unwrap();
+    let (metrics, settings) = rest.split_once("\n\n\nTarget configuration:\n").unwrap();
+    let named = format!("target_name=default pbx=http://{}", pbx.addr);
+    // Each line without its time, the request times as N.
+    let lines: Vec<String> = logs
+        .lines()
+        .map(|l| {
+            let rest = l.split_once(' ').unwrap().1;
+            match rest.split_once("elapsed_ms=") {
+                Some((head, tail)) => format!(
+                    "{head}elapsed_ms=N{}",
+                    tail.trim_start_matches(|c: char| c.is_ascii_digit())
+                ),
+                None => rest.to_string(),
+            }
+        })
+        .collect();
+    let request = |endpoint: &str| {
+        format!(
+            "level=trace target=yeastar_exporter::pbx message=\"PBX request\" target_name=default endpoint={endpoint} outcome=success elapsed_ms=N pbx=http://{}",
+            pbx.addr
+        )
+    };
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "level=debug target=yeastar_exporter::http message=\"beginning probe\" timeout=5s {named}"
+            ),
+            request("login"),
+            format!("level=debug target=yeastar_exporter::pbx message=\"logged in\" {named}"),
+            request("call/query"),
+            request("call/query"),
+            format!(
+                "level=debug target=yeastar_exporter::http message=\"probe finished\" up=true {named}"
+            ),
+        ]
+    );
+    assert!(metrics.contains("\nyeastar_up 1\n"), "{metrics}");
+    assert_eq!(
+        settings,
+        format!(
+            "name: default\nurl: {url}\napi_path: /api/v2.0.0\nauth: username \"api\", password <secret>\ncollectors: [calls]\ntimeout: 5s\nmax_concurrent_requests: 1\nmax_response_bytes: 16777216\nlogin_backoff: 10m\ninsecure_skip_verify: false\nevents: false\n"
+        )
+    );
+    // The test password is the word "secret": the placeholder `<secret>` is not it.
+    let shown = body.replace("<secret>", "<>");
+    for secret in [PASSWORD, PASSWORD_MD5, "faketoken"] {
+        assert!(!shown.contains(secret), "{secret} in the debug answer");
+    }
+    // The binary's own log stays at its level: none of those lines.
+    spawned.signal("TERM");
+    let (mut child, log) = spawned.drain();
+    child.wait().unwrap();
+    let log = log.join().unwrap();
+    assert!(
+        !log.contains("level=debug") && !log.contains("level=trace"),
+        "{log}"
+    );
+}
+
+/// Whether `d` is a duration as Prometheus writes one: units h, m, s, ms, each once, largest
+/// first, none zero (`4m10s`, `1s5ms`, `250ms`), or `0s`.
+fn is_prometheus_duration(d: &str) -> bool {
+    if d == "0s" {
+        return true;
+    }
+    let mut rest = d;
+    let mut units = ["h", "m", "s", "ms"].iter().peekable();
+    let mut any = false;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 || rest.starts_with('0') {
+            return false;
+        }
+        rest = &rest[digits..];
+        // The longest unit that fits here ("ms" before "m"), in order.
+        loop {
+            let Some(unit) = units.next() else {
+                return false;
+            };
+            let longer = *unit == "m" && rest.starts_with("ms");
+            if rest.starts_with(unit) && !longer {
+                rest = &rest[unit.len()..];
+                break;
+            }
+        }
+        any = true;
+    }
+    any
+}
+
+#[test]
+fn prometheus_durations_are_recognised() {
+    for good in ["0s", "250ms", "4m10s", "1s5ms", "1h5s", "10m", "2h3m4s5ms"] {
+        assert!(is_prometheus_duration(good), "{good}");
+    }
+    for bad in ["", "0ms", "10m0s", "5s1m", "1.5s", "ms", "3x", "1s1s"] {
+        assert!(!is_prometheus_duration(bad), "{bad}");
+    }
 }

@@ -243,16 +243,25 @@ async fn a_probe_of_an_unconfigured_url_is_refused_without_a_connection() {
     let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     trap.set_nonblocking(true).unwrap();
     let port = trap.local_addr().unwrap().port();
-    for target in [
-        format!("http://127.0.0.1:{port}"),
-        format!("http%3A%2F%2F127.0.0.1%3A{port}"),
-        format!("{}/../", a.url()).replace(&a.addr.port().to_string(), &port.to_string()),
+    for (target, named) in [
+        (
+            format!("http://127.0.0.1:{port}"),
+            format!("http://127.0.0.1:{port}"),
+        ),
+        (
+            format!("http%3A%2F%2F127.0.0.1%3A{port}"),
+            format!("http://127.0.0.1:{port}"),
+        ),
+        (
+            format!("{}/../", a.url()).replace(&a.addr.port().to_string(), &port.to_string()),
+            format!("http://127.0.0.1:{port}/../"),
+        ),
     ] {
         let (status, body) = exporter.get(&format!("/probe?target={target}")).await;
         assert_eq!(status, 400, "{target}");
         assert_eq!(
             body,
-            "unknown target: not a configured target name or URL\n"
+            format!("unknown target \"{named}\": not a configured target name or URL\n")
         );
     }
     // The kernel completes a handshake before accept(): a connection attempt would be waiting here.

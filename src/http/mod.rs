@@ -32,6 +32,41 @@ use crate::conn::WriteTimeout;
 use crate::exporter::{App, Current};
 use crate::guard::Access;
 
+/// The documentation the landing page links to, served from the binary (`/docs/NAME`): the
+/// same text as the source tree's `README.md` and `docs/`, whatever version is running.
+const DOCS: &[(&str, &str, &str)] = &[
+    (
+        "README.md",
+        include_str!("../../README.md"),
+        "install, connect a PBX, multi-target, alerts, troubleshooting",
+    ),
+    (
+        "metrics.md",
+        include_str!("../../docs/metrics.md"),
+        "every metric and collector",
+    ),
+    (
+        "configuration.md",
+        include_str!("../../docs/configuration.md"),
+        "every flag and config-file field",
+    ),
+    (
+        "security.md",
+        include_str!("../../docs/security.md"),
+        "TLS, basic auth, secrets",
+    ),
+    (
+        "events.md",
+        include_str!("../../docs/events.md"),
+        "the PBX's event reports",
+    ),
+    (
+        "safety.md",
+        include_str!("../../docs/safety.md"),
+        "logins and the PBX's lockout",
+    ),
+];
+
 /// The text exposition format's content type.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -53,13 +88,32 @@ pub async fn serve(
     app: Arc<App>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_all(vec![listener], app, shutdown).await
+}
+
+/// [`serve`] on every listener at once (repeated `--web.listen-address`, or the sockets systemd
+/// passed): one server, one connection cap, the same endpoints on each.
+pub async fn serve_all(
+    listeners: Vec<TcpListener>,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     let limit = Arc::new(Semaphore::new(app.settings().max_connections));
     app.set_ready();
     loop {
+        // Whichever listener has a connection first (each registers its waker every time).
+        let accept = std::future::poll_fn(|cx| {
+            for l in &listeners {
+                if let std::task::Poll::Ready(r) = l.poll_accept(cx) {
+                    return std::task::Poll::Ready(r);
+                }
+            }
+            std::task::Poll::Pending
+        });
         let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = accept => match accepted {
                 Ok(x) => x,
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little rather than spin.
@@ -91,7 +145,7 @@ pub async fn serve(
             drop(permit);
         });
     }
-    drop(listener);
+    drop(listeners);
     tracing::info!("shutting down: no new connections; waiting for in-flight scrapes");
     if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
@@ -273,7 +327,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> 
     let settings = &current.config;
     let get_only = |req: &Request<Incoming>| matches!(*req.method(), Method::GET | Method::HEAD);
     match path.as_str() {
-        "/" if get_only(&req) => landing(&current),
+        "/" if get_only(&req) => landing(&current, app.now_unix()),
         "/-/healthy" if get_only(&req) => text(StatusCode::OK, "Healthy\n"),
         "/-/ready" if get_only(&req) => {
             if app.is_ready() {
@@ -284,6 +338,15 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> 
         }
         "/probe" if get_only(&req) => probe(&current, req).await,
         "/sd" if get_only(&req) => sd(&current),
+        p if p.starts_with("/docs/") && get_only(&req) => {
+            match DOCS
+                .iter()
+                .find(|(name, _, _)| p == format!("/docs/{name}"))
+            {
+                Some((_, body, _)) => text(StatusCode::OK, *body),
+                None => text(StatusCode::NOT_FOUND, "not found\n"),
+            }
+        }
         "/-/reload" if req.method() == Method::POST => match app.reload() {
             Ok(()) => text(StatusCode::OK, "configuration reloaded\n"),
             Err(e) => text(
@@ -334,11 +397,94 @@ async fn probe(current: &Current, req: Request<Incoming>) -> Response<Full<Bytes
     let Some(target) = current.targets.find(&name).cloned() else {
         return text(
             StatusCode::BAD_REQUEST,
-            "unknown target: not a configured target name or URL\n",
+            format!(
+                "unknown target {:?}: not a configured target name or URL\n",
+                crate::pbx::clip(&name, 100)
+            ),
         );
     };
-    let out = target.scrape(deadline(current, &req, &target)).await;
-    metrics_response(out.text.clone())
+    let debug = query_param(req.uri().query(), "debug").as_deref() == Some("true");
+    if !debug {
+        let out = target.scrape(deadline(current, &req, &target)).await;
+        return metrics_response(out.text.clone());
+    }
+    // As blackbox_exporter's debug=true: the probe's log lines (every level, whatever
+    // --log.level), the metrics it would have returned, the target's settings (no secret).
+    let capture = crate::logging::capture(target.name());
+    let timeout = scrape_timeout(
+        req.headers()
+            .get("X-Prometheus-Scrape-Timeout-Seconds")
+            .map(|v| v.as_bytes()),
+        current.config.timeout_offset,
+        target.client().config().timeout,
+    );
+    let deadline = deadline(current, &req, &target);
+    {
+        let _span = target.client().span().enter();
+        tracing::debug!(
+            timeout = %crate::logging::duration_words(timeout),
+            "beginning probe"
+        );
+    }
+    let out = target.scrape(deadline).await;
+    {
+        let _span = target.client().span().enter();
+        tracing::debug!(up = out.up, "probe finished");
+    }
+    let logs = capture.text();
+    drop(capture);
+    text(
+        StatusCode::OK,
+        format!(
+            "Logs for the probe:\n{logs}\n\n\nMetrics that would have been returned:\n{}\n\n\nTarget configuration:\n{}",
+            out.text,
+            describe_target(&target)
+        ),
+    )
+}
+
+/// A target's settings for `debug=true`, as YAML (credentials named, never shown).
+fn describe_target(target: &Target) -> String {
+    let cfg = target.client().config();
+    let auth = match &cfg.auth {
+        crate::pbx::Auth::Credentials { username, .. } => {
+            format!("username {username:?}, password <secret>")
+        }
+        crate::pbx::Auth::StaticToken(_) => "static token <secret>".to_string(),
+    };
+    let collectors: Vec<&str> = crate::collector::CollectorKind::all()
+        .filter(|k| target.collectors().contains(*k))
+        .map(|k| k.as_str())
+        .collect();
+    let mut out = String::new();
+    use std::fmt::Write;
+    let _ = writeln!(out, "name: {}", target.name());
+    let _ = writeln!(out, "url: {}", cfg.url);
+    let _ = writeln!(out, "api_path: {}", cfg.api_path);
+    let _ = writeln!(out, "auth: {auth}");
+    let _ = writeln!(out, "collectors: [{}]", collectors.join(", "));
+    let _ = writeln!(
+        out,
+        "timeout: {}",
+        crate::logging::duration_words(cfg.timeout)
+    );
+    let _ = writeln!(
+        out,
+        "max_concurrent_requests: {}",
+        cfg.max_concurrent_requests
+    );
+    let _ = writeln!(out, "max_response_bytes: {}", cfg.max_response_bytes);
+    let _ = writeln!(
+        out,
+        "login_backoff: {}",
+        crate::logging::duration_words(cfg.login_backoff)
+    );
+    if let Some(ca) = &cfg.ca_file {
+        let _ = writeln!(out, "ca_file: {}", ca.display());
+    }
+    let _ = writeln!(out, "insecure_skip_verify: {}", cfg.insecure_skip_verify);
+    let _ = writeln!(out, "events: {}", target.events_on());
+    out
 }
 
 /// The targets for Prometheus' HTTP service discovery: behind the same guard as `/probe`.
@@ -358,17 +504,24 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn landing(current: &Current) -> Response<Full<Bytes>> {
+fn landing(current: &Current, now: f64) -> Response<Full<Bytes>> {
     let settings = &current.config;
     let mut rows = String::new();
+    let when = |unix: f64| {
+        format!(
+            "{}, {}",
+            crate::logging::rfc3339(unix.max(0.0) as u64),
+            crate::logging::ago(unix, now)
+        )
+    };
     for t in current.targets.iter() {
         let cfg = t.client().config();
         let last = match t.last() {
             None => "not scraped yet".to_string(),
-            Some(o) if o.up => format!("up (at unix time {:.0})", o.finished_unix),
+            Some(o) if o.up => format!("up ({})", when(o.finished_unix)),
             Some(o) => format!(
-                "down (at unix time {:.0}): {}",
-                o.finished_unix,
+                "down ({}): {}",
+                when(o.finished_unix),
                 o.error.as_deref().unwrap_or("call queries failed")
             ),
         };
@@ -385,8 +538,17 @@ fn landing(current: &Current) -> Response<Full<Bytes>> {
          <h1>Yeastar Exporter</h1>\n<p>Prometheus exporter for Yeastar S-Series PBXes, version {version}.</p>\n\
          <p><a href=\"{path}\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Ready</a> · <a href=\"/sd\">Targets (HTTP SD)</a></p>\n\
          <h2>Targets</h2>\n<table border=\"1\" cellpadding=\"4\"><tr><th>name</th><th>PBX</th><th></th><th>last scrape</th></tr>\n{rows}</table>\n\
+         <p>Probe a target with <code>/probe?target=NAME&amp;debug=true</code> to see its log lines, the metrics it would return and its settings.</p>\n\
+         <h2>Documentation</h2>\n<ul>\n{docs}</ul>\n<p>Also <code>yeastar-exporter --help</code> and, with the Debian package, <code>man yeastar-exporter</code>.</p>\n\
          </body></html>\n",
         version = env!("CARGO_PKG_VERSION"),
+        docs = DOCS
+            .iter()
+            .map(|(name, _, about)| format!(
+                "<li><a href=\"/docs/{name}\">{name}</a>: {}</li>\n",
+                escape(about)
+            ))
+            .collect::<String>(),
     );
     let mut r = Response::new(Full::new(Bytes::from(html)));
     r.headers_mut().insert(
