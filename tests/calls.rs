@@ -114,7 +114,7 @@ async fn metrics_page_has_the_contract_headers_and_exporter_metrics() {
     let (status, page) = exporter.get("/").await;
     assert_eq!(status, 200);
     assert!(
-        page.contains(&pbx.url()) && page.contains("up (at unix time"),
+        page.contains(&pbx.url()) && page.contains("<td>up (2023-11-14T22:13:20Z, just now)</td>"),
         "{page}"
     );
     let post = reqwest::Client::new()
