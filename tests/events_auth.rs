@@ -391,6 +391,7 @@ impl Captured {
 #[tokio::test]
 async fn refusals_are_logged_once_a_minute_per_reason_with_the_count() {
     use tracing_subscriber::layer::SubscriberExt;
+    keep_every_callsite_enabled();
     let log = Captured::default();
     let subscriber = tracing_subscriber::registry().with(yeastar_exporter::logging::layers(
         tracing_subscriber::filter::LevelFilter::TRACE,

@@ -35,6 +35,7 @@ impl Logs {
     /// Captures this thread's log lines (a current-thread runtime: every task of the test).
     fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
         use tracing_subscriber::layer::SubscriberExt;
+        keep_every_callsite_enabled();
         let logs = Logs::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::registry().with(yeastar_exporter::logging::layers(

@@ -432,6 +432,20 @@ pub fn tempdir(tag: &str) -> std::path::PathBuf {
     d
 }
 
+/// Makes a test's own log capture (`tracing::subscriber::set_default`, this thread only) see
+/// every event while other tests of the binary run on other threads without one. tracing caches
+/// each callsite's interest and the highest level enabled across the dispatchers that exist: a
+/// callsite first hit on a thread without a subscriber, or a rebuild racing a capture's start,
+/// can leave an event disabled for the capture too (a CI run saw 0 of 3 expected lines). A
+/// global subscriber interested in everything (a bare registry: it keeps nothing) keeps every
+/// callsite enabled at every level; each capture then decides for its own thread.
+pub fn keep_every_callsite_enabled() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry());
+    });
+}
+
 /// A loopback port free a moment ago (for processes that must be told their port up front).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
