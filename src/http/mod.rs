@@ -304,15 +304,20 @@ pub fn scrape_timeout(header: Option<&[u8]>, offset: Duration, fallback: Duratio
     Duration::try_from_secs_f64(left).unwrap_or(fallback)
 }
 
-/// The scrape's deadline: Prometheus's timeout minus the offset, or the target's timeout.
-fn deadline(current: &Current, req: &Request<Incoming>, target: &Target) -> Instant {
-    let timeout = scrape_timeout(
+/// The scrape's time: Prometheus's timeout minus the offset, or the target's timeout.
+fn probe_timeout(current: &Current, req: &Request<Incoming>, target: &Target) -> Duration {
+    scrape_timeout(
         req.headers()
             .get("X-Prometheus-Scrape-Timeout-Seconds")
             .map(|v| v.as_bytes()),
         current.config.timeout_offset,
         target.client().config().timeout,
-    );
+    )
+}
+
+/// The scrape's deadline: [`probe_timeout`] from now.
+fn deadline(current: &Current, req: &Request<Incoming>, target: &Target) -> Instant {
+    let timeout = probe_timeout(current, req, target);
     let now = Instant::now();
     // A timeout too large for the clock (a config of centuries) is a day: never a panic.
     now.checked_add(timeout)
@@ -411,13 +416,7 @@ async fn probe(current: &Current, req: Request<Incoming>) -> Response<Full<Bytes
     // As blackbox_exporter's debug=true: the probe's log lines (every level, whatever
     // --log.level), the metrics it would have returned, the target's settings (no secret).
     let capture = crate::logging::capture(target.name());
-    let timeout = scrape_timeout(
-        req.headers()
-            .get("X-Prometheus-Scrape-Timeout-Seconds")
-            .map(|v| v.as_bytes()),
-        current.config.timeout_offset,
-        target.client().config().timeout,
-    );
+    let timeout = probe_timeout(current, &req, &target);
     let deadline = deadline(current, &req, &target);
     {
         let _span = target.client().span().enter();
