@@ -283,3 +283,62 @@ async fn every_pbx_resumes_its_tls_sessions_across_scrapes() {
         assert_eq!((full, resumed), (1, 18), "full and resumed handshakes");
     }
 }
+
+/// No proxy from the environment, ever: `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` (either case)
+/// point at a listener that would see the PBX's credentials and token; the exporter goes straight
+/// to the PBX, plain HTTP and HTTPS alike.
+#[test]
+fn proxies_in_the_environment_are_never_used() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let proxied = Arc::new(AtomicUsize::new(0));
+    let proxy = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = proxied.clone();
+        tokio::spawn(async move {
+            while listener.accept().await.is_ok() {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        format!("http://{addr}")
+    });
+    let plain = rt.block_on(FakePbx::start());
+    plain.json("call/query:inbound", EMPTY);
+    plain.json("call/query:outbound", EMPTY);
+    let tls = rt.block_on(https_pbx(
+        Ca::new("site CA").leaf(&["127.0.0.1"]).server_config(),
+    ));
+    for (url, extra) in [
+        (plain.url(), None),
+        (tls.https_url(), Some("--pbx.insecure-skip-verify")),
+    ] {
+        let mut args = vec!["--pbx.url", &url, "--pbx.username", USERNAME];
+        args.extend(extra);
+        let mut env = vec![
+            ("YEASTAR_EXPORTER_PBX_PASSWORD", PASSWORD),
+            ("NO_PROXY", ""),
+            ("no_proxy", ""),
+        ];
+        for name in [
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+        ] {
+            env.push((name, proxy.as_str()));
+        }
+        let spawned = spawn_exporter_env(&args, &env);
+        let metrics = format!("{}/metrics", spawned.base);
+        let (mut child, _log) = spawned.drain();
+        let text =
+            rt.block_on(async { reqwest::get(metrics).await.unwrap().text().await.unwrap() });
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(must(&text, "yeastar_up"), 1.0, "{url}");
+    }
+    assert_eq!((plain.count("login"), tls.count("login")), (1, 1));
+    assert_eq!(proxied.load(Ordering::SeqCst), 0);
+}

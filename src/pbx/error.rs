@@ -1,7 +1,8 @@
 //! What can go wrong talking to a PBX, and how each failure is counted.
 //!
-//! Messages name the endpoint and the cause and never a secret: reqwest errors are stripped of their
-//! URL (which carries the token) before their text is kept.
+//! Messages name the endpoint and the cause and never a secret: a transport failure keeps the words
+//! of reqwest's causes (hyper's, the socket's, rustls's), never reqwest's error or its URL (which
+//! carries the token).
 
 use std::fmt;
 
@@ -277,7 +278,9 @@ impl PbxError {
 
 /// The rustls error somewhere in `err`'s chain (an `io::Error` hides its inner error from
 /// `source()`, so each one is opened too).
-fn find_tls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+pub(crate) fn find_tls_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a rustls::Error> {
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = next {
         if let Some(tls) = e.downcast_ref::<rustls::Error>() {

@@ -190,18 +190,17 @@ impl HttpSettings {
 ///
 /// It never follows a redirect (a 3xx is an error naming where it points): a redirected login
 /// would carry the password's MD5, and a redirected query the token, to another address. No
-/// connection pool, proxy or keepalive either ([`transport`]): the PBX's web server closes every
-/// connection after one answer, and an HTTP proxy from the environment must never see the PBX's
-/// credentials.
+/// connection pool, proxy or keepalive either ([`transport`], reqwest configured so): the PBX's web
+/// server closes every connection after one answer, and an HTTP proxy from the environment must
+/// never see the PBX's credentials.
 ///
 /// `servers` is how many PBXes will share it: TLS sessions of all of them are kept for resumption.
 pub fn http_client(
     settings: &HttpSettings,
     servers: usize,
 ) -> Result<transport::HttpClient, BuildError> {
-    Ok(transport::HttpClient::new(tls::client_config(
-        settings, servers,
-    )?))
+    transport::HttpClient::new(tls::client_config(settings, servers)?)
+        .map_err(|e| BuildError::Http(Cause::new(e)))
 }
 
 #[derive(Debug)]

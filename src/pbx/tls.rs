@@ -98,6 +98,38 @@ pub fn client_config(settings: &HttpSettings, servers: usize) -> Result<ClientCo
     Ok(config)
 }
 
+/// A configuration for [`super::transport::HttpClient::plain`]: it trusts nothing (that client
+/// refuses `https://` before connecting; reqwest needs a TLS configuration all the same, and this
+/// one reads no root store).
+pub fn no_roots_config() -> Result<ClientConfig, BuildError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| BuildError::Http(Cause::new(e)))?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The configuration of the client hello the transport sends to learn whether a port speaks TLS
+/// (after an exchange failed on that question): it never gets as far as a certificate.
+pub(super) fn hello_config() -> Option<Arc<ClientConfig>> {
+    static CONFIG: std::sync::OnceLock<Option<Arc<ClientConfig>>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let config = ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .ok()?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+                .with_no_client_auth();
+            Some(Arc::new(config))
+        })
+        .clone()
+}
+
 /// The TLS sessions kept for resumption: the last `servers` PBXes used, each with its key-exchange
 /// hint, its TLS 1.2 session and at most [`TICKETS_PER_SERVER`] TLS 1.3 tickets (the oldest
 /// dropped first).

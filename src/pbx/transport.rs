@@ -1,74 +1,111 @@
-//! One HTTP/1.1 exchange with a PBX: a new connection, one `POST`, the answer read to a cap, the
-//! connection closed.
+//! One HTTP/1.1 exchange with a PBX over reqwest: a new connection, one `POST`, the answer read to
+//! a cap, the connection closed.
 //!
-//! The PBX's embedded web server closes every connection after one answer, so a connection pool,
-//! keep-alive socket options or a task per connection are work for nothing. This is hyper's
-//! connection-level client driven inside the request's own future: no task is spawned, nothing is
-//! pooled, nothing is asked of the socket beyond opening it (no `getsockname`/`getpeername`, no
-//! option set after the fact), and the request carries exactly the headers the PBX needs.
-//! It replaced reqwest on this path: configured as far as reqwest allows (no pool, no keepalive, no
-//! proxy, no redirects), it still cost about 18 system calls and a spawned task per connection
-//! against 7 for the least a client can do, and kept the exporter above the bench's floor
-//! (`cargo bench --bench multi_target`; figures in docs/performance.md).
+//! The PBX's embedded web server closes every connection after one answer, so the client keeps no
+//! connection pool (`pool_max_idle_per_host(0)`), sets no keepalive socket option and retries
+//! nothing. One `reqwest::Client` serves every PBX with the same TLS settings (built by
+//! [`super::http_client`] around the project's own rustls configuration, `pbx::tls`, so pinned
+//! certificates, the CA file and the TLS session store that makes repeated probes resume are the
+//! same for every request). It replaced a hand-driven hyper exchange (issue 27): reqwest is the
+//! client the ecosystem maintains; what it costs per probe is in docs/performance.md.
 //!
 //! What it guarantees:
-//! - **No redirect is followed**: a 3xx is an answer like any other; the caller turns it into an
-//!   error naming where it pointed. Credentials and tokens go to the configured PBX only.
-//! - **No proxy**: the connection goes straight to the PBX's address, whatever the environment says.
+//! - **No redirect is followed** (`redirect::Policy::none()`): a 3xx is an answer like any other;
+//!   the caller turns it into an error naming where it pointed. Credentials and tokens go to the
+//!   configured PBX only.
+//! - **No proxy** (`no_proxy()`): the connection goes straight to the PBX's address, whatever
+//!   `HTTP_PROXY`, `HTTPS_PROXY` or `ALL_PROXY` say.
+//! - **HTTP/1 only**, without retries: a request is sent at most once.
 //! - **Bounded**: the connection (TCP and TLS) must open within [`super::CONNECT_TIMEOUT`]; the
-//!   answer's body is read to the cap and no further; the caller's deadline drops the whole
-//!   exchange, connection included.
-//! - **Nothing secret in errors**: the request's URL (with its token) is never part of an error.
+//!   answer's body is refused by its `Content-Length` or read to the cap and no further; the
+//!   caller's deadline drops the whole exchange, connection included.
+//! - **Nothing secret in errors**: the request's URL (with its token) is never part of an error:
+//!   a [`Failure`] holds words made from the error's causes (hyper's, the socket's, rustls's),
+//!   never reqwest's error or its URL.
+//! - **Whether the request left**: a failure before the request was written (name lookup, TCP,
+//!   TLS, the connect bound) is [`Failure::Connect`]; once it may have reached the PBX it is
+//!   [`Failure::Exchange`], [`Failure::Malformed`] or [`Failure::Body`] (the login ledger needs
+//!   the difference: the PBX counts a login whose answer was never read).
 
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper::header::{self, HeaderValue};
-use hyper_util::rt::TokioIo;
+use reqwest::header::{self, HeaderValue};
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
-use super::error::Transport;
+use super::error::{Transport, find_tls_error};
 
-/// The exchange's client side: the TLS configuration shared by the PBXes that agree on it. Cheap to
-/// clone.
+/// The exchange's client side: one reqwest client for the PBXes that share its TLS settings.
+/// Cheap to clone (the clones share the client, its TLS configuration and TLS sessions).
 #[derive(Clone)]
 pub struct HttpClient {
-    tls: Option<tokio_rustls::TlsConnector>,
+    /// The client, or why it could not be built (for [`HttpClient::plain`], which cannot fail).
+    client: Result<reqwest::Client, Arc<str>>,
+    /// Whether it has TLS settings for `https://` PBXes.
+    tls: bool,
 }
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpClient")
-            .field("tls", &self.tls.is_some())
+            .field("tls", &self.tls)
+            .field("built", &self.client.is_ok())
             .finish()
     }
 }
 
+/// The settings every client has: no proxy, no redirect, no pool, no retry, no keepalive, HTTP/1.
+fn builder() -> reqwest::ClientBuilder {
+    let builder = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .retry(reqwest::retry::never())
+        .referer(false)
+        .pool_max_idle_per_host(0)
+        .http1_only()
+        .connect_timeout(super::CONNECT_TIMEOUT)
+        .tcp_keepalive(None)
+        .tcp_keepalive_interval(None)
+        .tcp_keepalive_retries(None);
+    #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    let builder = builder.tcp_user_timeout(None);
+    builder
+}
+
 impl HttpClient {
-    /// A client speaking TLS with `config` to `https://` PBXes.
-    pub fn new(config: rustls::ClientConfig) -> Self {
-        Self {
-            tls: Some(tokio_rustls::TlsConnector::from(Arc::new(config))),
-        }
+    /// A client speaking TLS with `config` to `https://` PBXes (and plain HTTP to `http://` ones).
+    pub fn new(config: rustls::ClientConfig) -> Result<Self, Transport> {
+        let client = builder()
+            .use_preconfigured_tls(config)
+            .build()
+            .map_err(|e| Transport::new(&e.without_url()))?;
+        Ok(Self {
+            client: Ok(client),
+            tls: true,
+        })
     }
 
     /// A client for plain-HTTP PBXes only: an `https://` PBX gets a connection error.
     pub fn plain() -> Self {
-        Self { tls: None }
+        let client = match super::tls::no_roots_config() {
+            Ok(config) => builder()
+                .use_preconfigured_tls(config)
+                .build()
+                .map_err(|e| Arc::from(Transport::new(&e.without_url()).to_string())),
+            Err(e) => Err(Arc::from(e.to_string())),
+        };
+        Self { client, tls: false }
     }
 }
 
 /// Where one PBX is: parsed once from its base URL and API path, used for every request.
 #[derive(Debug, Clone)]
 pub struct Origin {
+    /// `scheme://authority`, the start of every request's URL.
+    root: String,
     /// The host as written, without IPv6 brackets.
     host: String,
     /// The host as an address, when it is one (no name lookup then).
@@ -142,7 +179,9 @@ impl Origin {
             base_path.push_str(path);
             base_path.push('/');
         }
+        let root = format!("{}://{authority}", if tls { "https" } else { "http" });
         Ok(Self {
+            root,
             host: host.to_string(),
             ip,
             port,
@@ -164,12 +203,13 @@ impl Origin {
 }
 
 /// Appends `value` to a query string as a URL parser would: bytes a query may carry as they are,
-/// every other byte (space, `"`, `#`, `<`, `>`, controls, non-ASCII) percent-encoded. A PBX token is
-/// hex; a static token from the config may not be, and must not make every request unsendable.
+/// every other byte (space, `"`, `#`, `'`, `<`, `>`, controls, non-ASCII) percent-encoded (so the
+/// URL parser in reqwest leaves it as written). A PBX token is hex; a static token from the config
+/// may not be, and must not make every request unsendable.
 pub fn push_query_value(query: &mut String, value: &str) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &b in value.as_bytes() {
-        let keep = b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b);
+        let keep = b.is_ascii_alphanumeric() || b"-._~!$&()*+,;=:@/?%".contains(&b);
         if keep {
             query.push(b as char);
         } else {
@@ -199,12 +239,12 @@ pub enum Answer {
 /// Why an exchange failed.
 #[derive(Debug)]
 pub enum Failure {
-    /// The PBX answered, but not with valid HTTP (not HTTP at all, a bad status line, HTTP/0.9,
-    /// an oversized head, conflicting `Content-Length`s, TLS on a plain-HTTP port): the request
-    /// reached it.
     /// No connection was made (name lookup, TCP, TLS, or the connect timeout): the request never
     /// left this host.
     Connect(Transport),
+    /// The PBX answered, but not with valid HTTP (not HTTP at all, a bad status line, HTTP/0.9,
+    /// an oversized head, conflicting `Content-Length`s, TLS on a plain-HTTP port): the request
+    /// reached it.
     Malformed(Transport),
     /// The connection failed once the request was on its way (it may have reached the PBX).
     Exchange(Transport),
@@ -227,61 +267,159 @@ impl HttpClient {
         body: Vec<u8>,
         cap: usize,
     ) -> Result<Answer, Failure> {
-        let request = Request::post(path_and_query)
+        let client = match &self.client {
+            Ok(c) => c,
+            Err(e) => return Err(Failure::Connect(Transport::words(e.to_string()))),
+        };
+        // What TLS needs is checked before any connection is opened.
+        if let Some(name) = &origin.tls_name {
+            if let Err(e) = name {
+                return Err(Failure::Connect(Transport::words(e.clone())));
+            }
+            if !self.tls {
+                return Err(Failure::Connect(Transport::words(
+                    "this client has no TLS configuration".to_string(),
+                )));
+            }
+        }
+        let mut url = String::with_capacity(origin.root.len() + path_and_query.len());
+        url.push_str(&origin.root);
+        url.push_str(&path_and_query);
+        drop(path_and_query);
+        // The headers in the order the PBX has always seen them; `Content-Length` follows.
+        let sent = client
+            .post(url)
             .header(header::HOST, origin.host_header.clone())
             .header(header::CONTENT_TYPE, HeaderValue::from_static(JSON))
             .header(header::USER_AGENT, HeaderValue::from_static(USER_AGENT))
             .header(header::ACCEPT, HeaderValue::from_static("*/*"))
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| Failure::Connect(Transport::new(&e)))?;
-        let connect_by = Instant::now() + super::CONNECT_TIMEOUT;
-        let timed_out = || {
-            Failure::Connect(Transport::words(format!(
-                "no connection within {:?}",
-                super::CONNECT_TIMEOUT
-            )))
-        };
-        // What TLS needs is checked before any connection is opened.
-        let tls = match &origin.tls_name {
-            None => None,
-            Some(name) => {
-                let name = name
-                    .clone()
-                    .map_err(|e| Failure::Connect(Transport::words(e)))?;
-                let Some(tls) = &self.tls else {
-                    return Err(Failure::Connect(Transport::words(
-                        "this client has no TLS configuration".to_string(),
-                    )));
-                };
-                Some((tls, name))
-            }
-        };
-        let tcp = match tokio::time::timeout_at(connect_by, connect(origin)).await {
-            Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => return Err(Failure::Connect(Transport::new(&e))),
-            Err(_) => return Err(timed_out()),
-        };
-        let first = FirstBytes::default();
-        let tcp = Recorded {
-            inner: tcp,
-            first: first.clone(),
-            done: false,
-        };
-        match tls {
-            None => exchange(CloseOnly(tcp), request, cap, Some(&first)).await,
-            Some((tls, name)) => {
-                let stream = match tokio::time::timeout_at(connect_by, tls.connect(name, tcp)).await
-                {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        return Err(Failure::Connect(Transport::tls_refused(&e, &first.get())));
-                    }
-                    Err(_) => return Err(timed_out()),
-                };
-                exchange(stream, request, cap, None).await
-            }
+            .body(body)
+            .send()
+            .await;
+        match sent {
+            Ok(response) => read(response, cap).await,
+            Err(e) => Err(failure(origin, e.without_url()).await),
         }
     }
+}
+
+/// What went wrong before an answer's head was in, and whether the request may have left.
+async fn failure(origin: &Origin, err: reqwest::Error) -> Failure {
+    if err.is_builder() {
+        // Refused before anything was opened (the URL, a header).
+        return Failure::Connect(Transport::new(cause_of(&err)));
+    }
+    if err.is_connect() {
+        if err.is_timeout() {
+            return Failure::Connect(Transport::words(format!(
+                "no connection within {:?}",
+                super::CONNECT_TIMEOUT
+            )));
+        }
+        if let Some(tls) = find_tls_error(&err) {
+            // Whether the port speaks plain HTTP decides the hint; the failed handshake's bytes
+            // are rustls's, so another hello asks.
+            let first = match tls {
+                rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+                    first_answer(origin).await
+                }
+                _ => Vec::new(),
+            };
+            return Failure::Connect(Transport::tls_refused(&err, &first));
+        }
+        return Failure::Connect(match io_error_of(&err) {
+            Some(io) => Transport::new(io),
+            None => Transport::new(cause_of(&err)),
+        });
+    }
+    match hyper_error_of(&err) {
+        Some(h) if h.is_parse() => {
+            // Not HTTP: a TLS port is the common case (an `http://` URL on the HTTPS port).
+            let tls = origin.tls_name.is_none() && is_tls_record(&first_answer(origin).await);
+            Failure::Malformed(Transport::not_http(h, tls))
+        }
+        Some(h) => Failure::Exchange(Transport::new(h)),
+        None => Failure::Exchange(Transport::new(cause_of(&err))),
+    }
+}
+
+/// Below reqwest's own words ("error sending request"): what failed.
+fn cause_of(err: &reqwest::Error) -> &(dyn std::error::Error + 'static) {
+    std::error::Error::source(err).unwrap_or(err)
+}
+
+/// The first error of type `E` in `err`'s chain.
+fn find<'a, E: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a E> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
+}
+
+fn hyper_error_of(err: &reqwest::Error) -> Option<&hyper::Error> {
+    find::<hyper::Error>(err)
+}
+
+fn io_error_of(err: &reqwest::Error) -> Option<&std::io::Error> {
+    find::<std::io::Error>(err)
+}
+
+/// How many of the PBX's first bytes are looked at: `HTTP/`, or a TLS record's type and version.
+const FIRST_BYTES: usize = 5;
+
+/// The first bytes the PBX sends on a new connection in answer to what its URL says it speaks (at
+/// most [`FIRST_BYTES`], within [`super::CONNECT_TIMEOUT`]; none if it could not be asked): for
+/// `https://` a TLS client hello, for `http://` a `GET /` that carries nothing else. Asked only
+/// after an exchange failed in a way that leaves open whether the port speaks TLS or plain HTTP
+/// (the failed connection's own bytes stay inside reqwest): no credential, no token, no API call.
+async fn first_answer(origin: &Origin) -> Vec<u8> {
+    let Some(question) = question(origin) else {
+        return Vec::new();
+    };
+    let ask = async {
+        let mut first = Vec::with_capacity(FIRST_BYTES);
+        let Ok(mut tcp) = connect(origin).await else {
+            return first;
+        };
+        if tcp.write_all(&question).await.is_err() {
+            return first;
+        }
+        let mut buf = [0u8; FIRST_BYTES];
+        while first.len() < FIRST_BYTES {
+            match tcp.read(&mut buf[..FIRST_BYTES - first.len()]).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => first.extend_from_slice(&buf[..n]),
+            }
+        }
+        first
+    };
+    tokio::time::timeout(super::CONNECT_TIMEOUT, ask)
+        .await
+        .unwrap_or_default()
+}
+
+/// What [`first_answer`] sends: a TLS client hello for the host (`https://`), or a bare `GET /`.
+fn question(origin: &Origin) -> Option<Vec<u8>> {
+    let name = match &origin.tls_name {
+        None => {
+            let host = origin.host_header.to_str().ok()?;
+            return Some(format!("GET / HTTP/1.1\r\nhost: {host}\r\n\r\n").into_bytes());
+        }
+        Some(Ok(name)) => name.clone(),
+        Some(Err(_)) => return None,
+    };
+    let mut conn = rustls::ClientConnection::new(super::tls::hello_config()?, name).ok()?;
+    let mut hello = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut hello).ok()?;
+    }
+    Some(hello)
 }
 
 /// A TCP connection to the origin: its address, or each address its name resolves to in turn.
@@ -292,192 +430,15 @@ async fn connect(origin: &Origin) -> std::io::Result<TcpStream> {
     }
 }
 
-/// The first bytes the PBX sent on a connection (up to [`FIRST_BYTES`]): enough to tell a TLS
-/// record from an HTTP answer.
-#[derive(Clone, Default)]
-struct FirstBytes(Arc<std::sync::Mutex<Vec<u8>>>);
-
-/// How many of the PBX's first bytes are kept: `HTTP/`, or a TLS record's type and version.
-const FIRST_BYTES: usize = 5;
-
-impl FirstBytes {
-    fn get(&self) -> Vec<u8> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-/// A connection that keeps the first bytes the PBX sends (it asks nothing more of the socket).
-struct Recorded<S> {
-    inner: S,
-    first: FirstBytes,
-    /// All of [`FIRST_BYTES`] are in: nothing more to keep.
-    done: bool,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Recorded<S> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
-        if !self.done && buf.filled().len() > before {
-            let mut first = self.first.0.lock().unwrap_or_else(|p| p.into_inner());
-            let room = FIRST_BYTES - first.len();
-            let new = &buf.filled()[before..];
-            first.extend_from_slice(&new[..new.len().min(room)]);
-            let full = first.len() == FIRST_BYTES;
-            drop(first);
-            self.done = full;
-        }
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Recorded<S> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// A plain TCP connection whose end is its close: hyper shuts the write side down once the PBX
-/// has closed its own (a `shutdown` system call per connection), which the close that follows makes
-/// redundant — it sends the FIN anyway. (A TLS connection keeps its shutdown: that is its
-/// `close_notify`.)
-struct CloseOnly<S>(S);
-
-impl<S: AsyncRead + Unpin> AsyncRead for CloseOnly<S> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for CloseOnly<S> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-}
-
-/// The request and its answer over `io`, the connection driven in this future (no task).
-/// `plain`: the first bytes of a plain-HTTP connection, to tell a TLS answer from other garbage.
-async fn exchange<S>(
-    io: S,
-    request: Request<Full<Bytes>>,
-    cap: usize,
-    plain: Option<&FirstBytes>,
-) -> Result<Answer, Failure>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| Failure::Connect(Transport::new(&e)))?;
-    let work = async move {
-        let response = sender.send_request(request).await.map_err(|e| {
-            if e.is_parse() {
-                let tls = plain.is_some_and(|f| is_tls_record(&f.get()));
-                Failure::Malformed(Transport::not_http(&e, tls))
-            } else {
-                Failure::Exchange(Transport::new(&e))
-            }
-        })?;
-        read(response, cap).await
-    };
-    drive(work, connection).await
-}
-
 /// Whether `first` (a connection's first bytes from the PBX) starts a TLS record: a content type
 /// (change_cipher_spec, alert, handshake, application_data) and major version 3.
 fn is_tls_record(first: &[u8]) -> bool {
     matches!(first, [0x14..=0x17, 0x03, ..])
 }
 
-/// Polls `connection` (which moves the bytes) alongside `work` (which waits for them) until `work`
-/// is done; then both are dropped, closing the connection. Once the connection future ends, a
-/// failure of its own has been handed to the request or body `work` waits on.
-async fn drive<W: Future, C: Future>(work: W, connection: C) -> W::Output {
-    let mut work = pin!(work);
-    let mut connection = pin!(connection);
-    let mut connection_done = false;
-    std::future::poll_fn(move |cx| {
-        if !connection_done && connection.as_mut().poll(cx).is_ready() {
-            connection_done = true;
-        }
-        work.as_mut().poll(cx)
-    })
-    .await
-}
-
-/// The answer: a 200's body up to `cap`, or the status (and where a redirect points).
-async fn read(
-    response: hyper::Response<hyper::body::Incoming>,
-    cap: usize,
-) -> Result<Answer, Failure> {
+/// The answer: a 200's body up to `cap`, or the status (and where a redirect points). Dropping the
+/// response closes the connection (nothing is pooled).
+async fn read(mut response: reqwest::Response, cap: usize) -> Result<Answer, Failure> {
     let status = response.status();
     if status.is_redirection() {
         let location = response
@@ -489,14 +450,10 @@ async fn read(
             location,
         });
     }
-    if status != hyper::StatusCode::OK {
+    if status != reqwest::StatusCode::OK {
         return Ok(Answer::Status(status.as_u16()));
     }
-    let mut body = response.into_body();
-    if hyper::body::Body::size_hint(&body)
-        .exact()
-        .is_some_and(|n| n > cap as u64)
-    {
+    if response.content_length().is_some_and(|n| n > cap as u64) {
         return Err(Failure::TooLarge);
     }
     // Big answers (a cut one above all) leave pages the allocator keeps while the exporter idles;
@@ -514,10 +471,17 @@ async fn read(
     // cap holds about the cap, not a multiple of it.
     let mut chunks: Vec<Bytes> = Vec::new();
     let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| Failure::Body(Transport::new(&e)))?;
-        let Ok(chunk) = frame.into_data() else {
-            continue; // trailers
+    loop {
+        let chunk = match response.chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(e) => {
+                let e = e.without_url();
+                return Err(Failure::Body(match hyper_error_of(&e) {
+                    Some(h) => Transport::new(h),
+                    None => Transport::new(cause_of(&e)),
+                }));
+            }
         };
         total += chunk.len();
         give_back.0 = total;
@@ -526,7 +490,7 @@ async fn read(
         }
         chunks.push(chunk);
     }
-    drop(body);
+    drop(response);
     let whole = match chunks.len() {
         0 => Bytes::new(),
         1 => chunks.pop().unwrap_or_default(),
@@ -550,6 +514,41 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
+    /// Reads one request (head and body, by `Content-Length`) from `s`.
+    async fn read_request(s: &mut TcpStream) -> String {
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            req.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&req).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map_or(0, |v| v.parse().unwrap());
+                if body.len() >= len {
+                    break;
+                }
+            }
+            assert!(n > 0, "closed mid-request");
+        }
+        String::from_utf8_lossy(&req).into_owned()
+    }
+
+    /// Whether the client closes `s` (reads until the end; a bound so that a failure is a failed
+    /// test, not a hung one).
+    async fn closed_by_client(s: &mut TcpStream) -> bool {
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await {
+                Ok(Ok(0)) => return true,
+                Ok(Ok(_)) => continue,
+                _ => return false,
+            }
+        }
+    }
+
     /// A one-connection server: reads the request head and body (by `Content-Length`), answers
     /// `answer`, then reports the request and whether the client closed the connection.
     async fn one_shot(answer: Vec<u8>) -> (String, tokio::task::JoinHandle<(String, bool)>) {
@@ -565,48 +564,81 @@ mod tests {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
-            let mut req = Vec::new();
-            let mut buf = [0u8; 4096];
-            loop {
-                let n = s.read(&mut buf).await.unwrap();
-                req.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&req).to_string();
-                if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                    let len: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length: "))
-                        .map_or(0, |v| v.parse().unwrap());
-                    if body.len() >= len {
-                        break;
-                    }
-                }
-                assert!(n > 0, "closed mid-request");
-            }
+            let req = read_request(&mut s).await;
             s.write_all(&answer).await.unwrap();
             if !hold {
-                return (String::from_utf8_lossy(&req).into_owned(), false);
+                return (req, false);
             }
             // The client must close the connection once it has the answer, whatever the server
             // does: the PBX's small web server must not be left holding it.
-            let closed = matches!(
-                tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await,
-                Ok(Ok(0))
-            );
-            (String::from_utf8_lossy(&req).into_owned(), closed)
+            (req, closed_by_client(&mut s).await)
         });
         (url, task)
     }
 
-    async fn post(url: &str, cap: usize) -> Result<Answer, Failure> {
+    /// A server answering `answer` on every connection as soon as anything comes in (a request,
+    /// a TLS hello), and holding it until the client closes: a port of another protocol.
+    async fn answering(answer: &'static [u8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    if matches!(s.read(&mut buf).await, Ok(n) if n > 0) {
+                        let _ = s.write_all(answer).await;
+                    }
+                    while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+                });
+            }
+        });
+        addr.to_string()
+    }
+
+    const TOKEN: &str = "t0k3n";
+
+    async fn post_with(client: &HttpClient, url: &str, cap: usize) -> Result<Answer, Failure> {
         let origin = Origin::new(url, "/api/v2.0.0").unwrap();
-        HttpClient::plain()
+        client
             .post(
                 &origin,
-                format!("{}call/query?token=t0k3n", origin.base_path()),
+                format!("{}call/query?token={TOKEN}", origin.base_path()),
                 br#"{"type":"inbound"}"#.to_vec(),
                 cap,
             )
             .await
+    }
+
+    async fn post(url: &str, cap: usize) -> Result<Answer, Failure> {
+        post_with(&HttpClient::plain(), url, cap).await
+    }
+
+    /// A client for `https://` PBXes trusting any certificate.
+    fn tls_client() -> HttpClient {
+        let settings = super::super::HttpSettings {
+            ca_file: None,
+            insecure_skip_verify: true,
+        };
+        HttpClient::new(super::super::tls::client_config(&settings, 1).unwrap()).unwrap()
+    }
+
+    /// Neither the token nor the request's path is in a failure's words or its `Debug`.
+    fn no_secret(f: &Failure) {
+        let debug = format!("{f:?}");
+        let words = match f {
+            Failure::Connect(t)
+            | Failure::Malformed(t)
+            | Failure::Exchange(t)
+            | Failure::Body(t) => t.to_string(),
+            Failure::TooLarge => String::new(),
+        };
+        for text in [debug, words] {
+            assert!(
+                !text.contains(TOKEN) && !text.contains("call/query"),
+                "{text}"
+            );
+        }
     }
 
     #[tokio::test]
@@ -640,6 +672,34 @@ mod tests {
         assert!(closed, "the connection was left open");
     }
 
+    /// One client sends every request over a connection of its own, none kept (the PBX closes
+    /// each after one answer; a pooled one would be dead).
+    #[tokio::test]
+    async fn one_client_opens_a_connection_per_request_and_keeps_none() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let mut closed = Vec::new();
+            for _ in 0..3 {
+                let (mut s, _) = listener.accept().await.unwrap();
+                read_request(&mut s).await;
+                // Keep-alive offered: the client must still close.
+                s.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n{}",
+                )
+                .await
+                .unwrap();
+                closed.push(closed_by_client(&mut s).await);
+            }
+            closed
+        });
+        let client = HttpClient::plain();
+        for _ in 0..3 {
+            assert!(matches!(post_with(&client, &url, 64).await, Ok(Answer::Ok(b)) if b == "{}"));
+        }
+        assert_eq!(server.await.unwrap(), [true, true, true]);
+    }
+
     #[tokio::test]
     async fn redirects_are_answers_not_followed() {
         let (url, server) = one_shot(
@@ -663,9 +723,10 @@ mod tests {
             one_shot(b"HTTP/1.1 500 Oops\r\nContent-Length: 2\r\n\r\nno".to_vec()).await;
         assert!(matches!(post(&url, 1024).await, Ok(Answer::Status(500))));
         // By Content-Length, before reading any of it.
-        let (url, _server) =
+        let (url, server) =
             one_shot(b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n".to_vec()).await;
         assert!(matches!(post(&url, 1024).await, Err(Failure::TooLarge)));
+        assert!(server.await.unwrap().1);
         // Chunked, as it comes: cut at the cap.
         let mut chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
         for _ in 0..3 {
@@ -679,6 +740,13 @@ mod tests {
         assert!(server.await.unwrap().1);
         let (url, _server) = one_shot(chunked).await;
         assert!(matches!(post(&url, 2048).await, Ok(Answer::Ok(b)) if b.len() == 3 * 0x200));
+        // Without a length, read to the close: cut at the cap as well.
+        let mut to_the_close = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_vec();
+        to_the_close.extend_from_slice(&[b'y'; 1500]);
+        let (url, _server) = serve_once(to_the_close.clone(), false).await;
+        assert!(matches!(post(&url, 1024).await, Err(Failure::TooLarge)));
+        let (url, _server) = serve_once(to_the_close, false).await;
+        assert!(matches!(post(&url, 1500).await, Ok(Answer::Ok(b)) if b.len() == 1500));
     }
 
     #[tokio::test]
@@ -688,19 +756,33 @@ mod tests {
         let url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
         match post(&url, 1024).await {
-            Err(Failure::Connect(t)) => assert!(t.to_string().contains("refused"), "{t}"),
+            Err(Failure::Connect(t)) => {
+                assert_eq!(t.to_string(), "Connection refused (os error 111)")
+            }
+            other => panic!("{other:?}"),
+        }
+        // No such host: never sent.
+        match post("http://pbx.invalid", 1024).await {
+            Err(f @ Failure::Connect(_)) => no_secret(&f),
             other => panic!("{other:?}"),
         }
         // Closed without an answer once the request was read: sent.
         let (url, _server) = serve_once(Vec::new(), false).await;
         match post(&url, 1024).await {
-            Err(Failure::Exchange(t)) => {
+            Err(f @ Failure::Exchange(_)) => {
+                no_secret(&f);
+                let Failure::Exchange(t) = f else {
+                    unreachable!()
+                };
                 assert_eq!(t.to_string(), "connection closed before message completed")
             }
             other => panic!("{other:?}"),
         }
         // Not HTTP: a TLS port answering a plain request (an alert record), then other bytes.
-        let (url, _server) = one_shot(b"\x15\x03\x01\x00\x02\x02\x46".to_vec()).await;
+        let url = format!(
+            "http://{}",
+            answering(b"\x15\x03\x01\x00\x02\x02\x46").await
+        );
         match post(&url, 1024).await {
             Err(Failure::Malformed(t)) => assert_eq!(
                 t.to_string(),
@@ -708,9 +790,15 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
-        let (url, _server) = one_shot(b"SSH-2.0-OpenSSH_9.6\r\n".to_vec()).await;
+        let url = format!("http://{}", answering(b"SSH-2.0-OpenSSH_9.6\r\n").await);
         match post(&url, 1024).await {
-            Err(Failure::Malformed(t)) => assert_eq!(t.to_string(), "invalid HTTP version parsed"),
+            Err(f @ Failure::Malformed(_)) => {
+                no_secret(&f);
+                let Failure::Malformed(t) = f else {
+                    unreachable!()
+                };
+                assert_eq!(t.to_string(), "invalid HTTP version parsed")
+            }
             other => panic!("{other:?}"),
         }
         assert!(is_tls_record(b"\x16\x03\x03\x00\x2a") && is_tls_record(b"\x15\x03"));
@@ -722,10 +810,14 @@ mod tests {
         )
         .await;
         match post(&url, 1024).await {
-            Err(Failure::Body(t)) => assert_eq!(
-                t.to_string(),
-                "error reading a body from connection: end of file before message length reached"
-            ),
+            Err(f @ Failure::Body(_)) => {
+                no_secret(&f);
+                let Failure::Body(t) = f else { unreachable!() };
+                assert_eq!(
+                    t.to_string(),
+                    "error reading a body from connection: end of file before message length reached"
+                )
+            }
             other => panic!("{other:?}"),
         }
         // https:// without TLS settings.
@@ -741,16 +833,91 @@ mod tests {
         }
     }
 
+    /// A TLS handshake that fails is a connection that never carried the request; the port's
+    /// answer to a hello decides the hint (plain HTTP, or neither).
+    #[tokio::test]
+    async fn refused_tls_handshakes_are_never_sent() {
+        let client = tls_client();
+        let url = format!(
+            "https://{}",
+            answering(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n").await
+        );
+        match post_with(&client, &url, 1024).await {
+            Err(f @ Failure::Connect(_)) => {
+                no_secret(&f);
+                let Failure::Connect(t) = f else {
+                    unreachable!()
+                };
+                assert_eq!(
+                    t.to_string(),
+                    "TLS: the PBX did not answer with TLS (is this port plain HTTP? then use an http:// URL)"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        let url = format!("https://{}", answering(b"SSH-2.0-OpenSSH_9.6\r\n").await);
+        match post_with(&client, &url, 1024).await {
+            Err(Failure::Connect(t)) => assert_eq!(
+                t.to_string(),
+                "TLS: the PBX's answer is not valid TLS (received corrupt message of type InvalidContentType)"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The connection, TLS included, must open within the connect bound: a port that accepts and
+    /// never answers the hello is a connection failure at 5 s, the request never sent.
+    #[tokio::test(start_paused = true)]
+    async fn a_handshake_that_never_ends_is_cut_at_the_connect_bound() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}", listener.local_addr().unwrap());
+        let _held = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            std::future::pending::<()>().await;
+            drop(s);
+        });
+        let start = tokio::time::Instant::now();
+        match post_with(&tls_client(), &url, 1024).await {
+            Err(Failure::Connect(t)) => assert_eq!(t.to_string(), "no connection within 5s"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(start.elapsed(), super::super::CONNECT_TIMEOUT);
+    }
+
+    /// The caller's deadline drops the exchange: the connection is closed, not left to the PBX.
+    #[tokio::test]
+    async fn dropping_the_exchange_closes_its_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (read, request_in) = tokio::sync::oneshot::channel();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            read_request(&mut s).await;
+            let _ = read.send(());
+            // No answer: the client gives up.
+            closed_by_client(&mut s).await
+        });
+        tokio::select! {
+            answer = post(&url, 1024) => panic!("{answer:?}"),
+            _ = request_in => {}
+        }
+        assert!(
+            server.await.unwrap(),
+            "the connection outlived the exchange"
+        );
+    }
+
     #[test]
     fn query_values_are_sent_as_a_url_parser_would() {
         let mut q = String::from("/api/x?token=");
         push_query_value(&mut q, "48a7f00d");
         assert_eq!(q, "/api/x?token=48a7f00d");
         let mut q = String::new();
-        push_query_value(&mut q, "a b\"#<>é+/=");
-        assert_eq!(q, "a%20b%22%23%3C%3E%C3%A9+/=");
-        // Whatever the value, the request can be built.
-        assert!(Request::post(format!("/x?token={q}")).body(()).is_ok());
+        push_query_value(&mut q, "a b\"#<>é+/='");
+        assert_eq!(q, "a%20b%22%23%3C%3E%C3%A9+/=%27");
+        // Whatever the value, the URL parses, and its query is what was written.
+        let url = reqwest::Url::parse(&format!("http://pbx/x?token={q}")).unwrap();
+        assert_eq!(url.query(), Some(format!("token={q}").as_str()));
     }
 
     #[test]
@@ -761,11 +928,13 @@ mod tests {
         assert_eq!(o.port, 8088);
         assert!(matches!(o.tls_name, Some(Ok(_))));
         assert_eq!(o.host_header, "192.168.5.150:8088");
+        assert_eq!(o.root, "https://192.168.5.150:8088");
         assert_eq!(o.base_path(), "/api/v2.0.0/");
 
         let o = Origin::new("http://pbx.example/", "api/").unwrap();
         assert_eq!((o.host.as_str(), o.ip, o.port), ("pbx.example", None, 80));
         assert!(o.tls_name.is_none());
+        assert_eq!(o.root, "http://pbx.example");
         assert_eq!(o.base_path(), "/api/");
 
         let o = Origin::new("https://[::1]:8088", "").unwrap();
