@@ -50,6 +50,7 @@ fn client_config(url: String) -> ClientConfig {
         login_backoff: Duration::from_secs(600),
         ca_file: None,
         insecure_skip_verify: false,
+        proxy_url: None,
         events: None,
     }
 }

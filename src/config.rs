@@ -159,6 +159,11 @@ pub struct ExporterFlags {
         env = "YEASTAR_EXPORTER_PBX_INSECURE_SKIP_VERIFY"
     )]
     pub pbx_insecure_skip_verify: bool,
+    /// Reach the PBX through this HTTP proxy (`http://[user:password@]host:port`, or `https://`):
+    /// for an `https://` PBX only, tunnelled with CONNECT. Without it the exporter connects
+    /// straight to the PBX and ignores HTTP_PROXY, HTTPS_PROXY and ALL_PROXY.
+    #[arg(long = "pbx.proxy-url", env = "YEASTAR_EXPORTER_PBX_PROXY_URL")]
+    pub pbx_proxy_url: Option<String>,
     /// Receive this PBX's HTTP event reports (exact call accounting: completed calls, outcomes,
     /// talk time, failures). Registering takes the PBX's reports from any other application using
     /// the same API account: see docs/events.md. Off by default.
@@ -581,6 +586,37 @@ pub fn check_url(field: &str, url: &str) -> Result<String, ConfigError> {
     Ok(url.to_string())
 }
 
+/// A proxy URL for the PBX at `pbx_url` (`http://` or `https://`, `[user:password@]host[:port]`,
+/// nothing after): the error names `field` and never echoes the value (it may carry a password).
+pub fn check_proxy_url(field: &str, proxy: &str, pbx_url: &str) -> Result<Secret, ConfigError> {
+    const FORM: &str = "must be http://[user:password@]host:port or https://[user:password@]host:port (the proxy's address, nothing after it)";
+    let proxy = proxy.trim();
+    let lower = proxy.to_ascii_lowercase();
+    let rest = match (
+        lower.strip_prefix("http://"),
+        lower.strip_prefix("https://"),
+    ) {
+        (Some(_), _) => &proxy["http://".len()..],
+        (_, Some(_)) => &proxy["https://".len()..],
+        _ => return Err(invalid(field, FORM)),
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let host = rest.rsplit('@').next().unwrap_or("");
+    if host.is_empty() || rest.contains(['/', '?', '#', ' ']) || !rest.is_ascii() {
+        return Err(invalid(field, FORM));
+    }
+    if reqwest::Proxy::all(proxy).is_err() {
+        return Err(invalid(field, FORM));
+    }
+    if !pbx_url.to_ascii_lowercase().starts_with("https://") {
+        return Err(invalid(
+            field,
+            "the PBX's url is plain http://: through a proxy its login (the password's MD5) and every token would be readable there; use the PBX's https:// URL",
+        ));
+    }
+    Ok(Secret::new(proxy))
+}
+
 impl ExporterFlags {
     /// The single-PBX configuration these flags describe; `password_env` is the value of
     /// `YEASTAR_EXPORTER_PBX_PASSWORD`, if set.
@@ -636,6 +672,11 @@ impl ExporterFlags {
             return Err(invalid("--pbx.max-response-bytes", "must be at least 1024"));
         }
         check_login_backoff("--pbx.login-backoff", self.pbx_login_backoff)?;
+        let proxy_url = self
+            .pbx_proxy_url
+            .as_deref()
+            .map(|p| check_proxy_url("--pbx.proxy-url", p, &url))
+            .transpose()?;
         if self.pbx_events && self.pbx_events_method == "http" && plain.is_none() {
             return Err(invalid("--pbx.events", STATIC_TOKEN_EVENTS));
         }
@@ -652,6 +693,7 @@ impl ExporterFlags {
                     login_backoff: self.pbx_login_backoff,
                     ca_file: self.pbx_ca_file.clone(),
                     insecure_skip_verify: self.pbx_insecure_skip_verify,
+                    proxy_url,
                     events: (self.pbx_events && self.pbx_events_method == "http")
                         .then(|| self.events_endpoint())
                         .transpose()?
@@ -767,6 +809,7 @@ impl ExporterFlags {
             max_response_bytes: self.pbx_max_response_bytes,
             login_backoff: self.pbx_login_backoff,
             insecure_skip_verify: self.pbx_insecure_skip_verify,
+            proxy_url: self.pbx_proxy_url.clone(),
             events: self.pbx_events,
             events_tcp: self.pbx_events_method == "tcp",
             events_tcp_port: self.pbx_events_tcp_port,
@@ -804,6 +847,8 @@ pub struct TargetDefaults {
     pub login_backoff: Duration,
     /// `--pbx.insecure-skip-verify`.
     pub insecure_skip_verify: bool,
+    /// `--pbx.proxy-url`, as given (checked against each target's URL).
+    pub proxy_url: Option<String>,
     /// `--pbx.events`.
     pub events: bool,
     /// `--pbx.events-method`: `tcp` reads events from the PBX's TCP port.
@@ -968,6 +1013,7 @@ struct TargetFields {
     login_backoff: Option<String>,
     ca_file: Option<PathBuf>,
     insecure_skip_verify: Option<bool>,
+    proxy_url: Option<String>,
     events: Option<EventsField>,
     events_tcp_port: Option<u16>,
     events_source_addresses: Option<Vec<String>>,
@@ -1198,6 +1244,20 @@ pub fn parse_file_all(
             }
             None => Some(base.events_source_addresses.clone()),
         };
+        let proxy_url = match (&url, get!(proxy_url).or_else(|| base.proxy_url.clone())) {
+            (Some(url), Some(proxy)) => {
+                let f = if target.proxy_url.is_some() {
+                    field("proxy_url")
+                } else if file.defaults.proxy_url.is_some() {
+                    "defaults.proxy_url".to_string()
+                } else {
+                    "--pbx.proxy-url".to_string()
+                };
+                take!(check_proxy_url(&f, &proxy, url)).map(Some)
+            }
+            // No URL: its own error says so.
+            _ => Some(None),
+        };
         let ca_file = get!(ca_file);
         let ca_ok = match &ca_file {
             Some(ca) => {
@@ -1240,6 +1300,7 @@ pub fn parse_file_all(
             Some(events),
             Some(events_tcp),
             Some(sources),
+            Some(proxy_url),
             true,
             true,
             true,
@@ -1253,6 +1314,7 @@ pub fn parse_file_all(
             events,
             events_tcp,
             sources,
+            proxy_url,
             ca_ok,
             max_concurrent_requests > 0,
             max_response_bytes >= 1024,
@@ -1284,6 +1346,7 @@ pub fn parse_file_all(
                 ca_file,
                 insecure_skip_verify: get!(insecure_skip_verify)
                     .unwrap_or(base.insecure_skip_verify),
+                proxy_url,
                 events,
             },
             collectors,

@@ -378,7 +378,7 @@ struct CaptureFilter;
 
 impl<S> tracing_subscriber::layer::Filter<S> for CaptureFilter {
     fn enabled(&self, meta: &tracing::Metadata<'_>, _: &Context<'_, S>) -> bool {
-        meta.is_span() || CAPTURING.load(Ordering::Relaxed) > 0
+        meta.is_span() || (CAPTURING.load(Ordering::Relaxed) > 0 && ours_or_warning(meta))
     }
 
     fn callsite_enabled(
@@ -397,6 +397,13 @@ impl<S> tracing_subscriber::layer::Filter<S> for CaptureFilter {
     }
 }
 
+/// Whether an event is the exporter's own, or a library's warning or error: the libraries' own
+/// debug and trace lines (hyper's "connecting to …", rustls's handshake steps) say nothing a PBX
+/// admin can act on, and at `--log.level=debug` they would drown the exporter's lines.
+fn ours_or_warning(meta: &tracing::Metadata<'_>) -> bool {
+    meta.target().starts_with(env!("CARGO_CRATE_NAME")) || *meta.level() <= tracing::Level::WARN
+}
+
 /// The exporter's logging: `format` (`logfmt` or `json`) at `level` to `writer`, with PBX spans
 /// and debug captures. For [`init`] and for tests that read the log.
 pub fn layers<S, W>(level: LevelFilter, format: &str, writer: W) -> impl Layer<S> + Send + Sync
@@ -409,14 +416,16 @@ where
             tracing_subscriber::fmt::layer()
                 .json()
                 .with_writer(writer)
-                .with_filter(level),
+                .with_filter(level)
+                .with_filter(tracing_subscriber::filter::filter_fn(ours_or_warning)),
         )
     } else {
         Box::new(
             tracing_subscriber::fmt::layer()
                 .event_format(Logfmt)
                 .with_writer(writer)
-                .with_filter(level),
+                .with_filter(level)
+                .with_filter(tracing_subscriber::filter::filter_fn(ours_or_warning)),
         )
     };
     // Spans always (their fields are kept); events only while a capture runs.

@@ -7,7 +7,7 @@
 use std::fmt;
 
 /// A string that never prints.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Secret(String);
 
 impl<'de> serde::Deserialize<'de> for Secret {

@@ -42,6 +42,7 @@ fn base() -> yeastar_exporter::config::TargetDefaults {
         max_response_bytes: f.pbx_max_response_bytes,
         login_backoff: f.pbx_login_backoff,
         insecure_skip_verify: false,
+        proxy_url: None,
         events: false,
         events_tcp: false,
         events_tcp_port: 8333,
@@ -64,7 +65,7 @@ fn each_validation_rule_has_its_exact_error() {
     let t = |body: &str| format!("{auth}targets:\n{body}");
     let cases: Vec<(String, &str)> = vec![
         (format!("{auth}targets:\n  hq:\n    url: http://10.0.0.5\n    auth: main\n    colour: red\n"),
-         "cfg.yml: line 9 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, events, events_tcp_port, events_source_addresses"),
+         "cfg.yml: line 9 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, proxy_url, events, events_tcp_port, events_source_addresses"),
         (format!("{auth}targets: {{}}\nlabels: {{}}\n"), "cfg.yml: line 6 column 1: unknown field `labels`, expected one of defaults, auth_modules, targets"),
         (auth.clone(), "targets: at least one target is required"),
         (t("  hq:\n    auth: main\n"), "targets.hq.url: required"),
@@ -333,7 +334,7 @@ async fn reload_adds_targets_keeps_tokens_and_survives_a_bad_file() {
     assert_eq!(
         body,
         format!(
-            "failed to reload config: {}: line 4 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, events, events_tcp_port, events_source_addresses\n",
+            "failed to reload config: {}: line 4 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, proxy_url, events, events_tcp_port, events_source_addresses\n",
             path.display()
         )
     );
@@ -577,4 +578,55 @@ fn events_per_target_in_the_config_file() {
             "{bad}"
         );
     }
+}
+
+/// `proxy_url` per target or in `defaults` (else `--pbx.proxy-url`): an `https://` target takes
+/// it, a plain-HTTP one is refused with the field that set it named.
+#[test]
+fn proxy_url_per_target_and_in_defaults() {
+    let dir = tmpdir();
+    let path = write_config(&dir, &[("cloud", "https://pbx.example.com")]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let load = |text: String, extra: &[&str]| {
+        std::fs::write(&path, text).unwrap();
+        let mut args = vec!["--config.file", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        flags(&args).load(None).map_err(|e| e.to_string())
+    };
+    let proxy = |cfg: &yeastar_exporter::config::Config| {
+        cfg.targets
+            .iter()
+            .map(|t| t.client.proxy_url.as_ref().map(|p| p.expose().to_string()))
+            .collect::<Vec<_>>()
+    };
+    let own = load(
+        format!("{text}    proxy_url: http://proxy.example.com:3128\n"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        proxy(&own),
+        [Some("http://proxy.example.com:3128".to_string())]
+    );
+    let flag = load(
+        text.clone(),
+        &["--pbx.proxy-url", "http://flag.example.com:8080"],
+    )
+    .unwrap();
+    assert_eq!(
+        proxy(&flag),
+        [Some("http://flag.example.com:8080".to_string())]
+    );
+    let defaults = text.replace(
+        "defaults:\n",
+        "defaults:\n  proxy_url: http://proxy.example.com:3128\n",
+    );
+    assert_eq!(
+        load(format!("{defaults}  lan:\n    url: http://10.0.0.9\n"), &[]),
+        Err("defaults.proxy_url: the PBX's url is plain http://: through a proxy its login (the password's MD5) and every token would be readable there; use the PBX's https:// URL".into())
+    );
+    assert_eq!(
+        load(format!("{text}    proxy_url: ftp://u:hunter2@proxy\n"), &[]),
+        Err("targets.cloud.proxy_url: must be http://[user:password@]host:port or https://[user:password@]host:port (the proxy's address, nothing after it)".into())
+    );
 }

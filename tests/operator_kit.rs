@@ -262,6 +262,7 @@ fn example_config_files_are_valid() {
         max_response_bytes: 16 << 20,
         login_backoff: std::time::Duration::from_secs(600),
         insecure_skip_verify: false,
+        proxy_url: None,
         events: false,
         events_tcp: false,
         events_tcp_port: 8333,

@@ -499,6 +499,7 @@ fn an_unsafe_login_backoff_is_refused() {
         max_response_bytes: 1 << 20,
         login_backoff: Duration::from_secs(600),
         insecure_skip_verify: false,
+        proxy_url: None,
         events: false,
         events_tcp: false,
         events_tcp_port: 8333,

@@ -221,6 +221,7 @@ async fn every_pbx_resumes_its_tls_sessions_across_scrapes() {
     let settings = HttpSettings {
         ca_file: Some(ca),
         insecure_skip_verify: false,
+        proxy: None,
     };
     const PBXES: usize = 3;
     let http = http_client(&settings, PBXES).unwrap();
@@ -253,6 +254,7 @@ async fn every_pbx_resumes_its_tls_sessions_across_scrapes() {
             login_backoff: std::time::Duration::from_secs(600),
             ca_file: settings.ca_file.clone(),
             insecure_skip_verify: false,
+            proxy_url: None,
             events: None,
         };
         let client = Client::with_http(
@@ -341,4 +343,169 @@ fn proxies_in_the_environment_are_never_used() {
     }
     assert_eq!((plain.count("login"), tls.count("login")), (1, 1));
     assert_eq!(proxied.load(Ordering::SeqCst), 0);
+}
+
+/// A CONNECT proxy on loopback: each tunnel's request head is kept; `refuse` answers 403 instead.
+struct ConnectProxy {
+    url: String,
+    heads: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+async fn connect_proxy(refuse: bool) -> ConnectProxy {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let heads = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = heads.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let kept = kept.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut byte).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let target = head
+                    .strip_prefix("CONNECT ")
+                    .and_then(|r| r.split(' ').next())
+                    .unwrap_or("")
+                    .to_string();
+                kept.lock().unwrap().push(head);
+                if refuse {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                }
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(target).await else {
+                    return;
+                };
+                let _ = client
+                    .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            });
+        }
+    });
+    ConnectProxy { url, heads }
+}
+
+/// `--pbx.proxy-url`: every request to an HTTPS PBX goes through the proxy's CONNECT tunnel to the
+/// PBX's address (TLS end to end, the certificate checked as without it), with the proxy's own
+/// credentials from its URL; the config never prints them.
+#[tokio::test]
+async fn a_configured_proxy_tunnels_every_request_to_an_https_pbx() {
+    let ca = Ca::new("site CA");
+    let pbx = https_pbx(ca.leaf(&["127.0.0.1"]).server_config()).await;
+    let file = pem_file(&ca.pem(), "proxy-ca.pem");
+    let proxy = connect_proxy(false).await;
+    let with_auth = proxy.url.replace("http://", "http://squid:pr0xy-secret@");
+    let cfg = config(
+        &pbx.https_url(),
+        &[
+            "--pbx.ca-file",
+            file.to_str().unwrap(),
+            "--pbx.proxy-url",
+            &with_auth,
+        ],
+    );
+    let debug = format!("{cfg:?}");
+    assert!(!debug.contains("pr0xy-secret"), "{debug}");
+    let exporter = Running::start(cfg, ManualClock::new(1_571_639_500)).await;
+    let text = exporter.scrape().await;
+    exporter.stop().await;
+    assert_eq!(must(&text, "yeastar_up"), 1.0);
+    assert_eq!(
+        must(&text, r#"yeastar_active_calls{direction="inbound"}"#),
+        2.0
+    );
+    let heads = proxy.heads.lock().unwrap().clone();
+    let authority = pbx.https_url().trim_start_matches("https://").to_string();
+    // Every exchange of the scrape (login, both call queries, the other collectors, the logout at
+    // stop), each on a tunnel of its own.
+    assert_eq!(heads.len(), pbx.keys().len(), "{heads:?}");
+    for head in &heads {
+        let lines: Vec<&str> = head.lines().collect();
+        assert_eq!(lines[0], format!("CONNECT {authority} HTTP/1.1"), "{head}");
+        // base64("squid:pr0xy-secret")
+        assert!(
+            lines.iter().any(
+                |l| l.to_ascii_lowercase().starts_with("proxy-authorization:")
+                    && l.ends_with(" Basic c3F1aWQ6cHIweHktc2VjcmV0")
+            ),
+            "{head}"
+        );
+    }
+}
+
+/// A proxy that refuses the tunnel: the login never reached the PBX (a `connect_error`, not in the
+/// ledger's count), the PBX saw nothing, and the cause says the proxy refused.
+#[tokio::test]
+async fn a_proxy_that_refuses_the_tunnel_costs_the_pbx_nothing() {
+    let pbx = https_pbx(Ca::new("site CA").leaf(&["127.0.0.1"]).server_config()).await;
+    let proxy = connect_proxy(true).await;
+    let (text, error) = scrape(
+        &pbx.https_url(),
+        &["--pbx.insecure-skip-verify", "--pbx.proxy-url", &proxy.url],
+    )
+    .await;
+    assert_eq!(must(&text, "yeastar_up"), 0.0);
+    assert_eq!(requests(&text, "login", "connect_error"), 1.0);
+    assert_eq!(pbx.keys().len(), 0);
+    assert_eq!(proxy.heads.lock().unwrap().len(), 1);
+    assert_eq!(
+        error.as_deref(),
+        Some(
+            "POST login: connection failed: through the proxy (proxy_url): it did not open a tunnel to the PBX (its answer to CONNECT was not 200)"
+        )
+    );
+}
+
+/// The config refuses a proxy for a plain-HTTP PBX (the proxy would read the login and tokens) and
+/// a proxy URL that is not one, naming the field and never echoing the value.
+#[test]
+fn a_proxy_url_is_refused_for_plain_http_and_in_bad_forms() {
+    use clap::Parser;
+    let resolve = |url: &str, proxy: &str| {
+        yeastar_exporter::config::Cli::try_parse_from([
+            "yeastar-exporter",
+            "--pbx.url",
+            url,
+            "--pbx.username",
+            USERNAME,
+            "--pbx.proxy-url",
+            proxy,
+        ])
+        .unwrap()
+        .exporter
+        .resolve(Some(PASSWORD.into()))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    };
+    assert_eq!(
+        resolve("http://192.0.2.1", "http://proxy:3128"),
+        Err("--pbx.proxy-url: the PBX's url is plain http://: through a proxy its login (the password's MD5) and every token would be readable there; use the PBX's https:// URL".into())
+    );
+    for bad in [
+        "proxy:3128",
+        "socks5://proxy:1080",
+        "http://u:hunter2@proxy:3128/path",
+        "http://",
+        "http://u:hunter2@",
+    ] {
+        assert_eq!(
+            resolve("https://192.0.2.1:8088", bad),
+            Err("--pbx.proxy-url: must be http://[user:password@]host:port or https://[user:password@]host:port (the proxy's address, nothing after it)".into()),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        resolve("https://192.0.2.1:8088", "http://u:p@proxy:3128/"),
+        Ok(())
+    );
 }

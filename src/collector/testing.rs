@@ -62,6 +62,7 @@ impl Target {
             login_backoff: Duration::from_secs(600),
             ca_file: None,
             insecure_skip_verify: false,
+            proxy_url: None,
             events: None,
         };
         let http = crate::pbx::transport::HttpClient::plain();

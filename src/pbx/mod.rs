@@ -93,6 +93,10 @@ pub struct ClientConfig {
     pub ca_file: Option<PathBuf>,
     /// Accept any certificate (self-signed units without a CA file).
     pub insecure_skip_verify: bool,
+    /// The HTTP proxy to reach the PBX through (`--pbx.proxy-url`, `proxy_url`): an `https://` PBX
+    /// only, tunnelled with `CONNECT` (TLS stays end to end). `None`: straight to the PBX, whatever
+    /// the environment says. A secret: its URL may carry the proxy's credentials.
+    pub proxy_url: Option<Secret>,
     /// Where this PBX is to send its HTTP event reports (`None`: events off, and login and
     /// heartbeat register nothing).
     pub events: Option<EventsRegistration>,
@@ -174,6 +178,8 @@ pub struct HttpSettings {
     pub ca_file: Option<PathBuf>,
     /// Accept any certificate.
     pub insecure_skip_verify: bool,
+    /// The HTTP proxy, if any.
+    pub proxy: Option<Secret>,
 }
 
 impl HttpSettings {
@@ -182,6 +188,7 @@ impl HttpSettings {
         Self {
             ca_file: cfg.ca_file.clone(),
             insecure_skip_verify: cfg.insecure_skip_verify,
+            proxy: cfg.proxy_url.clone(),
         }
     }
 }
@@ -199,8 +206,11 @@ pub fn http_client(
     settings: &HttpSettings,
     servers: usize,
 ) -> Result<transport::HttpClient, BuildError> {
-    transport::HttpClient::new(tls::client_config(settings, servers)?)
-        .map_err(|e| BuildError::Http(Cause::new(e)))
+    transport::HttpClient::new(
+        tls::client_config(settings, servers)?,
+        settings.proxy.as_ref(),
+    )
+    .map_err(|e| BuildError::Http(Cause::new(e)))
 }
 
 #[derive(Debug)]

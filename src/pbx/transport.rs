@@ -13,8 +13,9 @@
 //! - **No redirect is followed** (`redirect::Policy::none()`): a 3xx is an answer like any other;
 //!   the caller turns it into an error naming where it pointed. Credentials and tokens go to the
 //!   configured PBX only.
-//! - **No proxy** (`no_proxy()`): the connection goes straight to the PBX's address, whatever
-//!   `HTTP_PROXY`, `HTTPS_PROXY` or `ALL_PROXY` say.
+//! - **No proxy unless configured** (`no_proxy()`): the connection goes straight to the PBX's
+//!   address, whatever `HTTP_PROXY`, `HTTPS_PROXY` or `ALL_PROXY` say; only a proxy the target's
+//!   config names (`proxy_url`) is used, for `https://` PBXes, through a `CONNECT` tunnel.
 //! - **HTTP/1 only**, without retries: a request is sent at most once.
 //! - **Bounded**: the connection (TCP and TLS) must open within [`super::CONNECT_TIMEOUT`]; the
 //!   answer's body is refused by its `Content-Length` or read to the cap and no further; the
@@ -37,6 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::error::{Transport, find_tls_error};
+use crate::secret::Secret;
 
 /// The exchange's client side: one reqwest client for the PBXes that share its TLS settings.
 /// Cheap to clone (the clones share the client, its TLS configuration and TLS sessions).
@@ -46,6 +48,8 @@ pub struct HttpClient {
     client: Result<reqwest::Client, Arc<str>>,
     /// Whether it has TLS settings for `https://` PBXes.
     tls: bool,
+    /// Whether it reaches PBXes through a configured proxy (never one from the environment).
+    proxied: bool,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -53,6 +57,7 @@ impl std::fmt::Debug for HttpClient {
         f.debug_struct("HttpClient")
             .field("tls", &self.tls)
             .field("built", &self.client.is_ok())
+            .field("proxied", &self.proxied)
             .finish()
     }
 }
@@ -76,15 +81,24 @@ fn builder() -> reqwest::ClientBuilder {
 }
 
 impl HttpClient {
-    /// A client speaking TLS with `config` to `https://` PBXes (and plain HTTP to `http://` ones).
-    pub fn new(config: rustls::ClientConfig) -> Result<Self, Transport> {
-        let client = builder()
-            .use_preconfigured_tls(config)
+    /// A client speaking TLS with `config` to `https://` PBXes (and plain HTTP to `http://` ones),
+    /// through the HTTP proxy at `proxy` when there is one (`CONNECT`: TLS stays end to end; the
+    /// config lets only `https://` PBXes use one, so the proxy never sees a login or a token).
+    pub fn new(config: rustls::ClientConfig, proxy: Option<&Secret>) -> Result<Self, Transport> {
+        let mut builder = builder().use_preconfigured_tls(config);
+        if let Some(url) = proxy {
+            // Its words only: the URL may carry the proxy's credentials.
+            let proxy = reqwest::Proxy::all(url.expose())
+                .map_err(|e| Transport::words(format!("proxy_url: {}", e.without_url())))?;
+            builder = builder.proxy(proxy);
+        }
+        let client = builder
             .build()
             .map_err(|e| Transport::new(&e.without_url()))?;
         Ok(Self {
             client: Ok(client),
             tls: true,
+            proxied: proxy.is_some(),
         })
     }
 
@@ -97,7 +111,11 @@ impl HttpClient {
                 .map_err(|e| Arc::from(Transport::new(&e.without_url()).to_string())),
             Err(e) => Err(Arc::from(e.to_string())),
         };
-        Self { client, tls: false }
+        Self {
+            client,
+            tls: false,
+            proxied: false,
+        }
     }
 }
 
@@ -257,6 +275,15 @@ pub enum Failure {
 const USER_AGENT: &str = concat!("yeastar-exporter/", env!("CARGO_PKG_VERSION"));
 const JSON: &str = "application/json; charset=utf-8";
 
+/// The request methods the PBX APIs use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// A query with its arguments in the URL (the P-Series' lists and queries).
+    Get,
+    /// A JSON body (every S-Series endpoint; the P-Series' token requests).
+    Post,
+}
+
 impl HttpClient {
     /// `POST`s `body` as JSON to `path_and_query` (below the origin's root, starting with `/`) over
     /// a new connection, and reads a 200 answer of at most `cap` bytes.
@@ -265,6 +292,21 @@ impl HttpClient {
         origin: &Origin,
         path_and_query: String,
         body: Vec<u8>,
+        cap: usize,
+    ) -> Result<Answer, Failure> {
+        self.send(origin, Method::Post, path_and_query, Some(body), cap)
+            .await
+    }
+
+    /// Sends one request over a new connection: `method` to `path_and_query` (below the origin's
+    /// root, starting with `/`), with `body` as JSON when there is one, and reads a 200 answer of
+    /// at most `cap` bytes.
+    pub async fn send(
+        &self,
+        origin: &Origin,
+        method: Method,
+        path_and_query: String,
+        body: Option<Vec<u8>>,
         cap: usize,
     ) -> Result<Answer, Failure> {
         let client = match &self.client {
@@ -286,36 +328,44 @@ impl HttpClient {
         url.push_str(&origin.root);
         url.push_str(&path_and_query);
         drop(path_and_query);
+        let request = match method {
+            Method::Get => client.get(url),
+            Method::Post => client.post(url),
+        }
+        .header(header::HOST, origin.host_header.clone());
         // The headers in the order the PBX has always seen them; `Content-Length` follows.
-        let sent = client
-            .post(url)
-            .header(header::HOST, origin.host_header.clone())
-            .header(header::CONTENT_TYPE, HeaderValue::from_static(JSON))
-            .header(header::USER_AGENT, HeaderValue::from_static(USER_AGENT))
-            .header(header::ACCEPT, HeaderValue::from_static("*/*"))
-            .body(body)
-            .send()
-            .await;
-        match sent {
+        let request = match body {
+            Some(body) => request
+                .header(header::CONTENT_TYPE, HeaderValue::from_static(JSON))
+                .header(header::USER_AGENT, HeaderValue::from_static(USER_AGENT))
+                .header(header::ACCEPT, HeaderValue::from_static("*/*"))
+                .body(body),
+            None => request
+                .header(header::USER_AGENT, HeaderValue::from_static(USER_AGENT))
+                .header(header::ACCEPT, HeaderValue::from_static("*/*")),
+        };
+        match request.send().await {
             Ok(response) => read(response, cap).await,
-            Err(e) => Err(failure(origin, e.without_url()).await),
+            Err(e) => Err(failure(origin, e.without_url(), self.proxied).await),
         }
     }
 }
 
-/// What went wrong before an answer's head was in, and whether the request may have left.
-async fn failure(origin: &Origin, err: reqwest::Error) -> Failure {
+/// What went wrong before an answer's head was in, and whether the request may have left. Through a
+/// proxy the PBX is never asked directly which protocol it speaks (that would go around the proxy).
+async fn failure(origin: &Origin, err: reqwest::Error, proxied: bool) -> Failure {
+    let first_answer = |origin| async move {
+        if proxied {
+            Vec::new()
+        } else {
+            first_answer(origin).await
+        }
+    };
     if err.is_builder() {
         // Refused before anything was opened (the URL, a header).
         return Failure::Connect(Transport::new(cause_of(&err)));
     }
     if err.is_connect() {
-        if err.is_timeout() {
-            return Failure::Connect(Transport::words(format!(
-                "no connection within {:?}",
-                super::CONNECT_TIMEOUT
-            )));
-        }
         if let Some(tls) = find_tls_error(&err) {
             // Whether the port speaks plain HTTP decides the hint; the failed handshake's bytes
             // are rustls's, so another hello asks.
@@ -327,10 +377,26 @@ async fn failure(origin: &Origin, err: reqwest::Error) -> Failure {
             };
             return Failure::Connect(Transport::tls_refused(&err, &first));
         }
-        return Failure::Connect(match io_error_of(&err) {
-            Some(io) => Transport::new(io),
-            None => Transport::new(cause_of(&err)),
-        });
+        let words = if err.is_timeout() {
+            format!("no connection within {:?}", super::CONNECT_TIMEOUT)
+        } else {
+            match io_error_of(&err) {
+                Some(io) => Transport::new(io).to_string(),
+                None => Transport::new(cause_of(&err)).to_string(),
+            }
+        };
+        if !proxied {
+            return Failure::Connect(Transport::words(words));
+        }
+        // hyper-util's words for a CONNECT answered with anything but 200.
+        let words = if words.contains("tunnel error") {
+            "it did not open a tunnel to the PBX (its answer to CONNECT was not 200)".to_string()
+        } else {
+            words
+        };
+        return Failure::Connect(Transport::words(format!(
+            "through the proxy (proxy_url): {words}"
+        )));
     }
     match hyper_error_of(&err) {
         Some(h) if h.is_parse() => {
@@ -619,8 +685,13 @@ mod tests {
         let settings = super::super::HttpSettings {
             ca_file: None,
             insecure_skip_verify: true,
+            proxy: None,
         };
-        HttpClient::new(super::super::tls::client_config(&settings, 1).unwrap()).unwrap()
+        HttpClient::new(
+            super::super::tls::client_config(&settings, 1).unwrap(),
+            None,
+        )
+        .unwrap()
     }
 
     /// Neither the token nor the request's path is in a failure's words or its `Debug`.
@@ -666,6 +737,44 @@ mod tests {
                  accept: */*\r\n\
                  content-length: 18\r\n\r\n\
                  {{\"type\":\"inbound\"}}",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+        assert!(closed, "the connection was left open");
+    }
+
+    #[tokio::test]
+    async fn a_get_carries_no_body_and_no_content_type() {
+        let body = r#"{"errcode":0,"errmsg":"SUCCESS"}"#;
+        let (url, server) = one_shot(
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes(),
+        )
+        .await;
+        let origin = Origin::new(&url, "/openapi/v1.0").unwrap();
+        let answer = HttpClient::plain()
+            .send(
+                &origin,
+                Method::Get,
+                format!("{}extension/list?access_token={TOKEN}", origin.base_path()),
+                None,
+                1024,
+            )
+            .await
+            .unwrap();
+        assert!(matches!(answer, Answer::Ok(b) if b == body.as_bytes()));
+        let (request, closed) = server.await.unwrap();
+        let authority = url.trim_start_matches("http://");
+        assert_eq!(
+            request,
+            format!(
+                "GET /openapi/v1.0/extension/list?access_token=t0k3n HTTP/1.1\r\n\
+                 host: {authority}\r\n\
+                 user-agent: yeastar-exporter/{}\r\n\
+                 accept: */*\r\n\r\n",
                 env!("CARGO_PKG_VERSION")
             )
         );

@@ -20,7 +20,10 @@ fn hint(err: &PbxError) -> Option<String> {
         PbxError::Connect { cause, sent, .. } => {
             let words = cause.to_string();
             let lower = words.to_ascii_lowercase();
-            if words.starts_with("TLS") {
+            if words.starts_with("through the proxy") {
+                "cannot reach the PBX through its proxy: check proxy_url (--pbx.proxy-url), the proxy, and that it may CONNECT to the PBX's port"
+                    .into()
+            } else if words.starts_with("TLS") {
                 // The transport's TLS words are already what to do.
                 words
             } else if lower.contains("connection refused") {
