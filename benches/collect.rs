@@ -22,7 +22,7 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 use serde_json::Value;
 use yeastar_exporter::clock::{self, ManualClock};
 use yeastar_exporter::collector::{Answers, CollectorSet, Target};
-use yeastar_exporter::pbx::types::MemberKind;
+use yeastar_exporter::pbx::model::MemberKind;
 use yeastar_exporter::pbx::{Auth, Client, ClientConfig, NoopObserver};
 use yeastar_exporter::secret::Secret;
 use yeastar_exporter::sim::model::{Model, ModelConfig};
@@ -37,12 +37,13 @@ const NOW: u64 = 1_700_000_000;
 
 fn client_config(url: String) -> ClientConfig {
     ClientConfig {
+        family: Default::default(),
         target: "bench".into(),
         url,
         api_path: "/api/v2.0.0".into(),
         auth: Auth::Credentials {
             username: "api".into(),
-            password_md5: Secret::new("demo-password").md5_hex(),
+            password: Secret::new("demo-password"),
         },
         timeout: Duration::from_secs(30),
         max_concurrent_requests: 1,

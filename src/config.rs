@@ -318,7 +318,8 @@ impl Args for CollectorFlags {
                         .overrides_with(off.clone())
                         .help(format!(
                             "Enable the {} collector: {} (default {default}).",
-                            spec.name, spec.help
+                            spec.name,
+                            spec.help(crate::pbx::ApiFamily::default())
                         )),
                 )
                 .arg(
@@ -445,7 +446,7 @@ pub struct Config {
 /// Refuses a login back-off short enough that 5 rejected logins, one per back-off, could reach the
 /// PBX within its 10-minute lockout window.
 pub fn check_login_backoff(field: &str, backoff: Duration) -> Result<(), ConfigError> {
-    let min = crate::pbx::MIN_LOGIN_BACKOFF;
+    let min = crate::pbx::ApiFamily::default().min_login_backoff();
     if backoff < min {
         return Err(invalid(
             field,
@@ -649,7 +650,7 @@ impl ExporterFlags {
                 plain = Some((username.trim().to_string(), password.clone()));
                 Auth::Credentials {
                     username: username.trim().to_string(),
-                    password_md5: password.md5_hex(),
+                    password: password.clone(),
                 }
             }
             _ => {
@@ -683,6 +684,7 @@ impl ExporterFlags {
         self.config(
             vec![TargetConfig {
                 client: ClientConfig {
+                    family: Default::default(),
                     target: "default".into(),
                     url,
                     api_path: self.pbx_api_path.clone(),
@@ -1335,6 +1337,7 @@ pub fn parse_file_all(
         };
         out.push(TargetConfig {
             client: ClientConfig {
+                family: Default::default(),
                 target: name.clone(),
                 url,
                 api_path: get!(api_path).unwrap_or_else(|| base.api_path.clone()),
@@ -1422,7 +1425,7 @@ fn resolve_auth(name: &str, m: &AuthModule) -> Result<Auth, ConfigError> {
     };
     Ok(Auth::Credentials {
         username: username.to_string(),
-        password_md5: password.md5_hex(),
+        password: password.clone(),
     })
 }
 
@@ -1572,7 +1575,7 @@ mod tests {
         );
         assert_eq!(
             format!("{:?}", t.client.auth),
-            "Credentials { username: \"api\", password_md5: <secret> }"
+            "Credentials { username: \"api\", password: <secret> }"
         );
         let err = cli.exporter.resolve(None).unwrap_err();
         assert_eq!(

@@ -38,7 +38,7 @@ use crate::collector::Received;
 use crate::config::Config;
 use crate::conn::{Entry, Registry, Source, TALLY_INTERVAL, Tally};
 use crate::exporter::App;
-use crate::pbx::events::ObjectSplitter;
+use crate::pbx::s_series::events::ObjectSplitter;
 
 /// The longest request head read.
 pub const MAX_HEAD: usize = 16 * 1024;

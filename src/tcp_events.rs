@@ -25,8 +25,8 @@ use crate::clock::SharedClock;
 use crate::collector::Target;
 use crate::config::TcpEvents;
 use crate::pbx::LoginLedger;
-use crate::pbx::events::ObjectSplitter;
 use crate::pbx::ledger::Failure;
+use crate::pbx::s_series::events::ObjectSplitter;
 
 /// How much of the text the PBX sends outside JSON objects is kept to recognise its answer to
 /// the login: the last this many bytes (an answer is a few dozen).

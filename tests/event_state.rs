@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicIsize, Ordering};
 
 use yeastar_exporter::collector::events::{DEDUP_KEYS, EventStats, MAX_STATE_BYTES};
 use yeastar_exporter::collector::families::{Families, MAX_LABEL_CHARS};
-use yeastar_exporter::pbx::events::parse;
+use yeastar_exporter::pbx::s_series::events::parse;
 
 /// Bytes allocated and not freed.
 static LIVE: AtomicIsize = AtomicIsize::new(0);

@@ -10,7 +10,7 @@ use common::*;
 use yeastar_exporter::clock::ManualClock;
 use yeastar_exporter::collector::events::{EventStats, Recorded, kind_label};
 use yeastar_exporter::collector::families::Families;
-use yeastar_exporter::pbx::events::{Event, Format, parse};
+use yeastar_exporter::pbx::s_series::events::{Event, Format, parse};
 use yeastar_exporter::sim::{SimConfig, Simulator};
 
 /// (number in §8, payload exactly as the document gives it, the `type` label it counts under).

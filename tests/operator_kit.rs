@@ -595,7 +595,7 @@ fn the_collector_table_matches_the_registry() {
             "**off**"
         };
         assert_eq!(row[2], default, "{}", spec.name);
-        for endpoint in spec.endpoints {
+        for endpoint in spec.endpoints(yeastar_exporter::pbx::ApiFamily::default()) {
             assert!(
                 row[3].contains(&format!("`{endpoint}`")),
                 "{}: {endpoint}",

@@ -717,8 +717,8 @@ async fn sloppy_answers_are_read_leniently_and_strictly() {
 /// Invalid UTF-8 in a name is replaced, never fails the answer; raw bytes straight to the decoder.
 #[test]
 fn latin1_bytes_decode_with_replacement() {
-    use yeastar_exporter::pbx::decode_answer;
-    use yeastar_exporter::pbx::types::TrunkListAnswer;
+    use yeastar_exporter::pbx::s_series::decode_answer;
+    use yeastar_exporter::pbx::s_series::types::TrunkListAnswer;
     let mut bytes = br#"{"status":"Success","trunklist":[{"trunkname":"Op"#.to_vec();
     bytes.push(0xE9);
     bytes.extend_from_slice(br#"ra","type":"SIP","status":"Registered"}]}"#);

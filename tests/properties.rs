@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use yeastar_exporter::clock::ManualClock;
 use yeastar_exporter::collector::calls::MergedCalls;
 use yeastar_exporter::collector::{Answers, CollectorKind, CollectorSet, Target};
-use yeastar_exporter::pbx::decode_answer;
-use yeastar_exporter::pbx::types::{
+use yeastar_exporter::pbx::s_series::decode_answer;
+use yeastar_exporter::pbx::s_series::types::{
     CallQueryAnswer, DeviceInfoAnswer, ExtensionCallsAnswer, ExtensionListAnswer,
     QueueStatusAnswer, TrunkListAnswer,
 };

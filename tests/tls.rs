@@ -241,12 +241,13 @@ async fn every_pbx_resumes_its_tls_sessions_across_scrapes() {
         .await
         .unwrap();
         let cfg = ClientConfig {
+            family: Default::default(),
             target: format!("pbx-{i}"),
             url: format!("https://{}", sim.addr),
             api_path: "/api/v2.0.0".into(),
             auth: Auth::Credentials {
                 username: "api".into(),
-                password_md5: yeastar_exporter::secret::Secret::new("demo-password").md5_hex(),
+                password: yeastar_exporter::secret::Secret::new("demo-password"),
             },
             timeout: std::time::Duration::from_secs(10),
             max_concurrent_requests: 1,

@@ -13,14 +13,14 @@ use foldhash::HashMap;
 use super::families::Families;
 use super::registry::{Run, Spec};
 use super::trunks::TrunkState;
-use crate::pbx::types::{Call, CallSink, ChannelId, MemberKind, Status};
+use crate::pbx::model::{Call, CallSink, ChannelId, MemberKind, Query, Status};
 
 /// The collector: the call queries, which decide `yeastar_up`.
 pub static SPEC: Spec = Spec {
     name: "calls",
     on_by_default: true,
-    help: "call/query inbound and outbound (always on)",
-    endpoints: &["call/query"],
+    queries: &[Query::ActiveCalls],
+    note: " (always on)",
     run: Run::CallPath,
 };
 
@@ -110,29 +110,26 @@ impl CallSink for MergedCalls {
             Some(m) => m,
             None => self.calls.entry(call.callid.into_owned()).or_default(),
         };
-        for raw in call.members {
-            // An unknown member kind is skipped: it carries nothing the contract counts.
-            let Some((kind, info)) = raw.into_kind() else {
-                continue;
-            };
+        for member in call.members {
+            let kind = member.kind;
             if merged
                 .members
                 .iter()
-                .any(|m| m.kind == kind && m.channelid == info.channelid)
+                .any(|m| m.kind == kind && m.channelid == member.channel)
             {
                 continue;
             }
             merged.members.push(Member {
                 kind,
-                channelid: info.channelid,
-                status: info.memberstatus,
+                channelid: member.channel,
+                status: member.status,
                 // Label values: cut as every label value is, so names alike in their first 64
                 // characters count together.
-                trunk: info
-                    .trunkname
+                trunk: member
+                    .trunk
                     .filter(|t| !t.is_empty())
                     .map(super::families::label_owned),
-                callpath: info
+                callpath: member
                     .callpath
                     .filter(|c| !c.is_empty())
                     .map(super::families::label_owned),
@@ -498,7 +495,7 @@ impl StatusAges {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pbx::types::CallQueryAnswer;
+    use crate::pbx::s_series::types::CallQueryAnswer;
 
     fn calls(json: &str) -> MergedCalls {
         serde_json::from_str::<CallQueryAnswer<MergedCalls>>(json)

@@ -1,28 +1,26 @@
 //! The PBX itself: `deviceinfo/query` → model, versions, uptime.
 
-use futures_util::future::BoxFuture;
-
 use super::families::Families;
 use super::registry::{Collected, Run, Spec};
-use crate::pbx::types::{DeviceInfo, DeviceInfoAnswer};
-use crate::pbx::{PbxError, Session, decode_answer};
+use crate::pbx::PbxError;
+use crate::pbx::model::{Data, Device, Query};
 
 /// The collector.
 pub static SPEC: Spec = Spec {
     name: "device",
     on_by_default: true,
-    help: "deviceinfo/query",
-    endpoints: &["deviceinfo/query"],
-    run: Run::Own {
-        fetch,
-        parse: Some(parse),
+    queries: &[Query::Device],
+    note: "",
+    run: Run::One {
+        query: Query::Device,
+        read,
     },
 };
 
-/// The PBX's answer about itself (nothing to write when it had no `deviceinfo`).
-struct Device(Option<DeviceInfo>);
+/// The PBX's answer about itself (nothing to write when it said nothing of itself).
+struct Own(Option<Device>);
 
-impl Collected for Device {
+impl Collected for Own {
     fn write(&self, m: &Families, target: &str) {
         if let Some(info) = &self.0 {
             write(m, info, target);
@@ -33,29 +31,22 @@ impl Collected for Device {
     }
 }
 
-fn fetch<'a>(s: &'a Session<'a>) -> BoxFuture<'a, Result<Box<dyn Collected>, PbxError>> {
-    Box::pin(async move {
-        let answer: DeviceInfoAnswer = s
-            .call("deviceinfo/query", &serde_json::json!({}))
-            .await?;
-        Ok(Box::new(Device(answer.deviceinfo)) as Box<dyn Collected>)
-    })
-}
-
-fn parse(bytes: &[u8]) -> Result<Box<dyn Collected>, PbxError> {
-    let answer: DeviceInfoAnswer = decode_answer("deviceinfo/query", bytes)?;
-    Ok(Box::new(Device(answer.deviceinfo)))
+fn read(answer: Data) -> Result<Box<dyn Collected>, PbxError> {
+    match answer {
+        Data::Device(device) => Ok(Box::new(Own(device))),
+        other => Err(super::registry::unexpected("device", &other)),
+    }
 }
 
 /// Writes `yeastar_pbx_info` and, when its form is known, `yeastar_pbx_uptime_seconds`.
-fn write(m: &Families, info: &DeviceInfo, target: &str) {
+fn write(m: &Families, info: &Device, target: &str) {
     m.gauge_vec(
         "yeastar_pbx_info",
         "The PBX's model and versions; always 1.",
         &["model", "firmware_version", "hardware_version"],
     )
     // Each cut to 64 characters (as every label value is).
-    .with_label_values(&[&info.devicename, &info.firmwarever, &info.hardwarever])
+    .with_label_values(&[&info.model, &info.firmware_version, &info.hardware_version])
     .set(1.0);
     match parse_uptime(&info.uptime) {
         Some(secs) => m

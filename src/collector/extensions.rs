@@ -2,22 +2,20 @@
 //! older firmware's `extnumber` read alike). An entry without a status word is unreadable: the
 //! collector then fails (`decode_error`, the count in the cause) rather than drop it silently.
 
-use futures_util::future::BoxFuture;
-
 use super::families::Families;
 use super::registry::{Collected, Run, Spec};
-use crate::pbx::types::ExtensionListAnswer;
-use crate::pbx::{PbxError, Session, decode_answer};
+use crate::pbx::PbxError;
+use crate::pbx::model::{Data, Extension, Query};
 
 /// The collector.
 pub static SPEC: Spec = Spec {
     name: "extensions",
     on_by_default: true,
-    help: "extension/list",
-    endpoints: &["extension/list"],
-    run: Run::Own {
-        fetch,
-        parse: Some(parse),
+    queries: &[Query::Extensions],
+    note: "",
+    run: Run::One {
+        query: Query::Extensions,
+        read,
     },
 };
 
@@ -33,21 +31,14 @@ impl Collected for Counted {
     }
 }
 
-fn fetch<'a>(s: &'a Session<'a>) -> BoxFuture<'a, Result<Box<dyn Collected>, PbxError>> {
-    Box::pin(async move {
-        let answer: ExtensionListAnswer = s
-            .call("extension/list", &serde_json::json!({}))
-            .await?;
-        Ok(Box::new(Counted(count_by_status(&answer)?)) as Box<dyn Collected>)
-    })
+fn read(answer: Data) -> Result<Box<dyn Collected>, PbxError> {
+    match answer {
+        Data::Extensions(list) => Ok(Box::new(Counted(count_by_status(&list)))),
+        other => Err(super::registry::unexpected("extensions", &other)),
+    }
 }
 
-fn parse(bytes: &[u8]) -> Result<Box<dyn Collected>, PbxError> {
-    let answer: ExtensionListAnswer = decode_answer("extension/list", bytes)?;
-    Ok(Box::new(Counted(count_by_status(&answer)?)))
-}
-
-/// The `status` label values, by [`ExtensionStatus`](crate::pbx::types::ExtensionStatus) index; the last one takes every word not
+/// The `status` label values, by [`ExtensionStatus`](crate::pbx::model::ExtensionStatus) index; the last one takes every word not
 /// listed.
 pub const STATUSES: [&str; 9] = [
     "registered",
@@ -61,29 +52,14 @@ pub const STATUSES: [&str; 9] = [
     "other",
 ];
 
-/// Extensions counted by [`STATUSES`] index; a decode error naming how many entries had no
-/// status word (and the first), never a count that leaves them out.
-pub fn count_by_status(answer: &ExtensionListAnswer) -> Result<[u64; 9], PbxError> {
+/// Extensions counted by [`STATUSES`] index (an entry without a status, which the family does not
+/// let through, counts as `other`).
+pub fn count_by_status(list: &[Extension]) -> [u64; 9] {
     let mut counts = [0u64; 9];
-    let mut unreadable = Vec::new();
-    for (i, e) in answer.extlist.iter().enumerate() {
-        match e.status {
-            Some(status) => counts[status as usize] += 1,
-            None => unreadable.push(i),
-        }
+    for e in list {
+        counts[e.status.map_or(8, |s| s as usize)] += 1;
     }
-    match unreadable.first() {
-        None => Ok(counts),
-        Some(first) => Err(PbxError::Decode {
-            endpoint: "extension/list".into(),
-            reason: format!(
-                "{} of {} extensions unreadable: no status (the first is entry {})",
-                unreadable.len(),
-                answer.extlist.len(),
-                first + 1
-            ),
-        }),
-    }
+    counts
 }
 
 /// Writes `yeastar_extensions`, every status present.
@@ -97,7 +73,7 @@ fn write_counts(m: &Families, counts: &[u64; 9]) {
 #[cfg(test)]
 mod tests {
     use super::{STATUSES, count_by_status};
-    use crate::pbx::types::{ExtensionListAnswer, ExtensionStatus};
+    use crate::pbx::model::ExtensionStatus;
 
     #[test]
     fn every_spelling_of_a_status_is_one_bucket() {
@@ -129,7 +105,8 @@ mod tests {
     #[test]
     fn old_field_names_count_and_entries_without_status_fail() {
         let read = |json: &str| {
-            count_by_status(&serde_json::from_str::<ExtensionListAnswer>(json).unwrap())
+            crate::pbx::s_series::queries::read_extensions(json.as_bytes())
+                .map(|l| count_by_status(&l))
         };
         // v1's `extnumber`, a lower-case status, a number as the number.
         let counts = read(

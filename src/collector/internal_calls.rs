@@ -3,12 +3,13 @@
 //! `calls` (see `Target::collect`), since its calls are merged into the same set.
 
 use super::registry::{Run, Spec};
+use crate::pbx::model::Query;
 
 /// The collector.
 pub static SPEC: Spec = Spec {
     name: "internal_calls",
     on_by_default: true,
-    help: "extension/query_call, for extension-to-extension calls",
-    endpoints: &["extension/query_call"],
+    queries: &[Query::InternalCalls],
+    note: "",
     run: Run::CallPath,
 };

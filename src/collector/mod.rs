@@ -36,12 +36,11 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use serde_json::json;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::clock::SharedClock;
-use crate::pbx::types::{CallQueryAnswer, ExtensionCallsAnswer};
+use crate::pbx::model::CallDirection;
 use crate::pbx::{Client, PbxError, lock};
 use calls::{MergedCalls, StatusAges};
 use families::Families;
@@ -253,15 +252,6 @@ fn seconds(d: Duration) -> String {
     }
 }
 
-/// A call list answered `Failed` with errno 10007 ("call does not exist") is how some firmware
-/// says no call is up: an empty list, not a failure.
-fn idle<T: Default>(answer: Result<T, PbxError>) -> Result<T, PbxError> {
-    match answer {
-        Err(e) if e.errno() == Some("10007") => Ok(T::default()),
-        other => other,
-    }
-}
-
 impl Target {
     /// A target scraping through `client`.
     pub fn new(client: Arc<Client>, collectors: CollectorSet, clock: SharedClock) -> Self {
@@ -309,7 +299,7 @@ impl Target {
         let Some(intake) = &self.events else {
             return Received::Off;
         };
-        let read = crate::pbx::events::parse(body);
+        let read = crate::pbx::s_series::events::parse(body);
         if let Ok(p) = &read
             && let Err(reason) = self.client.event_gate().check_sn(p.sn.as_deref())
         {
@@ -511,7 +501,7 @@ impl Target {
             outbound: None,
             internal: self.runs(CollectorKind::INTERNAL_CALLS).then_some(None),
             own: CollectorKind::all()
-                .filter(|k| matches!(k.spec().run, Run::Own { .. }) && self.runs(*k))
+                .filter(|k| !matches!(k.spec().run, Run::CallPath) && self.runs(*k))
                 .map(|k| (k, None))
                 .collect(),
             done: None,
@@ -568,64 +558,55 @@ impl Target {
         let s = &session;
         let p = &progress;
         let this = &*self;
-        let (inbound_q, outbound_q) = (json!({"type": "inbound"}), json!({"type": "outbound"}));
-        let all = json!({"number": "all"});
         let (internal_runs, own_kinds) = {
             let r = lock(p);
             let own: Vec<CollectorKind> = r.own.iter().map(|(k, _)| *k).collect();
             (r.internal.is_some(), own)
         };
-        let calls = |body: &'static str| {
-            let q = if body == "inbound" {
-                &inbound_q
-            } else {
-                &outbound_q
-            };
-            async move {
-                let a = idle(
-                    s.call::<CallQueryAnswer<MergedCalls>>("call/query", q)
-                        .await,
-                );
-                let mut r = lock(p);
-                let res = a.map(|a| r.merged.add(a.calls));
-                if body == "inbound" {
-                    r.inbound = Some(res);
-                } else {
-                    r.outbound = Some(res);
-                }
+        let calls = |direction: CallDirection| async move {
+            let a = s.active_calls::<MergedCalls>(direction).await;
+            let mut r = lock(p);
+            let res = a.map(|calls| r.merged.add(calls));
+            match direction {
+                CallDirection::Inbound => r.inbound = Some(res),
+                CallDirection::Outbound => r.outbound = Some(res),
             }
         };
         // With one request in flight per PBX (the default), the limiter's queue is fair, so these
         // go out in the order written: the call queries first, then the table's order.
-        let own = own_kinds.iter().filter_map(|&kind| match kind.spec().run {
-            Run::Own { fetch, .. } => Some(async move {
-                let out = fetch(s).await;
+        let own = own_kinds.iter().filter_map(|&kind| {
+            let run = &kind.spec().run;
+            if matches!(run, Run::CallPath) {
+                return None;
+            }
+            Some(async move {
+                let out = match run {
+                    Run::One { query, read } => s.query(*query).await.and_then(read),
+                    Run::Own { fetch } => fetch(s).await,
+                    Run::CallPath => return,
+                };
                 if let Err(e) = &out {
                     this.note_unsupported(kind, e);
                 }
                 if let Some(slot) = lock(p).own.iter_mut().find(|(k, _)| *k == kind) {
                     slot.1 = Some(out);
                 }
-            }),
-            Run::CallPath => None,
+            })
         });
         let own = futures_util::future::join_all(own);
         tokio::join!(
-            calls("inbound"),
-            calls("outbound"),
+            calls(CallDirection::Inbound),
+            calls(CallDirection::Outbound),
             async {
                 if !internal_runs {
                     return;
                 }
-                let a = idle(
-                    s.call::<ExtensionCallsAnswer<MergedCalls>>("extension/query_call", &all)
-                        .await,
-                );
+                let a = s.internal_calls::<MergedCalls>().await;
                 if let Err(e) = &a {
                     self.note_unsupported(CollectorKind::INTERNAL_CALLS, e);
                 }
                 let mut r = lock(p);
-                let res = a.map(|a| r.merged.add(a.calllist));
+                let res = a.map(|calls| r.merged.add(calls));
                 r.internal = Some(Some(res));
             },
             own,
@@ -826,8 +807,8 @@ impl Target {
             e.is_unsupported()
                 || matches!(
                     e,
-                    PbxError::LoginRejected
-                        | PbxError::LoginLocked
+                    PbxError::LoginRejected(_)
+                        | PbxError::LoginLocked(_)
                         | PbxError::LoginSuspended { .. }
                         | PbxError::NotLoggedIn(_)
                 )

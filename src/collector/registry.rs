@@ -1,6 +1,6 @@
 //! The collectors, in one table: each is one file holding a [`Spec`] — its name, whether it is on by
-//! default, its flag help, the endpoints it calls, how it fetches through the scrape's PBX session
-//! and how it writes its families. The `--collector.*` flags, the per-target `collectors:`
+//! default, the domain queries it asks (each API family says which endpoints they call, for the
+//! flag help), how it fetches through the scrape's PBX session and how it writes its families. The `--collector.*` flags, the per-target `collectors:`
 //! validation, the endpoints the exporter's own metrics know and docs/metrics.md's collector table (a
 //! test checks it) all come from [`COLLECTORS`]. `calls` and `internal_calls` are the call path:
 //! they decide `yeastar_up` and merge into one set of calls, so `Target::collect` fetches them
@@ -12,7 +12,8 @@ use futures_util::future::BoxFuture;
 
 use super::COLLECTORS;
 use super::families::Families;
-use crate::pbx::{PbxError, Session};
+use crate::pbx::model::{Data, Query};
+use crate::pbx::{ApiFamily, PbxError, Session};
 
 /// What one collector fetched in one scrape, ready to be written.
 pub trait Collected: Send + Sync + 'static {
@@ -28,19 +29,25 @@ pub type Fetch = for<'a> fn(&'a Session<'a>) -> BoxFuture<'a, Result<Box<dyn Col
 /// What a collector's run came to.
 pub type Outcome = Result<Box<dyn Collected>, PbxError>;
 
-/// A single-answer collector's reading of its answer's bytes (benchmarks, property tests).
-pub type Parse = fn(&[u8]) -> Result<Box<dyn Collected>, PbxError>;
+/// A one-request collector's reading of its query's answer: the same function whether the
+/// answer came over the network (a scrape) or from bytes (benchmarks, property tests).
+pub type Read = fn(Data) -> Result<Box<dyn Collected>, PbxError>;
 
 /// How a collector runs.
 pub enum Run {
     /// Part of the call path, fetched and written by `Target::collect` itself.
     CallPath,
-    /// Fetches on its own and writes its own families.
+    /// One request: the family's answer to `query`, read by `read`.
+    One {
+        /// Its query ([`Query::Trunks`], [`Query::Extensions`], [`Query::Device`]).
+        query: Query,
+        /// Its reading of the answer.
+        read: Read,
+    },
+    /// Fetches on its own (several requests) and writes its own families.
     Own {
         /// Its requests.
         fetch: Fetch,
-        /// Its one answer's reading, when it makes one request.
-        parse: Option<Parse>,
     },
 }
 
@@ -50,12 +57,28 @@ pub struct Spec {
     pub name: &'static str,
     /// On unless switched off.
     pub on_by_default: bool,
-    /// What it asks the PBX, for the flag's help and docs/metrics.md.
-    pub help: &'static str,
-    /// The endpoints it calls.
-    pub endpoints: &'static [&'static str],
+    /// What it asks the PBX.
+    pub queries: &'static [Query],
+    /// Words for the flag's help after what it asks (`" (always on)"`), or `""`.
+    pub note: &'static str,
     /// How it runs.
     pub run: Run,
+}
+
+impl Spec {
+    /// What it asks a PBX of `family`, for the flag's help and docs/metrics.md.
+    pub fn help(&self, family: ApiFamily) -> String {
+        let words: Vec<&str> = self.queries.iter().map(|q| family.query_help(*q)).collect();
+        format!("{}{}", words.join(", "), self.note)
+    }
+
+    /// The endpoints it calls on a PBX of `family`.
+    pub fn endpoints(&self, family: ApiFamily) -> Vec<&'static str> {
+        self.queries
+            .iter()
+            .flat_map(|q| family.query_endpoints(*q).iter().copied())
+            .collect()
+    }
 }
 
 /// A collector, by its place in [`COLLECTORS`].
@@ -105,17 +128,24 @@ impl std::fmt::Display for CollectorKind {
     }
 }
 
-/// Every endpoint the exporter may call: the session's own and every collector's.
-pub fn endpoints() -> Vec<&'static str> {
-    let mut out = vec!["login", "logout", "heartbeat"];
-    for spec in COLLECTORS {
-        for e in spec.endpoints {
-            if !out.contains(e) {
-                out.push(e);
-            }
-        }
+/// The error of a family that answered a collector's query with another query's data: a bug.
+pub fn unexpected(collector: &str, answer: &Data) -> PbxError {
+    let kind = match answer {
+        Data::Trunks(_) => "trunks",
+        Data::Extensions(_) => "extensions",
+        Data::Device(_) => "device",
+    };
+    PbxError::Decode {
+        endpoint: collector.to_string(),
+        reason: format!(
+            "the {kind} answer reached the {collector} collector (a bug: please report it)"
+        ),
     }
-    out
+}
+
+/// Every endpoint the exporter may call, in every family: the sessions' own and every query's.
+pub fn endpoints() -> Vec<&'static str> {
+    ApiFamily::all_endpoints()
 }
 
 #[cfg(test)]
@@ -129,6 +159,11 @@ mod tests {
         for k in CollectorKind::all() {
             let call_path = matches!(k.spec().run, Run::CallPath);
             assert_eq!(call_path, k.0 < 2, "{k}");
+            // Every endpoint a collector calls is one its family lists.
+            let family = ApiFamily::default();
+            for e in k.spec().endpoints(family) {
+                assert!(family.endpoints().contains(&e), "{k}: {e}");
+            }
         }
         assert_eq!(
             endpoints(),

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use super::calls::MergedCalls;
 use super::registry::Run;
-use super::{CollectorKind, CollectorSet, Results, ScrapeOutput, Target, idle};
+use super::{CollectorKind, CollectorSet, Results, ScrapeOutput, Target};
 use crate::clock::SharedClock;
-use crate::pbx::types::{CallQueryAnswer, ExtensionCallsAnswer};
-use crate::pbx::{Client, decode_answer};
+use crate::pbx::Client;
+use crate::pbx::model::Query;
 
 /// One scrape's answers as the PBX sent them: the input of the exporter's own work (decode,
 /// aggregate, encode), for benchmarks and property tests that leave the network out.
@@ -53,6 +53,7 @@ impl Target {
     pub fn offline(collectors: CollectorSet, clock: SharedClock) -> Self {
         let cfg = crate::pbx::ClientConfig {
             target: "offline".into(),
+            family: Default::default(),
             url: "http://127.0.0.1:9".into(),
             api_path: "/api/v2.0.0".into(),
             auth: crate::pbx::Auth::StaticToken(crate::secret::Secret::new("unused")),
@@ -81,24 +82,21 @@ impl Target {
     /// carry over between calls as between scrapes.
     #[doc(hidden)]
     pub fn render_answers(&self, answers: &Answers) -> ScrapeOutput {
+        let family = self.client.config().family;
         let mut merged = MergedCalls::default();
         let mut calls = |bytes: &[u8]| {
-            idle(decode_answer::<CallQueryAnswer<MergedCalls>>(
-                "call/query",
-                bytes,
-            ))
-            .map(|a| merged.add(a.calls))
+            family
+                .read_calls::<MergedCalls>(Query::ActiveCalls, bytes)
+                .map(|calls| merged.add(calls))
         };
         let (inbound, outbound) = (
             Some(calls(&answers.inbound)),
             Some(calls(&answers.outbound)),
         );
         let internal = answers.internal.as_deref().map(|b| {
-            idle(decode_answer::<ExtensionCallsAnswer<MergedCalls>>(
-                "extension/query_call",
-                b,
-            ))
-            .map(|a| merged.add(a.calllist))
+            family
+                .read_calls::<MergedCalls>(Query::InternalCalls, b)
+                .map(|calls| merged.add(calls))
         });
         let internal = internal.map(Some);
         let given = [
@@ -110,13 +108,14 @@ impl Target {
             .into_iter()
             .filter_map(|(name, bytes)| {
                 let kind = CollectorKind::named(name)?;
-                let Run::Own {
-                    parse: Some(parse), ..
-                } = kind.spec().run
-                else {
+                let Run::One { query, read } = kind.spec().run else {
                     return None;
                 };
-                Some((kind, Some(parse(bytes.as_deref()?))))
+                // What a scrape does with the answer: the family reads it, the collector too.
+                Some((
+                    kind,
+                    Some(family.read(query, bytes.as_deref()?).and_then(read)),
+                ))
             })
             .collect();
         let results = Results {

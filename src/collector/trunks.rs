@@ -3,22 +3,20 @@
 //! A trunk without a name is unreadable: the collector then fails (`decode_error`, the count in the
 //! cause) rather than drop it silently.
 
-use futures_util::future::BoxFuture;
-
 use super::families::Families;
 use super::registry::{Collected, Run, Spec};
-use crate::pbx::types::TrunkListAnswer;
-use crate::pbx::{PbxError, Session, decode_answer};
+use crate::pbx::PbxError;
+use crate::pbx::model::{Data, Query, Trunk};
 
 /// The collector.
 pub static SPEC: Spec = Spec {
     name: "trunks",
     on_by_default: true,
-    help: "trunk/list",
-    endpoints: &["trunk/list"],
-    run: Run::Own {
-        fetch,
-        parse: Some(parse),
+    queries: &[Query::Trunks],
+    note: "",
+    run: Run::One {
+        query: Query::Trunks,
+        read,
     },
 };
 
@@ -35,16 +33,11 @@ impl Collected for Listed {
     }
 }
 
-fn fetch<'a>(s: &'a Session<'a>) -> BoxFuture<'a, Result<Box<dyn Collected>, PbxError>> {
-    Box::pin(async move {
-        let answer: TrunkListAnswer = s.call("trunk/list", &serde_json::json!({})).await?;
-        Ok(Box::new(Listed(trunk_states(&answer)?)) as Box<dyn Collected>)
-    })
-}
-
-fn parse(bytes: &[u8]) -> Result<Box<dyn Collected>, PbxError> {
-    let answer: TrunkListAnswer = decode_answer("trunk/list", bytes)?;
-    Ok(Box::new(Listed(trunk_states(&answer)?)))
+fn read(answer: Data) -> Result<Box<dyn Collected>, PbxError> {
+    match answer {
+        Data::Trunks(list) => Ok(Box::new(Listed(trunk_states(&list)))),
+        other => Err(super::registry::unexpected("trunks", &other)),
+    }
 }
 
 /// One trunk, as the metrics show it.
@@ -132,34 +125,17 @@ pub fn can_carry_calls(kind: &str, status: &str) -> bool {
     }
 }
 
-/// The trunks of a `trunk/list` answer; a decode error naming how many had no name (and the
-/// first), never a list that leaves them out.
-pub fn trunk_states(answer: &TrunkListAnswer) -> Result<Vec<TrunkState>, PbxError> {
-    let unnamed: Vec<usize> = (0..answer.trunklist.len())
-        .filter(|i| answer.trunklist[*i].trunkname.is_empty())
-        .collect();
-    if let Some(first) = unnamed.first() {
-        return Err(PbxError::Decode {
-            endpoint: "trunk/list".into(),
-            reason: format!(
-                "{} of {} trunks unreadable: no trunkname (the first is entry {})",
-                unnamed.len(),
-                answer.trunklist.len(),
-                first + 1
-            ),
-        });
-    }
-    Ok(answer
-        .trunklist
-        .iter()
+/// The trunks as the metrics show them.
+pub fn trunk_states(list: &[Trunk]) -> Vec<TrunkState> {
+    list.iter()
         .map(|t| TrunkState {
-            name: super::families::label_text(&t.trunkname).to_string(),
+            name: super::families::label_text(&t.name).to_string(),
             // The PBX's type word folded as the status is (`SIP` → `sip`): one case for every label.
             kind: status_label(&t.kind),
             status: status_label(&t.status),
             up: can_carry_calls(&t.kind, &t.status),
         })
-        .collect())
+        .collect()
 }
 
 /// Writes `yeastar_trunk_up` and `yeastar_trunk_status` for the listed trunks.
@@ -258,7 +234,7 @@ mod tests {
     #[test]
     fn a_trunk_without_a_name_fails_the_list() {
         let read = |json: &str| {
-            trunk_states(&serde_json::from_str::<TrunkListAnswer>(json).unwrap())
+            crate::pbx::s_series::queries::read_trunks(json.as_bytes()).map(|l| trunk_states(&l))
         };
         let ok = read(r#"{"status":"Success","trunklist":[{"trunkname":"gsm","type":"GSM","status":"nosim"}]}"#)
             .unwrap();

@@ -86,21 +86,43 @@ impl LoginOutcome {
     }
 }
 
-/// What an errno means, in words a user can act on.
-pub fn errno_meaning(errno: &str) -> &'static str {
-    match errno {
-        "10003" => "API request not supported by this firmware",
-        "10004" => "required parameter blank",
-        "10005" => "callid does not exist",
-        "20000" => "JSON body required",
-        "20001" => "POST required",
-        "20002" => "this host is locked out after failed logins",
-        "20003" => "wrong username or password",
-        "20004" => "no such token",
-        "20005" => "token blank",
-        "20006" => "token timed out",
-        "30003" => "API service not running",
-        _ => "undocumented error",
+/// What an API error code means, whatever family sent it: each family maps its own codes
+/// (`s_series::codes`), and the client, the collectors and the log words act on these alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiCode {
+    /// The token is unknown, blank or timed out: a new login (or refresh) may cure it.
+    TokenInvalid,
+    /// The firmware lacks the endpoint: the collector is left off for a while.
+    Unsupported,
+    /// A call list's way of saying no call is up: an empty list, not a failure.
+    NoCalls,
+    /// Wrong username or password (a login).
+    LoginRejected,
+    /// This host is locked out after failed logins (a login).
+    LoginLocked,
+    /// The PBX's API service is switched off.
+    ApiDisabled,
+    /// Anything else the PBX refused.
+    Other,
+}
+
+/// An API error as the PBX sent it: what it means, and its code as written, for the words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// What it means.
+    pub code: ApiCode,
+    /// The family's name for its codes (`errno`).
+    pub label: &'static str,
+    /// The code as the PBX wrote it, cut to 32 characters.
+    pub wire: String,
+    /// What the code means, in words a user can act on.
+    pub meaning: &'static str,
+}
+
+impl fmt::Display for ApiError {
+    /// `errno 10003 (API request not supported by this firmware)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} ({})", self.label, self.wire, self.meaning)
     }
 }
 
@@ -177,34 +199,28 @@ pub enum PbxError {
         /// PBX's text, which must not reach a log unbounded (so no `#[source]` here).
         reason: String,
     },
-    /// `status: Failed`.
-    #[error(
-        "POST {endpoint}: PBX answered errno {errno} ({})",
-        errno_meaning(errno)
-    )]
+    /// The PBX refused the request with an API error code.
+    #[error("POST {endpoint}: PBX answered {error}")]
     Api {
         /// The API endpoint.
         endpoint: String,
-        /// The PBX's error number.
-        errno: String,
+        /// The code and what it means.
+        error: ApiError,
     },
-    /// A token error (20004/20005/20006) that a new login did not cure, or static-token mode.
-    #[error(
-        "POST {endpoint}: token refused, errno {errno} ({})",
-        errno_meaning(errno)
-    )]
+    /// A token error that a new login did not cure, or static-token mode.
+    #[error("POST {endpoint}: token refused, {error}")]
     TokenExpired {
         /// The API endpoint.
         endpoint: String,
-        /// The PBX's error number.
-        errno: String,
+        /// The code and what it means.
+        error: ApiError,
     },
-    /// errno 20003 on login.
-    #[error("login rejected: wrong username or password (errno 20003)")]
-    LoginRejected,
-    /// errno 20002 on login.
-    #[error("login refused: the PBX has locked this host out (errno 20002)")]
-    LoginLocked,
+    /// A login refused for its credentials.
+    #[error("login rejected: wrong username or password ({} {})", .0.label, .0.wire)]
+    LoginRejected(ApiError),
+    /// A login refused because this host is locked out.
+    #[error("login refused: the PBX has locked this host out ({} {})", .0.label, .0.wire)]
+    LoginLocked(ApiError),
     /// The PBX refused the TCP event login (`Response: Error`).
     #[error(
         "the PBX refused the TCP event login on port {port} (Response: Error: wrong username or password?)"
@@ -227,13 +243,12 @@ pub enum PbxError {
     /// The PBX refused, on its first use, the token its login had just given: counted as a failed
     /// login (logins are suspended), never a reason for another login at once.
     #[error(
-        "the PBX refused the token it had just issued (errno {errno}, {}); counted as a failed login",
-        errno_meaning(errno)
+        "the PBX refused the token it had just issued ({} {}, {}); counted as a failed login",
+        .0.label,
+        .0.wire,
+        .0.meaning
     )]
-    FreshTokenRefused {
-        /// The PBX's error number.
-        errno: String,
-    },
+    FreshTokenRefused(ApiError),
 }
 
 impl PbxError {
@@ -247,32 +262,35 @@ impl PbxError {
             }
             PbxError::Decode { .. } => Outcome::DecodeError,
             PbxError::Api { .. }
-            | PbxError::LoginRejected
-            | PbxError::LoginLocked
+            | PbxError::LoginRejected(_)
+            | PbxError::LoginLocked(_)
             | PbxError::TcpLoginRefused { .. }
             | PbxError::LoginSuspended { .. }
             | PbxError::NotLoggedIn(_) => Outcome::ApiError,
-            PbxError::TokenExpired { .. } | PbxError::FreshTokenRefused { .. } => {
-                Outcome::TokenExpired
-            }
+            PbxError::TokenExpired { .. } | PbxError::FreshTokenRefused(_) => Outcome::TokenExpired,
         }
     }
 
-    /// The errno of an API error.
-    pub fn errno(&self) -> Option<&str> {
+    /// The API error the PBX answered, if that is what this is.
+    pub fn api_error(&self) -> Option<&ApiError> {
         match self {
-            PbxError::Api { errno, .. }
-            | PbxError::TokenExpired { errno, .. }
-            | PbxError::FreshTokenRefused { errno } => Some(errno),
-            PbxError::LoginRejected => Some("20003"),
-            PbxError::LoginLocked => Some("20002"),
+            PbxError::Api { error, .. }
+            | PbxError::TokenExpired { error, .. }
+            | PbxError::LoginRejected(error)
+            | PbxError::LoginLocked(error)
+            | PbxError::FreshTokenRefused(error) => Some(error),
             _ => None,
         }
     }
 
-    /// Whether the PBX said this endpoint does not exist on its firmware (10003).
+    /// What the PBX's API error code means, if it answered one.
+    pub fn api_code(&self) -> Option<ApiCode> {
+        self.api_error().map(|e| e.code)
+    }
+
+    /// Whether the PBX said this endpoint does not exist on its firmware.
     pub fn is_unsupported(&self) -> bool {
-        self.errno() == Some("10003")
+        self.api_code() == Some(ApiCode::Unsupported)
     }
 }
 

@@ -1,4 +1,8 @@
-//! The Yeastar S-Series API client: transport, login and token lifecycle, serde types.
+//! The Yeastar PBX API client, whatever the PBX's API family: transport, the grant's lifecycle
+//! (login, renewal, logout), the domain queries collectors ask.
+//!
+//! [`family`] names the families; each is one folder with all of its wire knowledge
+//! ([`s_series`]); [`model`] is what they read their answers into. The rest is family-neutral.
 //!
 //! One [`Client`] per configured PBX owns that PBX's token, its login back-off and the limit on
 //! requests in flight to it. A scrape talks to it through a [`Session`], which carries the scrape's
@@ -12,12 +16,13 @@
 //! one short, so its answer is always read), and one PBX has at most one login in flight.
 
 pub mod error;
-pub mod events;
+pub mod family;
 pub mod gate;
 pub mod ledger;
+pub mod model;
+pub mod s_series;
 pub mod tls;
 pub mod transport;
-pub mod types;
 pub mod words;
 
 use std::path::PathBuf;
@@ -27,7 +32,6 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -36,10 +40,11 @@ use tracing::Instrument;
 use crate::clock::SharedClock;
 use crate::report::Cause;
 use crate::secret::Secret;
-pub use error::{LoginOutcome, Outcome, PbxError, clip, errno_meaning};
+pub use error::{ApiCode, ApiError, LoginOutcome, Outcome, PbxError, clip};
+pub use family::ApiFamily;
 use ledger::Failure;
 pub use ledger::LoginLedger;
-use types::{BareAnswer, Envelope, LoginAnswer};
+use model::{CallDirection, CallSink, Data, Query};
 
 /// The longest a TCP (and TLS) connection to a PBX may take to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -52,19 +57,16 @@ const RELEASE_AFTER_BYTES: usize = 4 << 20;
 /// a failure at the PBX).
 pub const LOGIN_MIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The shortest `login_backoff` accepted: with less, 5 rejected logins (one per back-off) could
-/// fall within the PBX's 10-minute window (4 × 150 s = 10 min) before the ledger's own limit.
-pub const MIN_LOGIN_BACKOFF: Duration = Duration::from_secs(180);
-
 /// How the exporter authenticates to a PBX.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Auth {
-    /// Log in with a username and the MD5 of the password.
+    /// Log in with a username and password (the family decides what of it the PBX sees: the
+    /// S-Series gets the password's MD5).
     Credentials {
         /// The API username.
         username: String,
-        /// The MD5 hex of the password, as `login` wants it.
-        password_md5: Secret,
+        /// The password.
+        password: Secret,
     },
     /// Use this token and never log in (for sites whose application already holds one).
     StaticToken(Secret),
@@ -75,6 +77,8 @@ pub enum Auth {
 pub struct ClientConfig {
     /// The target's name (`default` in single-PBX mode): the `target` label.
     pub target: String,
+    /// The API the PBX speaks.
+    pub family: ApiFamily,
     /// Scheme, host and port, e.g. `https://192.168.5.150:8088`.
     pub url: String,
     /// E.g. `/api/v2.0.0`.
@@ -121,16 +125,36 @@ pub struct EventsRegistration {
     pub source_addresses: Vec<std::net::IpAddr>,
 }
 
-impl EventsRegistration {
-    /// The registration fields of a login or heartbeat body: `url` is `url/<secret>` (the
-    /// path's unguessable part, [`gate`]).
-    fn login_fields(&self, body: &mut Value, secret: Option<&Secret>) {
-        body["port"] = json!(self.port.to_string());
-        body["url"] = json!(match secret {
-            Some(s) => format!("{}/{}", self.url, s.expose()),
-            None => self.url.clone(),
-        });
-        body["urltag"] = json!(if self.absolute { "1" } else { "0" });
+/// One request as a family builds it: what [`Client`] sends below the API path.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// The endpoint, for the request counts and the errors.
+    pub endpoint: &'a str,
+    /// GET or POST.
+    pub method: transport::Method,
+    /// The path below the API path, and the query (where a token may travel: never logged).
+    pub path: String,
+    /// The JSON body, if any.
+    pub body: Option<Vec<u8>>,
+}
+
+/// What a login obtained: the credential requests carry, and when it was obtained or last
+/// renewed. The family renews it (a heartbeat, a refresh) once it is older than
+/// [`ApiFamily::renew_after`] and revokes it (logout) when the target goes.
+#[derive(Clone, PartialEq)]
+pub struct Grant {
+    /// The access token.
+    pub access: Secret,
+    /// When it was obtained or last renewed (unix millis).
+    pub renewed_millis: u64,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("access", &self.access)
+            .field("renewed_millis", &self.renewed_millis)
+            .finish()
     }
 }
 
@@ -358,11 +382,13 @@ impl Client {
     /// Asks `deviceinfo/query` for the PBX's serial number with `token` (a login's or a
     /// heartbeat's), by `bound`, and tells the event gate.
     async fn fetch_serial(&self, token: &Secret, bound: Instant) {
+        let ApiFamily::S(_) = self.cfg.family;
+        let request = s_series::request("deviceinfo/query", Some(token), &json!({}));
         let serial = match self
-            .send::<types::DeviceInfoAnswer>("deviceinfo/query", Some(token), &json!({}), bound)
+            .send(request, s_series::queries::read_device, bound)
             .await
         {
-            Ok(answer) => match answer.deviceinfo.and_then(|d| d.sn) {
+            Ok(device) => match device.and_then(|d| d.serial) {
                 Some(sn) if !sn.trim().is_empty() => gate::Serial::Known(sn.trim().to_string()),
                 _ => gate::Serial::Unreported,
             },
@@ -514,8 +540,10 @@ impl Client {
     }
 
     async fn send_logout(&self, token: &Secret, deadline: Instant) {
+        let ApiFamily::S(_) = self.cfg.family;
+        let request = s_series::request("logout", Some(token), &json!({}));
         match self
-            .send::<BareAnswer>("logout", Some(token), &json!({}), deadline)
+            .send(request, |b| s_series::bare_answer("logout", b), deadline)
             .await
         {
             Ok(_) => tracing::debug!("logged out"),
@@ -608,18 +636,12 @@ impl Client {
             .map(|ip| ip.to_string())
             .unwrap_or_default(),
         };
-        let mut body = json!({ "ipaddr": ipaddr, "version": "2.0.0" });
-        events.login_fields(&mut body, self.gate.current().as_ref());
-        body
+        s_series::heartbeat_body(&ipaddr, events, self.gate.current().as_ref())
     }
 
     /// One login, written in the ledger before it is sent and settled there when it ends.
     async fn login_once(&self) -> Result<Secret, PbxError> {
-        let Auth::Credentials {
-            username,
-            password_md5,
-        } = &self.cfg.auth
-        else {
+        let Auth::Credentials { username, password } = &self.cfg.auth else {
             return Err(PbxError::NotLoggedIn("static-token mode".into()));
         };
         let target = &self.cfg.target;
@@ -630,29 +652,28 @@ impl Client {
             });
         }
         let id = self.ledger.begin_durable(&self.host, now).await;
-        let mut body = json!({
-            "username": username,
-            "password": password_md5.expose(),
-            "version": "2.0.0",
-        });
         // A fresh path for this login: it becomes the registered one if the login succeeds.
         let secret = match &self.cfg.events {
-            Some(events) => {
-                let secret = gate::new_secret().or_else(|| self.gate.current());
-                events.login_fields(&mut body, secret.as_ref());
-                secret
-            }
+            Some(_) => gate::new_secret().or_else(|| self.gate.current()),
             None => None,
         };
+        let ApiFamily::S(_) = self.cfg.family;
+        let body = s_series::login_body(
+            username,
+            password,
+            self.cfg.events.as_ref(),
+            secret.as_ref(),
+        );
+        let request = s_series::request("login", None, &body);
+        drop(body);
         let bound = Instant::now() + self.login_timeout();
-        let result = self.send::<LoginAnswer>("login", None, &body, bound).await;
+        let result = self.send(request, s_series::login_token, bound).await;
         let now = self.clock.now_millis();
         let err = match result {
-            Ok(answer) => match answer.token {
-                Some(t) if !t.is_empty() => {
+            Ok(token) => match token {
+                Some(t) => {
                     self.ledger.erase(&self.host, id, now);
                     self.observer.login(target, LoginOutcome::Success);
-                    let t = Secret::new(t);
                     let kept = {
                         let mut held = lock(&self.token);
                         if self.retired.load(Ordering::SeqCst) {
@@ -682,18 +703,22 @@ impl Client {
                     tracing::debug!("logged in");
                     return Ok(t);
                 }
-                _ => PbxError::Decode {
+                None => PbxError::Decode {
                     endpoint: "login".into(),
                     reason: "Success without a token".into(),
                 },
             },
-            Err(PbxError::Api { errno, .. }) if errno == "20003" => PbxError::LoginRejected,
-            Err(PbxError::Api { errno, .. }) if errno == "20002" => PbxError::LoginLocked,
+            Err(PbxError::Api { error, .. }) if error.code == ApiCode::LoginRejected => {
+                PbxError::LoginRejected(error)
+            }
+            Err(PbxError::Api { error, .. }) if error.code == ApiCode::LoginLocked => {
+                PbxError::LoginLocked(error)
+            }
             Err(e) => e,
         };
         let (kind, outcome) = match &err {
-            PbxError::LoginRejected => (Some(Failure::Rejected), LoginOutcome::Rejected),
-            PbxError::LoginLocked => (Some(Failure::Locked), LoginOutcome::Locked),
+            PbxError::LoginRejected(_) => (Some(Failure::Rejected), LoginOutcome::Rejected),
+            PbxError::LoginLocked(_) => (Some(Failure::Locked), LoginOutcome::Locked),
             // Never left this host: the PBX did not see it.
             PbxError::Connect { sent: false, .. } => (None, LoginOutcome::Error),
             _ => (Some(Failure::Unseen), LoginOutcome::Error),
@@ -722,32 +747,16 @@ impl Client {
         Err(err)
     }
 
-    /// The request's path and query: the API path, the endpoint, the token.
-    fn path_and_query(
-        origin: &transport::Origin,
-        endpoint: &str,
-        token: Option<&Secret>,
-    ) -> String {
-        let base = origin.base_path();
-        let mut path = String::with_capacity(base.len() + endpoint.len() + 80);
-        path.push_str(base);
-        path.push_str(endpoint);
-        if let Some(t) = token {
-            path.push_str("?token=");
-            transport::push_query_value(&mut path, t.expose());
-        }
-        path
-    }
-
-    /// One request: waits for a slot, sends, reads at most `max_response_bytes`, decodes. Counted
-    /// once sent; a request still waiting for a slot at the deadline was never sent and is not.
-    async fn send<T: DeserializeOwned + Envelope>(
+    /// One request: waits for a slot, sends, reads at most `max_response_bytes`, decodes with the
+    /// family's `decode`. Counted once sent; a request still waiting for a slot at the deadline was
+    /// never sent and is not.
+    async fn send<T>(
         &self,
-        endpoint: &str,
-        token: Option<&Secret>,
-        body: &Value,
+        request: Request<'_>,
+        decode: impl FnOnce(&[u8]) -> Result<T, PbxError>,
         deadline: Instant,
     ) -> Result<T, PbxError> {
+        let endpoint = request.endpoint;
         let timeout = || PbxError::Timeout {
             endpoint: endpoint.to_string(),
         };
@@ -757,11 +766,10 @@ impl Client {
             _ => return Err(timeout()),
         };
         let start = Instant::now();
-        let result =
-            match tokio::time::timeout_at(deadline, self.exchange(endpoint, token, body)).await {
-                Ok(r) => r,
-                Err(_) => Err(timeout()),
-            };
+        let result = match tokio::time::timeout_at(deadline, self.exchange(request, decode)).await {
+            Ok(r) => r,
+            Err(_) => Err(timeout()),
+        };
         let outcome = match &result {
             Ok(_) => Outcome::Success,
             Err(e) => e.outcome(),
@@ -821,13 +829,13 @@ impl Client {
         }
     }
 
-    async fn exchange<T: DeserializeOwned + Envelope>(
+    async fn exchange<T>(
         &self,
-        endpoint: &str,
-        token: Option<&Secret>,
-        body: &Value,
+        request: Request<'_>,
+        decode_answer: impl FnOnce(&[u8]) -> Result<T, PbxError>,
     ) -> Result<T, PbxError> {
         use transport::{Answer, Failure};
+        let endpoint = request.endpoint;
         let connect = |sent: bool, cause: error::Transport| PbxError::Connect {
             endpoint: endpoint.to_string(),
             sent,
@@ -841,20 +849,19 @@ impl Client {
             Ok(o) => o,
             Err(e) => return Err(connect(false, error::Transport::words(e.clone()))),
         };
-        let body = serde_json::to_vec(body).unwrap_or_default();
         let cap = self.cfg.max_response_bytes;
+        let base = origin.base_path();
+        let mut path = String::with_capacity(base.len() + request.path.len());
+        path.push_str(base);
+        path.push_str(&request.path);
+        drop(request.path);
         let answer = self
             .http
-            .post(
-                origin,
-                Self::path_and_query(origin, endpoint, token),
-                body,
-                cap,
-            )
+            .send(origin, request.method, path, request.body, cap)
             .await;
         match answer {
             Ok(Answer::Ok(bytes)) => {
-                let decoded = decode_answer(endpoint, &bytes);
+                let decoded = decode_answer(&bytes);
                 let len = bytes.len();
                 drop(bytes);
                 // Big answers leave pages the allocator keeps while the exporter idles; hand
@@ -885,50 +892,6 @@ impl Client {
     }
 }
 
-/// Decodes a PBX answer to `endpoint`: the type's fields, then its `status` (and `errno`).
-///
-/// Bytes that are not UTF-8 (a trunk named in Latin-1) become U+FFFD rather than failing the
-/// answer; PBX-supplied words kept in an error are cut to [`error::MAX_PBX_TEXT`].
-pub fn decode_answer<T: DeserializeOwned + Envelope>(
-    endpoint: &str,
-    bytes: &[u8],
-) -> Result<T, PbxError> {
-    let decode = |reason: String| PbxError::Decode {
-        endpoint: endpoint.to_string(),
-        reason: clip(&reason, error::MAX_PBX_TEXT),
-    };
-    // One UTF-8 check of the whole answer is cheaper than one per string read.
-    let lossy;
-    let text = match std::str::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(_) => {
-            lossy = String::from_utf8_lossy(bytes);
-            &*lossy
-        }
-    };
-    let answer: T =
-        types::decode_exact(|| serde_json::from_str(text)).map_err(|e| decode(e.to_string()))?;
-    match answer.status() {
-        Some(s) if s.eq_ignore_ascii_case("success") => Ok(answer),
-        Some(s) if s.eq_ignore_ascii_case("failed") => {
-            let errno = clip(answer.errno().unwrap_or(""), 32);
-            if matches!(errno.as_str(), "20004" | "20005" | "20006") {
-                Err(PbxError::TokenExpired {
-                    endpoint: endpoint.to_string(),
-                    errno,
-                })
-            } else {
-                Err(PbxError::Api {
-                    endpoint: endpoint.to_string(),
-                    errno,
-                })
-            }
-        }
-        Some(other) => Err(decode(format!("unknown status {:?}", clip(other, 40)))),
-        None => Err(decode("no status field".into())),
-    }
-}
-
 /// One scrape's use of a [`Client`].
 pub struct Session<'a> {
     client: &'a Arc<Client>,
@@ -937,9 +900,6 @@ pub struct Session<'a> {
     login_failed: Mutex<Option<PbxError>>,
     heartbeat_tried: AtomicBool,
 }
-
-/// A token this old gets a `heartbeat` before its next use (the PBX ends tokens after 30 minutes).
-pub const HEARTBEAT_AFTER: Duration = Duration::from_secs(20 * 60);
 
 /// Logins one scrape may make: the first, and one after a token expired mid-scrape.
 const MAX_LOGINS_PER_SCRAPE: u32 = 2;
@@ -953,18 +913,18 @@ impl Session<'_> {
     /// Calls `endpoint` with `body`, logging in first if needed, and once more on a token error
     /// (unless the token came from a login just now: then the PBX refused what it had just
     /// issued, and that counts as a failed login).
-    pub async fn call<T: DeserializeOwned + Envelope>(
+    ///
+    /// `build` makes the family's request for a token, `decode` reads its answer; the family's
+    /// queries call this ([`s_series::queries`]), collectors call the queries.
+    pub async fn call<'e, T>(
         &self,
-        endpoint: &str,
-        body: &Value,
+        build: impl Fn(&Secret) -> Request<'e>,
+        decode: impl Fn(&[u8]) -> Result<T, PbxError>,
     ) -> Result<T, PbxError> {
         let client = self.client;
         let token = self.token().await?;
-        match client
-            .send::<T>(endpoint, Some(&token), body, self.deadline)
-            .await
-        {
-            Err(PbxError::TokenExpired { errno, .. })
+        match client.send(build(&token), &decode, self.deadline).await {
+            Err(PbxError::TokenExpired { error, .. })
                 if matches!(client.cfg.auth, Auth::Credentials { .. }) =>
             {
                 // Forget this token (unless a concurrent request already replaced it).
@@ -978,7 +938,7 @@ impl Session<'_> {
                     }
                 };
                 if fresh {
-                    let err = PbxError::FreshTokenRefused { errno };
+                    let err = PbxError::FreshTokenRefused(error);
                     client
                         .ledger
                         .fail_after_token(&client.host, client.clock.now_millis());
@@ -986,9 +946,7 @@ impl Session<'_> {
                     return Err(err);
                 }
                 let token = self.token().await?;
-                let result = client
-                    .send::<T>(endpoint, Some(&token), body, self.deadline)
-                    .await;
+                let result = client.send(build(&token), &decode, self.deadline).await;
                 self.proven(&token, &result);
                 result
             }
@@ -996,6 +954,36 @@ impl Session<'_> {
                 self.proven(&token, &other);
                 other
             }
+        }
+    }
+
+    /// The active calls of `direction` (calls with an external member of that direction), fed
+    /// into `S` as the answer is read.
+    pub async fn active_calls<S: CallSink>(&self, direction: CallDirection) -> Result<S, PbxError> {
+        match self.client.cfg.family {
+            ApiFamily::S(_) => s_series::queries::active_calls(self, direction).await,
+        }
+    }
+
+    /// Every extension's calls (extension-to-extension calls among them), fed into `S`.
+    pub async fn internal_calls<S: CallSink>(&self) -> Result<S, PbxError> {
+        match self.client.cfg.family {
+            ApiFamily::S(_) => s_series::queries::internal_calls(self).await,
+        }
+    }
+
+    /// The answer of a one-request query ([`Query::Trunks`], [`Query::Extensions`],
+    /// [`Query::Device`]).
+    pub async fn query(&self, query: Query) -> Result<Data, PbxError> {
+        match self.client.cfg.family {
+            ApiFamily::S(_) => s_series::queries::one(self, query).await,
+        }
+    }
+
+    /// The queues and their state.
+    pub async fn queues(&self) -> Result<Vec<model::Queue>, PbxError> {
+        match self.client.cfg.family {
+            ApiFamily::S(_) => s_series::queries::queues(self).await,
         }
     }
 
@@ -1017,7 +1005,8 @@ impl Session<'_> {
             .clock
             .now_millis()
             .saturating_sub(*lock(&self.client.token_refreshed));
-        (is_static || age < HEARTBEAT_AFTER.as_millis() as u64).then_some(t)
+        let renew_after = self.client.cfg.family.renew_after();
+        (is_static || age < renew_after.as_millis() as u64).then_some(t)
     }
 
     /// The current token: extended with one `heartbeat` when it nears the PBX's 30-minute
@@ -1053,8 +1042,14 @@ impl Session<'_> {
                 Some(events) => client.heartbeat_body(events).await,
                 None => json!({}),
             };
+            let ApiFamily::S(_) = client.cfg.family;
+            let request = s_series::request("heartbeat", Some(&t), &body);
             match client
-                .send::<BareAnswer>("heartbeat", Some(&t), &body, self.deadline)
+                .send(
+                    request,
+                    |b| s_series::bare_answer("heartbeat", b),
+                    self.deadline,
+                )
                 .await
             {
                 Ok(_) => {

@@ -65,30 +65,33 @@ fn hint(err: &PbxError) -> Option<String> {
             }
         }
         PbxError::Decode { .. } => "the PBX's answer is not what its API answers".into(),
-        PbxError::Api { errno, .. } => match errno.as_str() {
-            "30003" => {
+        PbxError::Api { error, .. } => match error.code {
+            super::ApiCode::ApiDisabled => {
                 "the PBX's API service is not running: enable it on the PBX (Settings → PBX → General → API)".into()
             }
-            "10003" => "this PBX's firmware lacks the endpoint (errno 10003)".into(),
+            super::ApiCode::Unsupported => format!(
+                "this PBX's firmware lacks the endpoint ({} {})",
+                error.label, error.wire
+            ),
             _ => format!(
-                "the PBX refused the request: {} (errno {errno})",
-                super::error::errno_meaning(errno)
+                "the PBX refused the request: {} ({} {})",
+                error.meaning, error.label, error.wire
             ),
         },
-        PbxError::TokenExpired { errno, .. } => format!(
-            "the PBX refused the token ({}, errno {errno}): a static token may be dead; else another application may be logging the same API account out",
-            super::error::errno_meaning(errno)
+        PbxError::TokenExpired { error, .. } => format!(
+            "the PBX refused the token ({}, {} {}): a static token may be dead; else another application may be logging the same API account out",
+            error.meaning, error.label, error.wire
         ),
-        PbxError::LoginRejected => {
+        PbxError::LoginRejected(_) => {
             "wrong username or password: the PBX rejected the login (check the API account on the PBX)".into()
         }
-        PbxError::LoginLocked => {
+        PbxError::LoginLocked(_) => {
             "the PBX has locked this host out after failed logins: unblock it on the PBX".into()
         }
         // Its own words are the admin's already.
         PbxError::TcpLoginRefused { .. } => return None,
         PbxError::LoginSuspended { .. } | PbxError::NotLoggedIn(_) => return None,
-        PbxError::FreshTokenRefused { .. } => {
+        PbxError::FreshTokenRefused(_) => {
             "the PBX refused the token it had just issued".into()
         }
     })

@@ -935,8 +935,8 @@ impl Simulator {
                     }
                 } else {
                     let kind = match str_field("type").as_deref() {
-                        Some("inbound") => crate::pbx::types::MemberKind::Inbound,
-                        Some("outbound") => crate::pbx::types::MemberKind::Outbound,
+                        Some("inbound") => crate::pbx::model::MemberKind::Inbound,
+                        Some("outbound") => crate::pbx::model::MemberKind::Outbound,
                         Some(_) => return failed("10004"),
                         None => return failed("10004"),
                     };
@@ -955,7 +955,7 @@ impl Simulator {
                     for m in c
                         .members
                         .iter()
-                        .filter(|m| m.kind == crate::pbx::types::MemberKind::Ext)
+                        .filter(|m| m.kind == crate::pbx::model::MemberKind::Ext)
                     {
                         if !all && !wanted.contains(&m.number.as_str()) {
                             continue;
@@ -1275,11 +1275,14 @@ mod event_tests {
         let v1 = v1_report(
             &json!({"event": "NewCdr", "callid": "1.1", "status": "ANSWERED", "type": "Inbound", "sn": "1"}),
         );
-        let read = crate::pbx::events::parse(v1.to_string().as_bytes()).unwrap();
+        let read = crate::pbx::s_series::events::parse(v1.to_string().as_bytes()).unwrap();
         assert_eq!(
             (read.format, read.sn),
-            (crate::pbx::events::Format::V1, None)
+            (crate::pbx::s_series::events::Format::V1, None)
         );
-        assert_eq!(read.event.kind(), Some(crate::pbx::events::Kind::NewCdr));
+        assert_eq!(
+            read.event.kind(),
+            Some(crate::pbx::s_series::events::Kind::NewCdr)
+        );
     }
 }

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
 
-use crate::pbx::types::MemberKind;
+use crate::pbx::model::MemberKind;
 
 /// The model's knobs.
 #[derive(Debug, Clone, PartialEq)]
@@ -1114,7 +1114,9 @@ impl Model {
             };
             s.active[d] += 1;
             for m in &c.members {
-                *s.members.entry((m.kind.key(), m.status)).or_default() += 1;
+                *s.members
+                    .entry((crate::pbx::s_series::types::member_key(m.kind), m.status))
+                    .or_default() += 1;
             }
         }
         s

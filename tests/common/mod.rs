@@ -302,7 +302,7 @@ pub fn with_login(mut cfg: Config, username: &str, password: &str) -> Config {
     }
     cfg.targets[0].client.auth = yeastar_exporter::pbx::Auth::Credentials {
         username: username.into(),
-        password_md5: yeastar_exporter::secret::Secret::new(password).md5_hex(),
+        password: yeastar_exporter::secret::Secret::new(password),
     };
     cfg
 }

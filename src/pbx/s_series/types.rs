@@ -1,4 +1,5 @@
-//! The PBX's JSON answers, as serde types.
+//! The S-Series' JSON answers, as serde types, read into the family-neutral [`model`] where a
+//! collector reads them.
 //!
 //! Written for what real firmware sends, not only for what the vendor documents: fields the docs call
 //! Integer arrive as strings (and sometimes as numbers), the calls key is `Calls` or `calls`, a member
@@ -9,6 +10,8 @@
 use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer};
+
+use crate::pbx::model::{self, Call, CallSink, ChannelId, ExtensionStatus, MemberKind, Status};
 
 /// Every answer carries `status` and, when it failed, `errno`.
 pub trait Envelope {
@@ -58,14 +61,6 @@ pub struct BareAnswer {
     errno: Option<String>,
 }
 
-/// Where a call list is decoded into, one call at a time: this module reads the PBX's lists, the
-/// caller decides what to keep of them (the collector merges them by `callid`). A scrape never holds
-/// a decoded answer beside what its sink kept.
-pub trait CallSink: Default {
-    /// Takes one call as the PBX listed it; its strings borrow from the answer's text.
-    fn add_call(&mut self, call: Call<'_>);
-}
-
 /// `call/query`, its calls decoded into `S`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(bound(deserialize = "S: CallSink"))]
@@ -84,16 +79,65 @@ pub struct CallQueryAnswer<S> {
     pub calls: S,
 }
 
-/// One call as listed, borrowing from the answer's text where it can: a call listed again (an
-/// internal call appears under each of its extensions) is merged without copying its strings.
-#[derive(Debug, Default, Deserialize, Clone)]
-pub struct Call<'a> {
+/// One call as the S-Series lists it: its members of known kinds are read straight into the
+/// model's (a call list of thousands of members holds one small record per member, nothing more).
+#[derive(Debug, Default, Deserialize)]
+struct ListedCall<'a> {
     /// `<unix seconds>.<sequence>`.
     #[serde(default, borrow, deserialize_with = "lenient_cow")]
-    pub callid: Cow<'a, str>,
-    /// Its members, by kind.
-    #[serde(default, borrow)]
-    pub members: Vec<RawMember<'a>>,
+    callid: Cow<'a, str>,
+    /// Its members of a known kind.
+    #[serde(default, borrow, deserialize_with = "known_members")]
+    members: Vec<model::Member<'a>>,
+}
+
+impl<'a> From<ListedCall<'a>> for Call<'a> {
+    fn from(c: ListedCall<'a>) -> Self {
+        Call {
+            callid: c.callid,
+            members: c.members,
+        }
+    }
+}
+
+/// `members`: every member of a known kind, in order (an unknown kind is skipped: it carries
+/// nothing the contract counts); null counts as none.
+fn known_members<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<model::Member<'de>>, D::Error> {
+    struct Members;
+    impl<'de> serde::de::Visitor<'de> for Members {
+        type Value = Vec<model::Member<'de>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of members")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+            while let Some(raw) = seq.next_element::<RawMember<'de>>()? {
+                if let Some(m) = raw.into_member() {
+                    out.push(m);
+                }
+            }
+            Ok(out)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+    }
+    d.deserialize_any(Members)
+}
+
+/// The key naming a member's kind in the S-Series' member objects.
+pub fn member_key(kind: MemberKind) -> &'static str {
+    match kind {
+        MemberKind::Ext => "ext",
+        MemberKind::Inbound => "inbound",
+        MemberKind::Outbound => "outbound",
+    }
 }
 
 fn lenient_cow<'de, D: Deserializer<'de>>(d: D) -> Result<Cow<'de, str>, D::Error> {
@@ -127,9 +171,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawMember<'a> {
                 let mut found = None;
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     let kind = match key.as_ref() {
-                        k if k == MemberKind::Ext.key() => Some(MemberKind::Ext),
-                        k if k == MemberKind::Inbound.key() => Some(MemberKind::Inbound),
-                        k if k == MemberKind::Outbound.key() => Some(MemberKind::Outbound),
+                        k if k == member_key(MemberKind::Ext) => Some(MemberKind::Ext),
+                        k if k == member_key(MemberKind::Inbound) => Some(MemberKind::Inbound),
+                        k if k == member_key(MemberKind::Outbound) => Some(MemberKind::Outbound),
                         _ => None,
                     };
                     match kind {
@@ -152,109 +196,15 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawMember<'a> {
 }
 
 impl<'a> RawMember<'a> {
-    /// The member's kind and fields, by value.
-    pub fn into_kind(self) -> Option<(MemberKind, MemberInfo<'a>)> {
-        self.0
-    }
-
-    /// The member's kind and content; `None` for a kind this exporter does not know.
-    pub fn get(&self) -> Option<(MemberKind, &MemberInfo<'a>)> {
-        self.0.as_ref().map(|(k, m)| (*k, m))
-    }
-}
-
-/// A member's kind, named by the one key of its object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum MemberKind {
-    /// An extension.
-    Ext,
-    /// An external caller, through a trunk.
-    Inbound,
-    /// An external callee, through a trunk.
-    Outbound,
-}
-
-impl MemberKind {
-    /// All kinds.
-    pub const ALL: [MemberKind; 3] = [MemberKind::Ext, MemberKind::Inbound, MemberKind::Outbound];
-
-    /// The key naming this kind in a member object of the PBX's answers.
-    pub fn key(self) -> &'static str {
-        match self {
-            MemberKind::Ext => "ext",
-            MemberKind::Inbound => "inbound",
-            MemberKind::Outbound => "outbound",
-        }
-    }
-}
-
-/// A member's status, bucketed as it is read (the words the PBX documents, and everything else).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Status {
-    /// Caller, ringing back.
-    Alert,
-    /// Callee, ringing.
-    Ring,
-    /// Caller, answered.
-    Answered,
-    /// Callee, answered.
-    Answer,
-    /// On hold.
-    Hold,
-    /// Hung up.
-    Bye,
-    /// Anything else (EARLYMEDIA on newer firmware, …).
-    #[default]
-    Other,
-}
-
-impl Status {
-    /// All statuses, in the order the collector writes them.
-    pub const ALL: [Status; 7] = [
-        Status::Alert,
-        Status::Ring,
-        Status::Answered,
-        Status::Answer,
-        Status::Hold,
-        Status::Bye,
-        Status::Other,
-    ];
-
-    /// Buckets a PBX status word (case-insensitively).
-    pub fn parse(word: &str) -> Status {
-        const NAMED: [(&str, Status); 6] = [
-            ("ALERT", Status::Alert),
-            ("RING", Status::Ring),
-            ("ANSWERED", Status::Answered),
-            ("ANSWER", Status::Answer),
-            ("HOLD", Status::Hold),
-            ("BYE", Status::Bye),
-        ];
-        NAMED
-            .iter()
-            .find(|(w, _)| w.eq_ignore_ascii_case(word))
-            .map_or(Status::Other, |(_, s)| *s)
-    }
-
-    /// Its position in [`Status::ALL`].
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
-
-/// A member's `channelid`, kept as a 64-bit keyed hash: it only identifies the member within its
-/// call (a handful of members), so the string itself is never stored. The key is random per
-/// process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct ChannelId(pub u64);
-
-impl ChannelId {
-    /// The id of channel `name`.
-    pub fn of(name: &str) -> Self {
-        use std::hash::BuildHasher;
-        static KEY: std::sync::OnceLock<foldhash::quality::RandomState> =
-            std::sync::OnceLock::new();
-        ChannelId(KEY.get_or_init(Default::default).hash_one(name))
+    /// The member in the model's terms; `None` for a kind this exporter does not know.
+    pub fn into_member(self) -> Option<model::Member<'a>> {
+        self.0.map(|(kind, info)| model::Member {
+            kind,
+            trunk: info.trunkname,
+            channel: info.channelid,
+            status: info.memberstatus,
+            callpath: info.callpath,
+        })
     }
 }
 
@@ -453,8 +403,8 @@ impl<'de, S: CallSink> serde::de::Visitor<'de> for CallSeq<'_, S> {
         f.write_str("a list of calls")
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(call) = seq.next_element::<Call<'de>>()? {
-            self.0.add_call(call);
+        while let Some(call) = seq.next_element::<ListedCall<'de>>()? {
+            self.0.add_call(call.into());
         }
         Ok(())
     }
@@ -566,72 +516,6 @@ pub struct Extension {
     /// word (missing, null or blank): an entry the collector cannot read.
     #[serde(default, deserialize_with = "extension_status")]
     pub status: Option<ExtensionStatus>,
-}
-
-/// An extension's status as `extension/list` words it; every word not listed is `Other` (case,
-/// spaces and punctuation ignored: `FXS No Port` is `fxsnoport`).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub enum ExtensionStatus {
-    /// Registered.
-    Registered,
-    /// Unavailable.
-    Unavailable,
-    /// Ringing.
-    Ringing,
-    /// Busy.
-    Busy,
-    /// Hold.
-    Hold,
-    /// Idle (an FXS port).
-    Idle,
-    /// Malfunction (an FXS port).
-    Malfunction,
-    /// FXSNoPort.
-    FxsNoPort,
-    /// Anything else.
-    #[default]
-    Other,
-}
-
-impl ExtensionStatus {
-    /// Every status, in declaration order (`status as usize` is its index).
-    pub const ALL: [ExtensionStatus; 9] = [
-        ExtensionStatus::Registered,
-        ExtensionStatus::Unavailable,
-        ExtensionStatus::Ringing,
-        ExtensionStatus::Busy,
-        ExtensionStatus::Hold,
-        ExtensionStatus::Idle,
-        ExtensionStatus::Malfunction,
-        ExtensionStatus::FxsNoPort,
-        ExtensionStatus::Other,
-    ];
-
-    /// The PBX's words for every status but `Other`, in order.
-    const WORDS: [&'static str; 8] = [
-        "registered",
-        "unavailable",
-        "ringing",
-        "busy",
-        "hold",
-        "idle",
-        "malfunction",
-        "fxsnoport",
-    ];
-
-    /// Buckets a PBX word by its letters and digits in any case (`Unavailable`, `unavailable`,
-    /// `Un-available`, `FXS No Port`).
-    pub fn parse(word: &str) -> ExtensionStatus {
-        let key: String = word
-            .chars()
-            .filter(|c| c.is_alphanumeric())
-            .flat_map(char::to_lowercase)
-            .collect();
-        Self::WORDS
-            .iter()
-            .position(|w| *w == key)
-            .map_or(ExtensionStatus::Other, |i| Self::ALL[i])
-    }
 }
 
 fn extension_status<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ExtensionStatus>, D::Error> {
@@ -805,8 +689,7 @@ mod tests {
             let members = call
                 .members
                 .into_iter()
-                .filter_map(RawMember::into_kind)
-                .map(|(k, m)| (k, m.callpath.map(Cow::into_owned)))
+                .map(|m| (m.kind, m.callpath.map(Cow::into_owned)))
                 .collect();
             self.0.push((call.callid.into_owned(), members));
         }
@@ -849,5 +732,19 @@ mod tests {
         );
         let f: BareAnswer = serde_json::from_str(r#"{"status":"Failed","errno":20004}"#).unwrap();
         assert_eq!(f.errno(), Some("20004"));
+        // Members null or absent are none; a member of an unknown kind is skipped.
+        let c: CallQueryAnswer<Listed> = serde_json::from_str(
+            r#"{"calls":[{"callid":"1.1","members":null},{"callid":"1.2"},
+                {"callid":"1.3","members":[{"fax":{}},{"ext":{"channelid":"a"}}]}],"status":"Success"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            c.calls.0,
+            [
+                ("1.1".to_owned(), vec![]),
+                ("1.2".to_owned(), vec![]),
+                ("1.3".to_owned(), vec![(MemberKind::Ext, None)])
+            ]
+        );
     }
 }

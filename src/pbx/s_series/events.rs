@@ -16,7 +16,7 @@
 
 use serde_json::{Map, Value};
 
-use super::types::Status;
+use crate::pbx::model::Status;
 
 /// Which report format a body is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,7 +331,10 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
             match serde_json::from_slice::<Value>(&fixed) {
                 Ok(v) if fixed.len() != body.len() => (v, true),
                 _ => {
-                    return Err(ParseError::NotJson(super::clip(&first.to_string(), 200)));
+                    return Err(ParseError::NotJson(crate::pbx::clip(
+                        &first.to_string(),
+                        200,
+                    )));
                 }
             }
         }

@@ -1,0 +1,116 @@
+//! The API families a PBX may speak, as one enum the client dispatches on by `match` (a trait
+//! object would need async in `dyn`; a type parameter would spread through every target). Each
+//! family is one folder holding all of its wire knowledge — paths, bodies, the answer envelope,
+//! what its error codes mean, how its grant is obtained, renewed and revoked, and how the domain
+//! queries of [`super::Session`] become its requests. What is family-neutral (the login ledger,
+//! TLS, the request limit, the observer, the clock, secrets) stays in [`super`].
+
+use std::time::Duration;
+
+use super::model::{CallSink, Data, Query};
+use super::{PbxError, s_series};
+
+/// The S-Series family (API v2.0.0): see [`s_series`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SSeries;
+
+/// The API family of one PBX.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiFamily {
+    /// The S-Series (S20, S50, S100, S300, S412).
+    S(SSeries),
+}
+
+impl Default for ApiFamily {
+    fn default() -> Self {
+        ApiFamily::S(SSeries)
+    }
+}
+
+impl ApiFamily {
+    /// Every family, for the lists built from them (the request-count series' endpoints).
+    pub const ALL: [ApiFamily; 1] = [ApiFamily::S(SSeries)];
+
+    /// Its name in the config and the docs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ApiFamily::S(_) => "s_series",
+        }
+    }
+
+    /// Its default API path (`--pbx.api-path`).
+    pub fn api_path(self) -> &'static str {
+        match self {
+            ApiFamily::S(_) => s_series::API_PATH,
+        }
+    }
+
+    /// Every endpoint it may call.
+    pub fn endpoints(self) -> &'static [&'static str] {
+        match self {
+            ApiFamily::S(_) => s_series::ENDPOINTS,
+        }
+    }
+
+    /// The endpoints `query` calls.
+    pub fn query_endpoints(self, query: Query) -> &'static [&'static str] {
+        match self {
+            ApiFamily::S(_) => s_series::queries::endpoints(query),
+        }
+    }
+
+    /// What `query` asks, in the family's words (the flags' help, docs/metrics.md).
+    pub fn query_help(self, query: Query) -> &'static str {
+        match self {
+            ApiFamily::S(_) => s_series::queries::help(query),
+        }
+    }
+
+    /// The answer of the one-request query `query`, read from the bytes the PBX sent: what a
+    /// scrape does with them, for benchmarks and property tests.
+    pub fn read(self, query: Query, bytes: &[u8]) -> Result<Data, PbxError> {
+        match self {
+            ApiFamily::S(_) => s_series::queries::read(query, bytes),
+        }
+    }
+
+    /// A call list's answer ([`Query::ActiveCalls`] of either direction, or
+    /// [`Query::InternalCalls`]) read from its bytes into `S`, as a scrape reads it.
+    pub fn read_calls<S: CallSink>(self, query: Query, bytes: &[u8]) -> Result<S, PbxError> {
+        match (self, query) {
+            (ApiFamily::S(_), Query::InternalCalls) => {
+                s_series::queries::read_internal_calls(bytes)
+            }
+            (ApiFamily::S(_), _) => s_series::queries::read_active_calls(bytes),
+        }
+    }
+
+    /// How old a grant may get before it is renewed on its next use.
+    pub fn renew_after(self) -> Duration {
+        match self {
+            ApiFamily::S(_) => s_series::HEARTBEAT_AFTER,
+        }
+    }
+
+    /// The shortest login back-off that keeps failed logins below the family's lockout: the
+    /// config refuses a shorter one.
+    pub fn min_login_backoff(self) -> Duration {
+        match self {
+            ApiFamily::S(_) => s_series::MIN_LOGIN_BACKOFF,
+        }
+    }
+
+    /// The endpoints of every family, each once, in the families' order: what the exporter's own
+    /// request counts are kept for.
+    pub fn all_endpoints() -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for family in Self::ALL {
+            for e in family.endpoints() {
+                if !out.contains(e) {
+                    out.push(e);
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,167 @@
+//! The S-Series API family (API v2.0.0 of the S20, S50, S100, S300 and S412): everything about its
+//! wire format, and nothing else.
+//!
+//! - Every request is a `POST` of a JSON body to `<api path>/<endpoint>`, the token in the query
+//!   (`?token=`): [`path`].
+//! - Every answer is an envelope: `status` `Success` or `Failed` with an `errno`, read by
+//!   [`decode_answer`]; [`codes`] says what each errno means ([`crate::pbx::ApiCode`]).
+//! - A login sends the username and the password's MD5 ([`login_body`]); its token lives 30
+//!   minutes and a `heartbeat` extends it ([`HEARTBEAT_AFTER`]); `logout` ends it. Login and
+//!   heartbeat also register the HTTP event receiver ([`registration_fields`]).
+//! - The domain queries the collectors ask ([`crate::pbx::Session::active_calls`] and the others)
+//!   become these endpoints ([`queries`]); the answer types are [`types`], the event reports
+//!   [`events`].
+//!
+//! The lockout rule this family's PBXes apply (5 failed logins in 10 minutes lock the address out
+//! for 10 minutes, counting a login whose answer was never read) is what the shared login ledger
+//! and [`MIN_LOGIN_BACKOFF`] are sized for.
+
+pub mod codes;
+pub mod events;
+pub mod queries;
+pub mod types;
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::pbx::error::MAX_PBX_TEXT;
+use crate::pbx::{EventsRegistration, PbxError, Request, clip, transport};
+use crate::secret::Secret;
+use types::Envelope;
+
+/// The API path of the firmware this family speaks: the default of `--pbx.api-path`.
+pub const API_PATH: &str = "/api/v2.0.0";
+
+/// A token this old gets a `heartbeat` before its next use (the PBX ends tokens after 30 minutes).
+pub const HEARTBEAT_AFTER: Duration = Duration::from_secs(20 * 60);
+
+/// The shortest `login_backoff` accepted: with less, 5 rejected logins (one per back-off) could
+/// fall within the PBX's 10-minute window (4 × 150 s = 10 min) before the ledger's own limit.
+pub const MIN_LOGIN_BACKOFF: Duration = Duration::from_secs(180);
+
+/// Every endpoint this family may call: the session's own, then each query's
+/// ([`queries::endpoints`]), for the request-count series.
+pub const ENDPOINTS: &[&str] = &[
+    "login",
+    "logout",
+    "heartbeat",
+    "call/query",
+    "extension/query_call",
+    "trunk/list",
+    "extension/list",
+    "deviceinfo/query",
+    "queue/query",
+    "queue/query_status",
+];
+
+/// A request to `endpoint` with `body`, carrying `token` in the query when there is one.
+pub fn request<'a>(endpoint: &'a str, token: Option<&Secret>, body: &Value) -> Request<'a> {
+    Request {
+        endpoint,
+        method: transport::Method::Post,
+        path: path(endpoint, token),
+        body: Some(serde_json::to_vec(body).unwrap_or_default()),
+    }
+}
+
+/// The request's path below the API path, and its query: the endpoint, the token.
+pub fn path(endpoint: &str, token: Option<&Secret>) -> String {
+    let mut path = String::with_capacity(endpoint.len() + 80);
+    path.push_str(endpoint);
+    if let Some(t) = token {
+        path.push_str("?token=");
+        transport::push_query_value(&mut path, t.expose());
+    }
+    path
+}
+
+/// The body of a `login`: the username, the MD5 of the password (the PBX never sees the password
+/// itself), the API version, and the event receiver's registration when events are on.
+pub fn login_body(
+    username: &str,
+    password: &Secret,
+    events: Option<&EventsRegistration>,
+    secret: Option<&Secret>,
+) -> Value {
+    let mut body = json!({
+        "username": username,
+        "password": password.md5_hex().expose(),
+        "version": "2.0.0",
+    });
+    if let Some(events) = events {
+        registration_fields(events, &mut body, secret);
+    }
+    body
+}
+
+/// The body of a `heartbeat` that keeps the event registration: `ipaddr` (required by the
+/// vendor), `port`, `url`, `urltag`, `version`.
+pub fn heartbeat_body(ipaddr: &str, events: &EventsRegistration, secret: Option<&Secret>) -> Value {
+    let mut body = json!({ "ipaddr": ipaddr, "version": "2.0.0" });
+    registration_fields(events, &mut body, secret);
+    body
+}
+
+/// The registration fields of a login or heartbeat body: `url` is `url/<secret>` (the path's
+/// unguessable part, [`crate::pbx::gate`]).
+pub fn registration_fields(events: &EventsRegistration, body: &mut Value, secret: Option<&Secret>) {
+    body["port"] = json!(events.port.to_string());
+    body["url"] = json!(match secret {
+        Some(s) => format!("{}/{}", events.url, s.expose()),
+        None => events.url.clone(),
+    });
+    body["urltag"] = json!(if events.absolute { "1" } else { "0" });
+}
+
+/// The token of a `login` answer, if it carries one.
+pub fn login_token(bytes: &[u8]) -> Result<Option<Secret>, PbxError> {
+    let answer: types::LoginAnswer = decode_answer("login", bytes)?;
+    Ok(answer.token.filter(|t| !t.is_empty()).map(Secret::new))
+}
+
+/// Reads an answer whose content is not used (`heartbeat`, `logout`): its envelope only.
+pub fn bare_answer(endpoint: &str, bytes: &[u8]) -> Result<(), PbxError> {
+    decode_answer::<types::BareAnswer>(endpoint, bytes).map(|_| ())
+}
+
+/// Decodes an answer to `endpoint`: the type's fields, then its `status` (and `errno`, mapped by
+/// [`codes::api_error`]: a token error is [`PbxError::TokenExpired`], any other code
+/// [`PbxError::Api`]).
+///
+/// Bytes that are not UTF-8 (a trunk named in Latin-1) become U+FFFD rather than failing the
+/// answer; PBX-supplied words kept in an error are cut to [`MAX_PBX_TEXT`].
+pub fn decode_answer<T: DeserializeOwned + Envelope>(
+    endpoint: &str,
+    bytes: &[u8],
+) -> Result<T, PbxError> {
+    let decode = |reason: String| PbxError::Decode {
+        endpoint: endpoint.to_string(),
+        reason: clip(&reason, MAX_PBX_TEXT),
+    };
+    // One UTF-8 check of the whole answer is cheaper than one per string read.
+    let lossy;
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(_) => {
+            lossy = String::from_utf8_lossy(bytes);
+            &*lossy
+        }
+    };
+    let answer: T =
+        types::decode_exact(|| serde_json::from_str(text)).map_err(|e| decode(e.to_string()))?;
+    match answer.status() {
+        Some(s) if s.eq_ignore_ascii_case("success") => Ok(answer),
+        Some(s) if s.eq_ignore_ascii_case("failed") => {
+            let error = codes::api_error(answer.errno().unwrap_or(""));
+            let endpoint = endpoint.to_string();
+            Err(match error.code {
+                crate::pbx::ApiCode::TokenInvalid => PbxError::TokenExpired { endpoint, error },
+                _ => PbxError::Api { endpoint, error },
+            })
+        }
+        Some(other) => Err(decode(format!("unknown status {:?}", clip(other, 40)))),
+        None => Err(decode("no status field".into())),
+    }
+}
