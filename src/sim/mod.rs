@@ -896,19 +896,6 @@ impl Simulator {
         self.api(endpoint, body, String::new()).0
     }
 
-    /// This PBX's answers to one scrape of the default collectors, now.
-    pub fn scrape_answers(&self) -> crate::collector::Answers {
-        let get = |endpoint: &str, body: Value| self.answer_bytes(endpoint, &body);
-        crate::collector::Answers {
-            inbound: get("call/query", json!({"type": "inbound"})),
-            outbound: get("call/query", json!({"type": "outbound"})),
-            internal: Some(get("extension/query_call", json!({"number": "all"}))),
-            trunks: Some(get("trunk/list", json!({}))),
-            extensions: Some(get("extension/list", json!({}))),
-            device: Some(get("deviceinfo/query", json!({}))),
-        }
-    }
-
     fn api(&self, endpoint: &str, body: &Value, token: String) -> Answer {
         let now_ms = self.clock.now_millis();
         let lifetime = lock(&self.cfg).token_lifetime;
