@@ -6,10 +6,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::Simulator;
-use super::s_series::{Answer, failed};
+use super::s_series::{Answer, failed, success};
 use crate::pbx::lock;
 
 /// Token lifetime without a heartbeat.
@@ -21,13 +21,23 @@ pub const LOCKOUT_WINDOW_MS: u64 = 10 * 60 * 1000;
 
 #[derive(Debug, Default)]
 pub(super) struct Accounts {
-    pub(super) tokens: HashMap<String, u64>,
+    tokens: HashMap<String, u64>,
     issued: Vec<String>,
     failures: HashMap<IpAddr, VecDeque<u64>>,
     locked_until: HashMap<IpAddr, u64>,
 }
 
 impl Accounts {
+    /// `token` lives until `until` (a `heartbeat`).
+    pub(super) fn extend(&mut self, token: String, until: u64) {
+        self.tokens.insert(token, until);
+    }
+
+    /// `token` ends (a `logout`).
+    pub(super) fn end(&mut self, token: &str) {
+        self.tokens.remove(token);
+    }
+
     /// Whether `peer` is locked out at `now`.
     fn locked(&self, peer: IpAddr, now: u64) -> bool {
         self.locked_until.get(&peer).is_some_and(|u| *u > now)
@@ -74,10 +84,7 @@ impl Simulator {
     }
 
     pub(super) fn check_token(&self, query: &str) -> Result<(), Answer> {
-        let token = query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("token="))
-            .unwrap_or("");
+        let token = token_of(query);
         if token.is_empty() {
             return Err(failed("20005"));
         }
@@ -108,7 +115,7 @@ impl Simulator {
             acc.tokens.retain(|_, exp| *exp > now);
             acc.tokens.insert(token.clone(), now + cfg.token_lifetime);
             acc.issued.push(token.clone());
-            return json!({"status": "Success", "token": token, "transport": "TCP"}).into();
+            return success([("token", token.into()), ("transport", "TCP".into())]);
         }
         acc.failed_login(peer, now);
         failed("20003")
@@ -136,4 +143,12 @@ impl Simulator {
         }
         !locked && right
     }
+}
+
+/// The `token=` of a request's query string (empty without one).
+pub(super) fn token_of(query: &str) -> &str {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .unwrap_or("")
 }

@@ -209,6 +209,12 @@ impl Simulator {
         n
     }
 
+    /// Sends event reports to `r` from now on, and has the model make them.
+    pub(super) fn register_receiver(&self, r: EventReceiver) {
+        *lock(&self.receiver) = Some(r);
+        self.with_model(|m| m.events_on = true);
+    }
+
     /// Where event reports go now, if anywhere.
     pub fn event_receiver(&self) -> Option<EventReceiver> {
         lock(&self.receiver).clone()

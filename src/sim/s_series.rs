@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use serde_json::{Value, json};
 
 use super::Simulator;
+use super::accounts::token_of;
 use super::delivery::EventReceiver;
 use super::model;
 use crate::pbx::lock;
@@ -15,11 +16,10 @@ impl Simulator {
     pub(super) fn answer(&self, endpoint: &str, query: &str, body: &Value, peer: IpAddr) -> Answer {
         if endpoint == "login" {
             let answer = self.login(body, peer);
-            if answer.0.starts_with(br#"{"status":"Success""#)
+            if answer.is_success()
                 && let Some(r) = EventReceiver::of(body, peer)
             {
-                *lock(&self.receiver) = Some(r);
-                self.with_model(|m| m.events_on = true);
+                self.register_receiver(r);
             }
             return answer;
         }
@@ -29,15 +29,9 @@ impl Simulator {
         if endpoint == "heartbeat"
             && let Some(r) = EventReceiver::of(body, peer)
         {
-            *lock(&self.receiver) = Some(r);
-            self.with_model(|m| m.events_on = true);
+            self.register_receiver(r);
         }
-        let token = query
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("token="))
-            .unwrap_or("")
-            .to_string();
-        self.api(endpoint, body, token)
+        self.api(endpoint, body, token_of(query).to_string())
     }
 
     /// The bytes this PBX answers to an authenticated request to `endpoint` with `body`, now: the
@@ -54,20 +48,17 @@ impl Simulator {
         let str_field = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
         match endpoint {
             "heartbeat" => {
-                lock(&self.accounts).tokens.insert(token, now_ms + lifetime);
-                json!({"status": "Success"}).into()
+                lock(&self.accounts).extend(token, now_ms + lifetime);
+                success([])
             }
             "logout" => {
-                lock(&self.accounts).tokens.remove(&token);
-                json!({"status": "Success"}).into()
+                lock(&self.accounts).end(&token);
+                success([])
             }
             "call/query" => {
                 if let Some(callid) = str_field("callid") {
                     match model.calls.iter().find(|c| c.callid == callid) {
-                        Some(c) => Answer::serialize(&model::CallsAnswer {
-                            calls: vec![c.view()],
-                            status: "Success",
-                        }),
+                        Some(c) => Answer(model::CallsAnswer::bytes(vec![c.view()])),
                         None => failed("10005"),
                     }
                 } else {
@@ -116,10 +107,8 @@ impl Simulator {
                     calllist,
                 })
             }
-            "trunk/list" => json!({"status": "Success", "trunklist": model.trunk_list()}).into(),
-            "extension/list" => {
-                json!({"status": "Success", "extlist": model.extension_list()}).into()
-            }
+            "trunk/list" => success([("trunklist", model.trunk_list().into())]),
+            "extension/list" => success([("extlist", model.extension_list().into())]),
             "deviceinfo/query" => {
                 let up = (now_ms / 1000).saturating_sub(model.booted);
                 let (d, h, m, s) = (up / 86_400, up % 86_400 / 3600, up % 3600 / 60, up % 60);
@@ -129,17 +118,19 @@ impl Simulator {
                     format!("{h:02}:{m:02}:{s:02}")
                 };
                 let registered = model.extensions.iter().filter(|e| e.registered).count();
-                json!({"status": "Success", "deviceinfo": {
-                    "devicename": "S100",
-                    // The serial its event reports carry.
-                    "sn": model.sn(),
-                    "hardwarever": "0000-0000-000",
-                    "firmwarever": "30.13.0.30",
-                    "systemtime": (now_ms / 1000).to_string(),
-                    "uptime": uptime,
-                    "extensionstatus": format!("{registered}/{}", model.extensions.len()),
-                }})
-                .into()
+                success([(
+                    "deviceinfo",
+                    json!({
+                        "devicename": "S100",
+                        // The serial its event reports carry.
+                        "sn": model.sn(),
+                        "hardwarever": "0000-0000-000",
+                        "firmwarever": "30.13.0.30",
+                        "systemtime": (now_ms / 1000).to_string(),
+                        "uptime": uptime,
+                        "extensionstatus": format!("{registered}/{}", model.extensions.len()),
+                    }),
+                )])
             }
             "queue/query" => {
                 let number = str_field("number").unwrap_or_default();
@@ -152,7 +143,7 @@ impl Simulator {
                         json!({"number": n, "queuename": format!("Queue {n}"), "agents": agents.join(",")})
                     })
                     .collect();
-                json!({"status": "Success", "queues": queues}).into()
+                success([("queues", queues.into())])
             }
             "queue/query_status" => {
                 let Some(number) = str_field("number") else {
@@ -162,21 +153,36 @@ impl Simulator {
                     .split(',')
                     .filter_map(|n| model.queue_status(n.trim()))
                     .collect();
-                json!({"status": "Success", "queues": queues}).into()
+                success([("queues", queues.into())])
             }
             _ => failed("10003"),
         }
     }
 }
 
+/// `{"status": "Success"}` with `fields` beside it: every successful answer but the typed
+/// `call/query` and `extension/query_call` ones.
+pub(super) fn success<const N: usize>(fields: [(&str, Value); N]) -> Answer {
+    let mut answer = serde_json::Map::new();
+    answer.insert("status".into(), "Success".into());
+    answer.extend(fields.map(|(k, v)| (k.to_string(), v)));
+    Value::Object(answer).into()
+}
+
+/// `{"status": "Failed", "errno": errno}`: every refusal.
 pub(super) fn failed(errno: &str) -> Answer {
     json!({"status": "Failed", "errno": errno}).into()
 }
 
 /// A serialized answer body.
-pub(super) struct Answer(pub(super) Vec<u8>);
+pub(super) struct Answer(Vec<u8>);
 
 impl Answer {
+    /// Whether it is a [`success`] (which serializes `status` first).
+    fn is_success(&self) -> bool {
+        self.0.starts_with(br#"{"status":"Success""#)
+    }
+
     fn serialize(v: &impl serde::Serialize) -> Self {
         // Serializing plain structs of strings into a Vec cannot fail.
         Answer(serde_json::to_vec(v).unwrap_or_default())
