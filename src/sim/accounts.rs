@@ -8,9 +8,8 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::Simulator;
 use super::s_series::{Answer, failed, success};
-use crate::pbx::lock;
+use super::{Simulator, lock};
 
 /// Token lifetime without a heartbeat.
 pub const TOKEN_LIFETIME_MS: u64 = 30 * 60 * 1000;

@@ -10,8 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use super::{Simulator, model};
-use crate::pbx::lock;
+use super::{Simulator, lock, model};
 
 /// Where a login or heartbeat asked the PBX to send its HTTP event reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +214,21 @@ impl Simulator {
         self.with_model(|m| m.events_on = true);
     }
 
+    /// Starts sending event reports as the PBX's go: soon after they happen, resent until a 200;
+    /// until the returned guard is dropped.
+    pub(super) fn spawn_pump(self: &Arc<Self>) -> AbortOnDrop {
+        let sim = self.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let tcp = sim.tcp_clients.try_lock().is_ok_and(|c| !c.is_empty());
+                if tcp || sim.event_receiver().is_some() {
+                    sim.pump_events().await;
+                }
+            }
+        }))
+    }
+
     /// Where event reports go now, if anywhere.
     pub fn event_receiver(&self) -> Option<EventReceiver> {
         lock(&self.receiver).clone()
@@ -368,7 +382,7 @@ async fn connect_from(
 }
 
 /// Aborts a task when dropped (the simulator's event pump ends with its server).
-pub(super) struct AbortOnDrop(pub(super) tokio::task::JoinHandle<()>);
+pub(super) struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -379,6 +393,7 @@ impl Drop for AbortOnDrop {
 #[cfg(test)]
 mod event_tests {
     use super::*;
+    use crate::pbx::events;
     use serde_json::json;
 
     #[test]
@@ -419,11 +434,8 @@ mod event_tests {
         let v1 = v1_report(
             &json!({"event": "NewCdr", "callid": "1.1", "status": "ANSWERED", "type": "Inbound", "sn": "1"}),
         );
-        let read = crate::pbx::events::parse(v1.to_string().as_bytes()).unwrap();
-        assert_eq!(
-            (read.format, read.sn),
-            (crate::pbx::events::Format::V1, None)
-        );
-        assert_eq!(read.event.kind(), Some(crate::pbx::events::Kind::NewCdr));
+        let read = events::parse(v1.to_string().as_bytes()).unwrap();
+        assert_eq!((read.format, read.sn), (events::Format::V1, None));
+        assert_eq!(read.event.kind(), Some(events::Kind::NewCdr));
     }
 }

@@ -30,7 +30,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::clock::SharedClock;
-use crate::pbx::lock;
+// What the simulator takes from the exporter's PBX client, for its children too (model.rs names
+// `MemberKind` itself).
+use crate::pbx::{lock, types::MemberKind};
 use crate::secret::Secret;
 use accounts::Accounts;
 use model::{Model, ModelConfig, Snapshot};

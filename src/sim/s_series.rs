@@ -6,11 +6,10 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
-use super::Simulator;
 use super::accounts::token_of;
 use super::delivery::EventReceiver;
 use super::model;
-use crate::pbx::lock;
+use super::{MemberKind, Simulator, lock};
 
 impl Simulator {
     pub(super) fn answer(&self, endpoint: &str, query: &str, body: &Value, peer: IpAddr) -> Answer {
@@ -63,8 +62,8 @@ impl Simulator {
                     }
                 } else {
                     let kind = match str_field("type").as_deref() {
-                        Some("inbound") => crate::pbx::types::MemberKind::Inbound,
-                        Some("outbound") => crate::pbx::types::MemberKind::Outbound,
+                        Some("inbound") => MemberKind::Inbound,
+                        Some("outbound") => MemberKind::Outbound,
                         Some(_) => return failed("10004"),
                         None => return failed("10004"),
                     };
@@ -80,11 +79,7 @@ impl Simulator {
                 let mut by_ext: Vec<(String, Vec<model::CallView<'_>>)> = Vec::new();
                 let mut index: HashMap<String, usize> = HashMap::new();
                 for c in &model.calls {
-                    for m in c
-                        .members
-                        .iter()
-                        .filter(|m| m.kind == crate::pbx::types::MemberKind::Ext)
-                    {
+                    for m in c.members.iter().filter(|m| m.kind == MemberKind::Ext) {
                         if !all && !wanted.contains(&m.number.as_str()) {
                             continue;
                         }

@@ -17,11 +17,9 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use super::delivery::AbortOnDrop;
 use super::s_series::{Answer, failed};
-use super::{SimConfig, SimHandle, Simulator};
+use super::{SimConfig, SimHandle, Simulator, lock};
 use crate::clock::SharedClock;
-use crate::pbx::lock;
 
 /// A rustls server configuration for the simulator from a PEM certificate chain and key, with
 /// stateless session tickets (so any number of simulators resume without shared state).
@@ -61,20 +59,7 @@ impl Simulator {
             *lock(&self.own_ip) = Some(local.ip());
         }
         let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-        // Event reports go out as the PBX's would: soon after they happen, resent until a 200.
-        let pump = {
-            let sim = self.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                    let tcp = sim.tcp_clients.try_lock().is_ok_and(|c| !c.is_empty());
-                    if tcp || sim.event_receiver().is_some() {
-                        sim.pump_events().await;
-                    }
-                }
-            })
-        };
-        let _stop_pump = AbortOnDrop(pump);
+        let _stop_pump = self.spawn_pump();
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(x) => x,
