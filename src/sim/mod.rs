@@ -8,7 +8,7 @@
 //!
 //! The map:
 //! - [`model`]: the simulated PBX's state (extensions, trunks, queues, calls) and its answer views.
-//! - `server`: the HTTP/TLS listener, one request per connection, with the faults applied on the wire.
+//! - [`model`]: the simulated PBX's state (extensions, trunks, queues, calls), its answer views.
 //! - `accounts`: logins, tokens (issued, expired, extended by `heartbeat`, ended by `logout`) and
 //!   the per-address lockout.
 //! - `s_series`: the S-Series API's answers: an endpoint and its body in, JSON out.

@@ -12,6 +12,8 @@ use super::model;
 use super::{MemberKind, Simulator, lock};
 
 impl Simulator {
+    /// The answer to a well-formed POST to `endpoint` from `peer`: a login, else the token of
+    /// `query` checked and the API's answer.
     pub(super) fn answer(&self, endpoint: &str, query: &str, body: &Value, peer: IpAddr) -> Answer {
         if endpoint == "login" {
             let answer = self.login(body, peer);

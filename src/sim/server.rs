@@ -1,7 +1,7 @@
 //! The simulator's HTTP server: the listener (plain or TLS, counting full and resumed handshakes),
-//! one request per connection answered as the PBX's Boa server answers it, and the [`Faults`](super::Faults)
-//! applied on the wire (latency, redirects, closed connections, HTTP 500s, errors, padding, cut
-//! answers).
+//! one request per connection answered as the PBX's Boa server answers it, and the
+//! [`Faults`](super::Faults) applied on the wire (latency, redirects, closed connections, HTTP 500s,
+//! errors, padding, cut answers).
 
 use std::net::IpAddr;
 use std::sync::Arc;
