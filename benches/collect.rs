@@ -59,7 +59,7 @@ fn client_config(url: String) -> ClientConfig {
 /// The simulator's answers to one scrape of the default collectors, and the distinct calls in them.
 pub fn answers(calls: usize) -> (Answers, usize) {
     let sim = Simulator::new(SimConfig::traffic(1, calls), ManualClock::new(NOW));
-    let answers = sim.scrape_answers();
+    let answers = Answers::scrape(|e, b| sim.answer_bytes(e, b));
     let distinct = sim.with_model(|m| {
         m.calls
             .iter()

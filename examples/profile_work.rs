@@ -3,7 +3,7 @@
 //!     valgrind --tool=callgrind target/release/examples/profile_work 1000 20
 
 use yeastar_exporter::clock::ManualClock;
-use yeastar_exporter::collector::{CollectorSet, Target};
+use yeastar_exporter::collector::{Answers, CollectorSet, Target};
 use yeastar_exporter::sim::{SimConfig, Simulator};
 
 use std::alloc::{GlobalAlloc, Layout};
@@ -35,7 +35,7 @@ fn main() {
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
     let now = 1_700_000_000;
     let sim = Simulator::new(SimConfig::traffic(1, calls), ManualClock::new(now));
-    let answers = sim.scrape_answers();
+    let answers = Answers::scrape(|e, b| sim.answer_bytes(e, b));
     let target = Target::offline(CollectorSet::default(), ManualClock::new(now + 10));
     drop(sim);
     let input: usize = answers.parts().map(<[u8]>::len).sum();

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::{Value, json};
+
 use super::calls::MergedCalls;
 use super::registry::Run;
 use super::{CollectorKind, CollectorSet, Results, ScrapeOutput, Target};
@@ -31,6 +33,20 @@ pub struct Answers {
 }
 
 impl Answers {
+    /// One scrape's answers of the default collectors, each the bytes `answer(endpoint, body)`
+    /// gives, e.g. a simulator's `|e, b| sim.answer_bytes(e, b)`.
+    pub fn scrape(answer: impl Fn(&str, &Value) -> Vec<u8>) -> Self {
+        let get = |endpoint: &str, body: Value| answer(endpoint, &body);
+        Self {
+            inbound: get("call/query", json!({"type": "inbound"})),
+            outbound: get("call/query", json!({"type": "outbound"})),
+            internal: Some(get("extension/query_call", json!({"number": "all"}))),
+            trunks: Some(get("trunk/list", json!({}))),
+            extensions: Some(get("extension/list", json!({}))),
+            device: Some(get("deviceinfo/query", json!({}))),
+        }
+    }
+
     /// Every byte of every answer.
     pub fn parts(&self) -> impl Iterator<Item = &[u8]> {
         [Some(&self.inbound), Some(&self.outbound)]

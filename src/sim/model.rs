@@ -316,6 +316,18 @@ pub struct CallsAnswer<'a> {
     pub status: &'static str,
 }
 
+impl<'a> CallsAnswer<'a> {
+    /// The successful `call/query` answer listing `calls`, serialized (by `type` or by `callid`).
+    pub fn bytes(calls: Vec<CallView<'a>>) -> Vec<u8> {
+        // Plain structs of strings: serializing into a Vec cannot fail.
+        serde_json::to_vec(&CallsAnswer {
+            calls,
+            status: "Success",
+        })
+        .unwrap_or_default()
+    }
+}
+
 /// A call as the API lists it.
 #[derive(Debug, serde::Serialize)]
 pub struct CallView<'a> {
@@ -1095,12 +1107,7 @@ impl Model {
             .filter(|c| c.members.iter().any(|m| m.kind == kind))
             .map(|c| c.view())
             .collect();
-        // Plain structs of strings: serializing into a Vec cannot fail.
-        serde_json::to_vec(&CallsAnswer {
-            calls,
-            status: "Success",
-        })
-        .unwrap_or_default()
+        CallsAnswer::bytes(calls)
     }
 
     /// The model's counts, as the exporter should see them.
