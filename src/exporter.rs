@@ -331,7 +331,10 @@ impl App {
                             h
                         }
                     };
-                    let stats = Arc::new(TargetStats::new(Arc::new(self.metrics.clone())));
+                    let stats = Arc::new(TargetStats::new(
+                        Arc::new(self.metrics.clone()),
+                        tc.client.family,
+                    ));
                     let client = Client::with_http(
                         tc.client.clone(),
                         http,

@@ -131,3 +131,168 @@ fn pbx_knows_no_metrics() {
         }
     }
 }
+
+/// A module's path below `src/`: `src/pbx/s_series/queries.rs` → `pbx::s_series::queries`,
+/// `src/pbx/s_series/mod.rs` → `pbx::s_series`.
+fn module_path(root: &Path, file: &Path) -> Vec<String> {
+    let rel = file.strip_prefix(root).unwrap();
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| {
+            c.as_os_str()
+                .to_str()
+                .unwrap()
+                .trim_end_matches(".rs")
+                .to_string()
+        })
+        .collect();
+    if parts
+        .last()
+        .is_some_and(|p| p == "mod" || p == "lib" || p == "main")
+    {
+        parts.pop();
+    }
+    parts
+}
+
+/// A file's code: comment lines left out, and nothing from its first `#[cfg(test)]` on (a test
+/// may reach anywhere).
+fn code_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .take_while(|l| !l.starts_with("#[cfg(test)]"))
+        .map(str::trim_start)
+        .filter(|l| !l.starts_with("//"))
+        .collect()
+}
+
+/// The module paths `line` (in module `from`) names: `super::a::b`, `super::{a, b::c}`,
+/// `crate::x::y`, `crate::x::{y, z}`, each resolved from the crate root.
+fn references(from: &[String], line: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for (prefix, base) in [
+        ("crate::", Vec::new()),
+        ("super::", from[..from.len().saturating_sub(1)].to_vec()),
+    ] {
+        for (i, _) in line.match_indices(prefix) {
+            if line[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ':') {
+                continue;
+            }
+            let rest = &line[i + prefix.len()..];
+            let path: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            let mut names: Vec<String> = path
+                .split("::")
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
+            let mut full = base.clone();
+            full.append(&mut names);
+            // A group: `super::{a, b::c}` names each of its items.
+            let after = &rest[path.len()..];
+            if let Some(group) = after.strip_prefix('{') {
+                let group = group.split('}').next().unwrap_or("");
+                for item in group.split(',') {
+                    let first = item.trim().split("::").next().unwrap_or("").trim();
+                    if !first.is_empty() && first != "self" {
+                        let mut p = full.clone();
+                        p.push(first.to_string());
+                        out.push(p);
+                    }
+                }
+            } else {
+                out.push(full);
+            }
+        }
+    }
+    out
+}
+
+/// No cycles inside a folder either: within `pbx/`, `collector/`, `sim/`, … the files (and
+/// sub-folders) a folder holds depend on each other one way. The folder's own `mod.rs` is left
+/// out: it declares them all.
+#[test]
+fn no_cycles_inside_folders() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut all = Vec::new();
+    files(&root, &mut all);
+    let modules: Vec<(Vec<String>, std::path::PathBuf)> = all
+        .iter()
+        .map(|f| (module_path(&root, f), f.clone()))
+        .collect();
+    let folders: BTreeSet<Vec<String>> = all
+        .iter()
+        .filter(|f| f.file_name().is_some_and(|n| n == "mod.rs"))
+        .map(|f| module_path(&root, f))
+        .collect();
+    let mut checked = 0;
+    for folder in &folders {
+        let children: BTreeSet<String> = modules
+            .iter()
+            .filter(|(m, _)| m.len() == folder.len() + 1 && m.starts_with(folder))
+            .map(|(m, _)| m[folder.len()].clone())
+            .collect();
+        let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (m, file) in &modules {
+            // Files below one of the folder's children count as that child.
+            if m.len() <= folder.len() || !m.starts_with(folder) {
+                continue;
+            }
+            let child = m[folder.len()].clone();
+            let deps = graph.entry(child.clone()).or_default();
+            let text = std::fs::read_to_string(file).unwrap();
+            for line in code_lines(&text) {
+                for r in references(m, line) {
+                    if r.len() > folder.len()
+                        && r.starts_with(folder)
+                        && children.contains(&r[folder.len()])
+                        && r[folder.len()] != child
+                    {
+                        deps.insert(r[folder.len()].clone());
+                    }
+                }
+            }
+        }
+        let mut done = BTreeSet::new();
+        for node in graph.keys() {
+            if let Some(cycle) = find_cycle(&graph, node, &mut Vec::new(), &mut done) {
+                panic!(
+                    "cycle inside src/{}: {}\nedges: {graph:#?}",
+                    folder.join("/"),
+                    cycle.join(" → ")
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked >= 4, "only {checked} folders found");
+}
+
+/// Collectors know no wire format: they ask the session's domain queries and read the model, so
+/// adding an API family touches no collector. No endpoint, no family folder, no error number.
+/// Left open: the event reports (`collector/events.rs`, the intake in `collector/mod.rs`) still
+/// read the S-Series' report format, which has no family-neutral model yet.
+#[test]
+fn collectors_name_no_endpoint_and_no_family() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/collector");
+    let mut all = Vec::new();
+    files(&root, &mut all);
+    let endpoints = yeastar_exporter::pbx::ApiFamily::all_endpoints();
+    assert!(endpoints.contains(&"call/query"));
+    for f in all {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for line in code_lines(&text) {
+            let where_ = format!("{}: {line}", f.display());
+            for e in &endpoints {
+                assert!(
+                    !line.contains(&format!("\"{e}\"")),
+                    "endpoint {e} in {where_}"
+                );
+            }
+            assert!(!line.contains("errno"), "an error number in {where_}");
+            let family = line.replace("s_series::events", "").contains("s_series");
+            assert!(!family, "an API family in {where_}");
+        }
+    }
+}

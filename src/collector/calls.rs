@@ -12,6 +12,7 @@ use foldhash::HashMap;
 
 use super::families::Families;
 use super::registry::{Run, Spec};
+use super::keys::{MAX_TRACKED_MEMBERS, call_key};
 use super::trunks::TrunkState;
 use crate::pbx::model::{Call, CallSink, ChannelId, MemberKind, Query, Status};
 
@@ -324,15 +325,6 @@ pub struct CallStats {
     pub callpaths: BTreeMap<String, u64>,
     /// Oldest call's age in seconds, by [`Direction`] index.
     pub max_age: [f64; 3],
-}
-
-/// Most members whose status age one target tracks: far above what an S-Series unit carries (tens
-/// of calls), low enough that a lying PBX cannot grow the exporter without bound.
-pub const MAX_TRACKED_MEMBERS: usize = 20_000;
-
-/// A call's part of a member's key: the member's key is this XOR its channel's id.
-pub fn call_key(callid: &str) -> u64 {
-    ChannelId::of(callid).0.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// When each current member entered its current status, as this exporter observed it.

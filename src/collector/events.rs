@@ -234,7 +234,7 @@ pub enum Recorded {
 
 /// When each call leg entered its status, as the PBX reported it (`CallStatus`), keyed as
 /// [`super::calls::StatusAges`] keys members. Bounded by
-/// [`super::calls::MAX_TRACKED_MEMBERS`]; a leg leaves on `BYE`, on its call's `NewCdr`, or after
+/// [`super::keys::MAX_TRACKED_MEMBERS`]; a leg leaves on `BYE`, on its call's `NewCdr`, or after
 /// 12 hours without news.
 #[derive(Debug, Default)]
 pub struct EventLegs {
@@ -255,7 +255,7 @@ impl EventLegs {
     }
 
     fn report(&mut self, legs: &CallLegs, now_millis: u64) {
-        let call = super::calls::call_key(&legs.callid);
+        let call = super::keys::call_key(&legs.callid);
         for (channel, status) in &legs.legs {
             let key = call ^ ChannelId::of(channel).0;
             if *status == Status::Bye {
@@ -266,10 +266,10 @@ impl EventLegs {
                 Some(e) if e.1 == *status => e.2 = e.2.min(now_millis),
                 Some(e) => *e = (call, *status, now_millis),
                 None => {
-                    if self.legs.len() >= super::calls::MAX_TRACKED_MEMBERS {
+                    if self.legs.len() >= super::keys::MAX_TRACKED_MEMBERS {
                         self.legs
                             .retain(|_, e| now_millis.saturating_sub(e.2) < LEG_TTL_MS);
-                        if self.legs.len() >= super::calls::MAX_TRACKED_MEMBERS {
+                        if self.legs.len() >= super::keys::MAX_TRACKED_MEMBERS {
                             continue;
                         }
                     }
@@ -280,7 +280,7 @@ impl EventLegs {
     }
 
     fn call_ended(&mut self, callid: &str) {
-        let call = super::calls::call_key(callid);
+        let call = super::keys::call_key(callid);
         self.legs.retain(|_, e| e.0 != call);
     }
 

@@ -11,6 +11,7 @@
 
 pub mod events;
 pub mod families;
+pub mod keys;
 pub mod registry;
 pub mod stats;
 #[doc(hidden)]
@@ -128,7 +129,7 @@ struct TargetState {
     /// Collector → when to ask its endpoint again (unix millis) after 10003.
     unsupported: HashMap<CollectorKind, u64>,
     last: Option<LastScrape>,
-    /// Members left untracked by [`calls::MAX_TRACKED_MEMBERS`], in total.
+    /// Members left untracked by [`keys::MAX_TRACKED_MEMBERS`], in total.
     members_dropped: u64,
     /// Since when (unix millis) its collections find the PBX down (`yeastar_up 0`): the line
     /// saying it answers again tells how long it failed.
@@ -526,9 +527,13 @@ impl Target {
         }
         let recheck = self.clock.now_millis() + UNSUPPORTED_RECHECK.as_millis() as u64;
         lock(&self.state).unsupported.insert(kind, recheck);
+        let code = e
+            .api_error()
+            .map(|a| format!(" ({} {})", a.label, a.wire))
+            .unwrap_or_default();
         tracing::info!(
             collector = %kind,
-            "the PBX does not support this collector's endpoint (errno 10003); the collector stays off for this PBX and is re-checked hourly"
+            "the PBX does not support this collector's endpoint{code}; the collector stays off for this PBX and is re-checked hourly"
         );
     }
 

@@ -8,12 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::families::Families;
-use crate::pbx::{LoginOutcome, Observer, Outcome};
+use crate::pbx::model::Query;
+use crate::pbx::{ApiFamily, LoginOutcome, Observer, Outcome};
 
 /// One target's request and login counts since its client was created (a reload that changes the
 /// target's settings starts them again, as a restart would: counters reset, `rate` copes).
 pub struct TargetStats {
     fleet: Arc<dyn Observer>,
+    /// The target's API family: which endpoint its call query is, for the series shown at 0.
+    family: ApiFamily,
     counts: Mutex<Counts>,
 }
 
@@ -38,10 +41,11 @@ fn index<T: PartialEq>(all: &[T], x: &T) -> usize {
 }
 
 impl TargetStats {
-    /// Counts for one target, passing every report on to `fleet` too.
-    pub fn new(fleet: Arc<dyn Observer>) -> Self {
+    /// Counts for one target of `family`, passing every report on to `fleet` too.
+    pub fn new(fleet: Arc<dyn Observer>, family: ApiFamily) -> Self {
         Self {
             fleet,
+            family,
             counts: Mutex::new(Counts::default()),
         }
     }
@@ -51,7 +55,8 @@ impl TargetStats {
     }
 
     /// Writes `yeastar_pbx_requests_total`, `yeastar_pbx_logins_total` and
-    /// `yeastar_login_suspended`, every outcome present (for `call/query` from the start).
+    /// `yeastar_login_suspended`, every outcome present (for the call query's endpoint,
+    /// `call/query` on the S-Series, from the start).
     pub fn write(&self, m: &Families) {
         let c = self.counts();
         let requests = m.counter_vec(
@@ -59,11 +64,16 @@ impl TargetStats {
             "Requests this exporter sent to the PBX, by endpoint and outcome.",
             &["endpoint", "outcome"],
         );
-        if !c.requests.iter().any(|(e, _)| e == "call/query") {
-            for o in Outcome::ALL {
-                requests
-                    .with_label_values(&["call/query", o.as_str()])
-                    .set(0.0);
+        for first in self
+            .family
+            .query_endpoints(Query::ActiveCalls)
+            .iter()
+            .take(1)
+        {
+            if !c.requests.iter().any(|(e, _)| e == first) {
+                for o in Outcome::ALL {
+                    requests.with_label_values(&[first, o.as_str()]).set(0.0);
+                }
             }
         }
         for (endpoint, by_outcome) in &c.requests {
@@ -129,7 +139,7 @@ mod tests {
 
     #[test]
     fn counts_per_endpoint_and_outcome_with_zeros() {
-        let s = TargetStats::new(Arc::new(NoopObserver));
+        let s = TargetStats::new(Arc::new(NoopObserver), ApiFamily::default());
         let m = Families::default();
         s.write(&m);
         let empty = m.encode();

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::calls::MergedCalls;
 use super::registry::Run;
@@ -33,17 +33,26 @@ pub struct Answers {
 }
 
 impl Answers {
-    /// One scrape's answers of the default collectors, each the bytes `answer(endpoint, body)`
-    /// gives, e.g. a simulator's `|e, b| sim.answer_bytes(e, b)`.
+    /// One scrape's answers of the default collectors to an S-Series PBX, each the bytes
+    /// `answer(endpoint, body)` gives, e.g. a simulator's `|e, b| sim.answer_bytes(e, b)`.
     pub fn scrape(answer: impl Fn(&str, &Value) -> Vec<u8>) -> Self {
-        let get = |endpoint: &str, body: Value| answer(endpoint, &body);
+        let family = crate::pbx::ApiFamily::default();
+        let get = |query: Query| -> Vec<Vec<u8>> {
+            family
+                .requests(query)
+                .iter()
+                .map(|(endpoint, body)| answer(endpoint, body))
+                .collect()
+        };
+        let one = |query: Query| get(query).into_iter().next();
+        let mut calls = get(Query::ActiveCalls).into_iter();
         Self {
-            inbound: get("call/query", json!({"type": "inbound"})),
-            outbound: get("call/query", json!({"type": "outbound"})),
-            internal: Some(get("extension/query_call", json!({"number": "all"}))),
-            trunks: Some(get("trunk/list", json!({}))),
-            extensions: Some(get("extension/list", json!({}))),
-            device: Some(get("deviceinfo/query", json!({}))),
+            inbound: calls.next().unwrap_or_default(),
+            outbound: calls.next().unwrap_or_default(),
+            internal: one(Query::InternalCalls),
+            trunks: one(Query::Trunks),
+            extensions: one(Query::Extensions),
+            device: one(Query::Device),
         }
     }
 

@@ -85,6 +85,13 @@ impl ApiFamily {
         }
     }
 
+    /// The requests (endpoint and body) `query` sends, in order (for a queue list: its first).
+    pub fn requests(self, query: Query) -> Vec<(&'static str, serde_json::Value)> {
+        match self {
+            ApiFamily::S(_) => s_series::queries::requests(query),
+        }
+    }
+
     /// How old a grant may get before it is renewed on its next use.
     pub fn renew_after(self) -> Duration {
         match self {

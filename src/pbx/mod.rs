@@ -254,9 +254,8 @@ pub struct Client {
     /// one did, every request fails with these words instead of a panic).
     origin: Result<transport::Origin, String>,
     limiter: Semaphore,
-    token: Mutex<Option<Secret>>,
-    /// When the token was obtained or last extended (unix millis).
-    token_refreshed: Mutex<u64>,
+    /// The grant held: its token, and when it was obtained or last renewed.
+    grant: Mutex<Option<Grant>>,
     /// Whether the held token has answered a request since its login (a token refused on its
     /// first use is a failed login, not a reason for another).
     token_proven: AtomicBool,
@@ -336,8 +335,10 @@ impl Client {
             span: crate::logging::span(&cfg.target, &cfg.url),
             cfg,
             http,
-            token: Mutex::new(token),
-            token_refreshed: Mutex::new(clock.now_millis()),
+            grant: Mutex::new(token.map(|access| Grant {
+                access,
+                renewed_millis: clock.now_millis(),
+            })),
             token_proven: AtomicBool::new(true),
             login_lock: tokio::sync::Mutex::new(()),
             login_inflight: Mutex::new(None),
@@ -501,10 +502,9 @@ impl Client {
     /// as the timeout must not cost the PBX a login, nor lift a suspension).
     pub fn adopt_session(&self, old: &Client) {
         if matches!(self.cfg.auth, Auth::Credentials { .. })
-            && let Some(t) = lock(&old.token).take()
+            && let Some(grant) = lock(&old.grant).take()
         {
-            *lock(&self.token) = Some(t);
-            *lock(&self.token_refreshed) = *lock(&old.token_refreshed);
+            *lock(&self.grant) = Some(grant);
             self.token_proven
                 .store(old.token_proven.load(Ordering::SeqCst), Ordering::SeqCst);
             // The PBX still posts to the path that token's login registered.
@@ -527,15 +527,15 @@ impl Client {
 
     async fn logout_in_span(&self, deadline: Instant) {
         let token = {
-            let mut held = lock(&self.token);
+            let mut held = lock(&self.grant);
             self.retired.store(true, Ordering::SeqCst);
             if matches!(self.cfg.auth, Auth::StaticToken(_)) {
                 return;
             }
             held.take()
         };
-        if let Some(token) = token {
-            self.send_logout(&token, deadline).await;
+        if let Some(grant) = token {
+            self.send_logout(&grant.access, deadline).await;
         }
     }
 
@@ -675,12 +675,14 @@ impl Client {
                     self.ledger.erase(&self.host, id, now);
                     self.observer.login(target, LoginOutcome::Success);
                     let kept = {
-                        let mut held = lock(&self.token);
+                        let mut held = lock(&self.grant);
                         if self.retired.load(Ordering::SeqCst) {
                             false
                         } else {
-                            *held = Some(t.clone());
-                            *lock(&self.token_refreshed) = now;
+                            *held = Some(Grant {
+                                access: t.clone(),
+                                renewed_millis: now,
+                            });
                             self.token_proven.store(false, Ordering::SeqCst);
                             true
                         }
@@ -929,8 +931,8 @@ impl Session<'_> {
             {
                 // Forget this token (unless a concurrent request already replaced it).
                 let fresh = {
-                    let mut held = lock(&client.token);
-                    if held.as_ref() == Some(&token) {
+                    let mut held = lock(&client.grant);
+                    if held.as_ref().map(|g| &g.access) == Some(&token) {
                         *held = None;
                         !client.token_proven.load(Ordering::SeqCst)
                     } else {
@@ -990,7 +992,7 @@ impl Session<'_> {
     /// Notes that `token` answered a request.
     fn proven<T>(&self, token: &Secret, result: &Result<T, PbxError>) {
         if !matches!(result, Err(PbxError::TokenExpired { .. }))
-            && lock(&self.client.token).as_ref() == Some(token)
+            && lock(&self.client.grant).as_ref().map(|g| &g.access) == Some(token)
         {
             self.client.token_proven.store(true, Ordering::SeqCst);
         }
@@ -998,13 +1000,11 @@ impl Session<'_> {
 
     /// A held token that needs nothing done: a static one, or ours and refreshed recently.
     fn fresh_token(&self) -> Option<Secret> {
-        let t = lock(&self.client.token).clone()?;
+        let (t, renewed) = lock(&self.client.grant)
+            .as_ref()
+            .map(|g| (g.access.clone(), g.renewed_millis))?;
         let is_static = matches!(self.client.cfg.auth, Auth::StaticToken(_));
-        let age = self
-            .client
-            .clock
-            .now_millis()
-            .saturating_sub(*lock(&self.client.token_refreshed));
+        let age = self.client.clock.now_millis().saturating_sub(renewed);
         let renew_after = self.client.cfg.family.renew_after();
         (is_static || age < renew_after.as_millis() as u64).then_some(t)
     }
@@ -1033,7 +1033,7 @@ impl Session<'_> {
         if let Some(t) = self.fresh_token() {
             return Ok(t);
         }
-        let held = lock(&client.token).clone();
+        let held = lock(&client.grant).as_ref().map(|g| g.access.clone());
         if let Some(t) = held {
             if self.heartbeat_tried.swap(true, Ordering::SeqCst) {
                 return Ok(t);
@@ -1053,16 +1053,18 @@ impl Session<'_> {
                 .await
             {
                 Ok(_) => {
-                    *lock(&client.token_refreshed) = client.clock.now_millis();
+                    if let Some(g) = lock(&client.grant).as_mut().filter(|g| g.access == t) {
+                        g.renewed_millis = client.clock.now_millis();
+                    }
                     if client.wants_serial() && client.gate.serial_unknown() {
                         client.fetch_serial(&t, self.deadline).await;
                     }
                     return Ok(t);
                 }
                 Err(PbxError::TokenExpired { .. }) => {
-                    let mut token = lock(&client.token);
-                    if token.as_ref() == Some(&t) {
-                        *token = None;
+                    let mut grant = lock(&client.grant);
+                    if grant.as_ref().map(|g| &g.access) == Some(&t) {
+                        *grant = None;
                     }
                 }
                 // Anything else (a firmware without heartbeat, a slow PBX): keep the token and
@@ -1128,4 +1130,110 @@ async fn local_address_towards(origin: &transport::Origin) -> Option<std::net::I
         .ok()?
         .ok()?;
     socket.local_addr().ok().map(|a| a.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    fn client(auth: Auth, clock: SharedClock) -> Arc<Client> {
+        let cfg = ClientConfig {
+            target: "t".into(),
+            family: ApiFamily::default(),
+            url: "http://127.0.0.1:9".into(),
+            api_path: s_series::API_PATH.into(),
+            auth,
+            timeout: Duration::from_secs(5),
+            max_concurrent_requests: 1,
+            max_response_bytes: 1 << 20,
+            login_backoff: Duration::from_secs(600),
+            ca_file: None,
+            insecure_skip_verify: false,
+            proxy_url: None,
+            events: None,
+        };
+        Arc::new(Client::with_http(
+            cfg,
+            transport::HttpClient::plain(),
+            Arc::new(LoginLedger::in_memory()),
+            Arc::new(NoopObserver),
+            clock,
+        ))
+    }
+
+    /// A grant younger than the family's renewal age is used as it is; an older one is renewed on
+    /// its next use (20 minutes for the S-Series, whose tokens live 30); a static token never is.
+    #[test]
+    fn a_grant_is_renewed_once_older_than_the_family_says() {
+        let clock = ManualClock::new(1_700_000_000);
+        let shared: SharedClock = clock.clone();
+        let ours = client(
+            Auth::Credentials {
+                username: "api".into(),
+                password: Secret::new("pw"),
+            },
+            shared.clone(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // No grant yet: a login is due.
+        assert_eq!(ours.session(deadline).fresh_token(), None);
+        *lock(&ours.grant) = Some(Grant {
+            access: Secret::new("tok"),
+            renewed_millis: shared.now_millis(),
+        });
+        assert_eq!(
+            ours.session(deadline).fresh_token(),
+            Some(Secret::new("tok"))
+        );
+        clock.advance(ApiFamily::default().renew_after() - Duration::from_millis(1));
+        assert!(ours.session(deadline).fresh_token().is_some());
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(
+            ours.session(deadline).fresh_token(),
+            None,
+            "due for renewal"
+        );
+
+        let fixed = client(Auth::StaticToken(Secret::new("static")), shared.clone());
+        clock.advance(Duration::from_secs(24 * 3600));
+        assert_eq!(
+            fixed.session(deadline).fresh_token(),
+            Some(Secret::new("static"))
+        );
+    }
+
+    /// A reload's client takes over the grant (no new login for a settings change) and the
+    /// suspension; the old one holds neither after.
+    #[test]
+    fn a_new_client_adopts_the_grant_and_the_suspension() {
+        let clock: SharedClock = ManualClock::new(1_700_000_000);
+        let creds = || Auth::Credentials {
+            username: "api".into(),
+            password: Secret::new("pw"),
+        };
+        let old = client(creds(), clock.clone());
+        *lock(&old.grant) = Some(Grant {
+            access: Secret::new("tok"),
+            renewed_millis: 123,
+        });
+        *lock(&old.suspension) = Some(Suspension {
+            until_millis: clock.now_millis() + 60_000,
+        });
+        let new = client(creds(), clock.clone());
+        new.adopt_session(&old);
+        assert_eq!(
+            lock(&new.grant).clone(),
+            Some(Grant {
+                access: Secret::new("tok"),
+                renewed_millis: 123
+            })
+        );
+        assert_eq!(*lock(&old.grant), None);
+        assert_eq!(new.suspended_for(), Some(Duration::from_secs(60)));
+        // The grant's Debug never shows the token.
+        let debug = format!("{:?}", lock(&new.grant));
+        assert!(!debug.contains("tok\""), "{debug}");
+        assert!(debug.contains("<secret>"), "{debug}");
+    }
 }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use super::s_series::{Answer, failed, success};
+use super::s_series::{Answer, failed, success, token_of};
 use super::{Simulator, lock};
 
 /// Token lifetime without a heartbeat.
@@ -142,12 +142,4 @@ impl Simulator {
         }
         !locked && right
     }
-}
-
-/// The `token=` of a request's query string (empty without one).
-pub(super) fn token_of(query: &str) -> &str {
-    query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("token="))
-        .unwrap_or("")
 }

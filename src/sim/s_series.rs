@@ -6,7 +6,6 @@ use std::net::IpAddr;
 
 use serde_json::{Value, json};
 
-use super::accounts::token_of;
 use super::delivery::EventReceiver;
 use super::model;
 use super::{MemberKind, Simulator, lock};
@@ -206,4 +205,12 @@ struct ExtensionCallsView<'a> {
 struct ExtensionCallsAnswer<'a> {
     status: &'static str,
     calllist: Vec<ExtensionCallsView<'a>>,
+}
+
+/// The `token=` of a request's query string (empty without one).
+pub(super) fn token_of(query: &str) -> &str {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .unwrap_or("")
 }

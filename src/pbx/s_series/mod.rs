@@ -165,3 +165,90 @@ pub fn decode_answer<T: DeserializeOwned + Envelope>(
         None => Err(decode("no status field".into())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pbx::{ApiCode, Outcome};
+
+    #[test]
+    fn the_envelope_maps_to_answers_and_typed_errors() {
+        assert!(bare_answer("heartbeat", br#"{"status":"Success"}"#).is_ok());
+        assert!(bare_answer("heartbeat", br#"{"status":"SUCCESS"}"#).is_ok());
+        let token =
+            bare_answer("call/query", br#"{"status":"Failed","errno":"20006"}"#).unwrap_err();
+        assert_eq!(token.api_code(), Some(ApiCode::TokenInvalid));
+        assert_eq!(token.outcome(), Outcome::TokenExpired);
+        assert_eq!(
+            token.to_string(),
+            "POST call/query: token refused, errno 20006 (token timed out)"
+        );
+        let missing =
+            bare_answer("trunk/list", br#"{"status":"Failed","errno":10003}"#).unwrap_err();
+        assert!(missing.is_unsupported());
+        assert_eq!(missing.outcome(), Outcome::ApiError);
+        assert_eq!(
+            missing.to_string(),
+            "POST trunk/list: PBX answered errno 10003 (API request not supported by this firmware)"
+        );
+        for (body, reason) in [
+            (&br#"{"status":"Maybe"}"#[..], "unknown status \"Maybe\""),
+            (br#"{"errno":"1"}"#, "no status field"),
+        ] {
+            assert_eq!(
+                bare_answer("logout", body).unwrap_err().to_string(),
+                format!("POST logout: undecodable answer: {reason}")
+            );
+        }
+        // Latin-1 in an answer is read, not refused.
+        let device = queries::read_device(
+            b"{\"status\":\"Success\",\"deviceinfo\":{\"devicename\":\"S\xe9rie\"}}",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(device.model, "S\u{fffd}rie");
+    }
+
+    #[test]
+    fn the_login_sends_the_md5_never_the_password_and_the_token_travels_in_the_query() {
+        let body = login_body("api", &Secret::new("secret"), None, None);
+        assert_eq!(
+            body,
+            json!({"username": "api", "password": "5ebe2294ecd0e0f08eab7690d2a6ee69", "version": "2.0.0"})
+        );
+        let events = EventsRegistration {
+            port: 8260,
+            url: "events/hq".into(),
+            absolute: false,
+            ipaddr: None,
+            source_addresses: Vec::new(),
+        };
+        let body = login_body(
+            "api",
+            &Secret::new("secret"),
+            Some(&events),
+            Some(&Secret::new("s3")),
+        );
+        assert_eq!(
+            (&body["port"], &body["url"], &body["urltag"]),
+            (&json!("8260"), &json!("events/hq/s3"), &json!("0"))
+        );
+        let r = request(
+            "call/query",
+            Some(&Secret::new("a b\"")),
+            &json!({"type": "inbound"}),
+        );
+        assert_eq!(r.path, "call/query?token=a%20b%22");
+        assert_eq!(r.method, transport::Method::Post);
+        assert_eq!(r.body.as_deref(), Some(&br#"{"type":"inbound"}"#[..]));
+        assert_eq!(request("login", None, &json!({})).path, "login");
+        assert_eq!(
+            login_token(br#"{"status":"Success","token":"abc"}"#).unwrap(),
+            Some(Secret::new("abc"))
+        );
+        assert_eq!(
+            login_token(br#"{"status":"Success","token":""}"#).unwrap(),
+            None
+        );
+    }
+}

@@ -28,6 +28,32 @@ pub fn endpoints(query: Query) -> &'static [&'static str] {
     }
 }
 
+/// The requests (endpoint and body) `query` sends, in order: the call query's two directions,
+/// a queue list's first request (each queue's status follows it).
+pub fn requests(query: Query) -> Vec<(&'static str, serde_json::Value)> {
+    match query {
+        Query::ActiveCalls => vec![
+            ("call/query", json!({"type": "inbound"})),
+            ("call/query", json!({"type": "outbound"})),
+        ],
+        Query::InternalCalls => vec![("extension/query_call", json!({"number": "all"}))],
+        Query::Trunks => vec![("trunk/list", json!({}))],
+        Query::Extensions => vec![("extension/list", json!({}))],
+        Query::Device => vec![("deviceinfo/query", json!({}))],
+        Query::Queues => vec![("queue/query", json!({"number": "all"}))],
+    }
+}
+
+/// The `nth` of [`requests`]`(query)` (every query has its first).
+fn nth_request(query: Query, nth: usize) -> (&'static str, serde_json::Value) {
+    let mut all = requests(query);
+    if nth < all.len() {
+        all.swap_remove(nth)
+    } else {
+        ("", json!({}))
+    }
+}
+
 /// What `query` asks, in this family's words.
 pub fn help(query: Query) -> &'static str {
     match query {
@@ -72,12 +98,12 @@ pub async fn active_calls<S: CallSink>(
     session: &Session<'_>,
     direction: CallDirection,
 ) -> Result<S, PbxError> {
-    let kind = match direction {
-        CallDirection::Inbound => "inbound",
-        CallDirection::Outbound => "outbound",
+    let nth = match direction {
+        CallDirection::Inbound => 0,
+        CallDirection::Outbound => 1,
     };
-    idle(call::<CallQueryAnswer<S>>(session, "call/query", json!({ "type": kind })).await)
-        .map(|a| a.calls)
+    let (endpoint, body) = nth_request(Query::ActiveCalls, nth);
+    idle(call::<CallQueryAnswer<S>>(session, endpoint, body).await).map(|a| a.calls)
 }
 
 /// [`active_calls`]'s reading of an answer's bytes.
@@ -88,11 +114,8 @@ pub fn read_active_calls<S: CallSink>(bytes: &[u8]) -> Result<S, PbxError> {
 /// `extension/query_call` `{"number": "all"}`: every extension's calls (extension-to-extension
 /// calls among them), fed into `S`.
 pub async fn internal_calls<S: CallSink>(session: &Session<'_>) -> Result<S, PbxError> {
-    idle(
-        call::<ExtensionCallsAnswer<S>>(session, "extension/query_call", json!({"number": "all"}))
-            .await,
-    )
-    .map(|a| a.calllist)
+    let (endpoint, body) = nth_request(Query::InternalCalls, 0);
+    idle(call::<ExtensionCallsAnswer<S>>(session, endpoint, body).await).map(|a| a.calllist)
 }
 
 /// [`internal_calls`]'s reading of an answer's bytes.
@@ -107,18 +130,18 @@ pub fn read_internal_calls<S: CallSink>(bytes: &[u8]) -> Result<S, PbxError> {
 /// The one-request query `query` in `session`. The answer is counted as the PBX's (`success`)
 /// once its envelope reads; entries it leaves unreadable then fail the query, not the request.
 pub async fn one(session: &Session<'_>, query: Query) -> Result<Data, PbxError> {
-    let body = json!({});
+    let (endpoint, body) = nth_request(query, 0);
     match query {
         Query::Trunks => {
-            let a = call::<TrunkListAnswer>(session, "trunk/list", body).await?;
+            let a = call::<TrunkListAnswer>(session, endpoint, body).await?;
             trunks_of(a).map(Data::Trunks)
         }
         Query::Extensions => {
-            let a = call::<ExtensionListAnswer>(session, "extension/list", body).await?;
+            let a = call::<ExtensionListAnswer>(session, endpoint, body).await?;
             extensions_of(a).map(Data::Extensions)
         }
         Query::Device => {
-            let a = call::<DeviceInfoAnswer>(session, "deviceinfo/query", body).await?;
+            let a = call::<DeviceInfoAnswer>(session, endpoint, body).await?;
             Ok(Data::Device(device_of(a)))
         }
         Query::ActiveCalls | Query::InternalCalls | Query::Queues => Err(not_one(query)),
@@ -220,7 +243,8 @@ fn device_of(answer: DeviceInfoAnswer) -> Option<Device> {
 /// `queue/query` `{"number": "all"}`, then `queue/query_status` for each queue, one request at a
 /// time.
 pub async fn queues(session: &Session<'_>) -> Result<Vec<Queue>, PbxError> {
-    let list: QueueListAnswer = call(session, "queue/query", json!({"number": "all"})).await?;
+    let (endpoint, body) = nth_request(Query::Queues, 0);
+    let list: QueueListAnswer = call(session, endpoint, body).await?;
     let numbers = queue_numbers(&list)?;
     let mut out = Vec::with_capacity(numbers.len());
     for number in numbers {
