@@ -20,13 +20,13 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use serde_json::Value;
-use yeastar_exporter::clock::{self, ManualClock};
 use yeastar_exporter::collector::{Answers, CollectorSet, Target};
 use yeastar_exporter::pbx::model::MemberKind;
 use yeastar_exporter::pbx::{Auth, Client, ClientConfig, NoopObserver};
-use yeastar_exporter::secret::Secret;
 use yeastar_exporter::sim::model::{Model, ModelConfig};
 use yeastar_exporter::sim::{SimConfig, Simulator};
+use yeastar_exporter::support::clock::{self, ManualClock};
+use yeastar_exporter::support::secret::Secret;
 
 // The allocator of the shipped binary (src/main.rs), so the figures are the binary's.
 #[global_allocator]

@@ -22,9 +22,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use yeastar_exporter::clock;
-use yeastar_exporter::secret::Secret;
 use yeastar_exporter::sim::{SimConfig, Simulator};
+use yeastar_exporter::support::clock;
+use yeastar_exporter::support::secret::Secret;
 
 #[path = "support/floor.rs"]
 mod floor;

@@ -2,9 +2,9 @@
 //!     cargo build --release --example profile_work
 //!     valgrind --tool=callgrind target/release/examples/profile_work 1000 20
 
-use yeastar_exporter::clock::ManualClock;
 use yeastar_exporter::collector::{Answers, CollectorSet, Target};
 use yeastar_exporter::sim::{SimConfig, Simulator};
+use yeastar_exporter::support::clock::ManualClock;
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicUsize, Ordering};

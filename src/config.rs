@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::collector::{CollectorKind, CollectorSet};
 use crate::pbx::{Auth, ClientConfig};
-use crate::secret::Secret;
+use crate::support::secret::Secret;
 
 /// The default listen port: above the crowded 9100–9999 exporter range, used by no well-known
 /// exporter (the digits recall the PBX's API port, 8088).
@@ -366,18 +366,18 @@ pub enum ConfigError {
         path: PathBuf,
         /// Why.
         #[source]
-        cause: crate::report::Cause,
+        cause: crate::support::report::Cause,
     },
     /// The web configuration file (`--web.config.file`) is wrong.
     #[error(transparent)]
-    Web(#[from] crate::webconfig::WebConfigError),
+    Web(#[from] crate::server::webconfig::WebConfigError),
 }
 
 fn unreadable(field: &str, path: &Path, e: std::io::Error) -> ConfigError {
     ConfigError::Read {
         field: field.to_string(),
         path: path.to_path_buf(),
-        cause: crate::report::Cause::new(e),
+        cause: crate::support::report::Cause::new(e),
     }
 }
 
@@ -1031,7 +1031,7 @@ enum EventsField {
 
 /// A YAML error as a [`ConfigError`] of `source`: position and cause, without the source excerpt.
 pub fn yaml_error(source: &str, e: impl std::fmt::Display) -> ConfigError {
-    invalid(source, crate::yaml::error_line(e))
+    invalid(source, crate::support::yaml::error_line(e))
 }
 
 /// Parses a multi-target config file's text: its targets, or its first error.
@@ -1429,7 +1429,7 @@ fn resolve_auth(name: &str, m: &AuthModule) -> Result<Auth, ConfigError> {
     })
 }
 
-pub use crate::duration::parse_duration;
+pub use crate::support::duration::parse_duration;
 
 /// Turns `:PORT` into `0.0.0.0:PORT`; other addresses pass through.
 pub fn listen_socket(address: &str) -> String {

@@ -184,7 +184,8 @@ impl Visit for Fields {
         self.0.push((field.name(), value.to_string()));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.0.push((field.name(), crate::report::chain(value)));
+        self.0
+            .push((field.name(), crate::support::report::chain(value)));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         // `%value` and the message arrive here as Display; only `?value` is Debug.

@@ -13,9 +13,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    yeastar_exporter::init_tracing(&cli.exporter.log_level, &cli.exporter.log_format);
-    yeastar_exporter::install_panic_hook();
-    let runtime = match yeastar_exporter::runtime(cli.exporter.worker_threads) {
+    yeastar_exporter::startup::init_tracing(&cli.exporter.log_level, &cli.exporter.log_format);
+    yeastar_exporter::startup::install_panic_hook();
+    let runtime = match yeastar_exporter::startup::runtime(cli.exporter.worker_threads) {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("yeastar-exporter: cannot start the runtime: {e}");
@@ -29,14 +29,14 @@ async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Some(Command::Simulate(flags)) => yeastar_exporter::sim::run(*flags).await,
         Some(Command::HashPassword { cost }) => {
-            yeastar_exporter::webconfig::hash_password_command(cost)
+            yeastar_exporter::server::webconfig::hash_password_command(cost)
         }
-        None => yeastar_exporter::run_exporter(cli.exporter).await,
+        None => yeastar_exporter::startup::run_exporter(cli.exporter).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // --config.check printed every error already.
-        Err(e) if e.is::<yeastar_exporter::CheckFailed>() => ExitCode::FAILURE,
+        Err(e) if e.is::<yeastar_exporter::startup::CheckFailed>() => ExitCode::FAILURE,
         Err(e) => {
             // One line naming what is wrong; never a backtrace for a user's mistake.
             eprintln!("yeastar-exporter: {e:#}");

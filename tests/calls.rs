@@ -4,7 +4,7 @@ mod common;
 
 use clap::Parser;
 use common::*;
-use yeastar_exporter::clock::ManualClock;
+use yeastar_exporter::support::clock::ManualClock;
 
 const CALLS_ONLY: &[&str] = &[
     "--no-collector.internal_calls",

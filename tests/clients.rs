@@ -9,10 +9,10 @@ use std::time::Duration;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use yeastar_exporter::clock::ManualClock;
 use yeastar_exporter::config::{Cli, ExporterFlags};
 use yeastar_exporter::exporter::App;
 use yeastar_exporter::sim::{Faults, SimConfig, Simulator};
+use yeastar_exporter::support::clock::ManualClock;
 
 const T0: u64 = 1_700_000_000;
 
@@ -287,7 +287,12 @@ async fn reloads_under_load_are_atomic_and_log_every_token_out_once() {
         let flags = flags.clone();
         Arc::new(move || flags.load(None))
     };
-    let app = App::with_loader(cfg, yeastar_exporter::clock::system(), Some(loader)).unwrap();
+    let app = App::with_loader(
+        cfg,
+        yeastar_exporter::support::clock::system(),
+        Some(loader),
+    )
+    .unwrap();
     let exporter = Running::start_app(app.clone()).await;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut load = Vec::new();

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-use yeastar_exporter::clock;
 use yeastar_exporter::sim::{SimConfig, Simulator};
+use yeastar_exporter::support::clock;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -892,7 +892,7 @@ async fn alertmanager_inhibits_pbx_alerts_behind_their_cause() {
 #[ignore = "needs prometheus and promtool; .ci/run runs it"]
 async fn events_kit_against_a_real_prometheus() {
     let dir = tempdir("e2e-events");
-    let clock = yeastar_exporter::clock::ManualClock::new(1_700_000_000);
+    let clock = yeastar_exporter::support::clock::ManualClock::new(1_700_000_000);
     let mut sims = Vec::new();
     let mut exporters = Vec::new();
     let mut receivers = Vec::new();
@@ -912,8 +912,8 @@ async fn events_kit_against_a_real_prometheus() {
             ],
         );
         let exporter = Running::start(cfg, clock.clone()).await;
-        let l = yeastar_exporter::bind(&listen).await.unwrap();
-        receivers.push(tokio::spawn(yeastar_exporter::events::serve(
+        let l = yeastar_exporter::startup::bind(&listen).await.unwrap();
+        receivers.push(tokio::spawn(yeastar_exporter::intake::http::serve(
             l,
             exporter.app.clone(),
         )));

@@ -15,9 +15,9 @@ use std::time::Duration;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use yeastar_exporter::clock::ManualClock;
-use yeastar_exporter::events::{Limits, REQUEST_TIMEOUT, serve_with};
+use yeastar_exporter::intake::http::{Limits, REQUEST_TIMEOUT, serve_with};
 use yeastar_exporter::sim::{SimConfig, Simulator};
+use yeastar_exporter::support::clock::ManualClock;
 
 /// A connection to the receiver on `port` from `ip` (a loopback address: all of 127/8 is local).
 async fn connect_from(ip: Ipv4Addr, port: u16) -> std::io::Result<TcpStream> {
@@ -119,7 +119,7 @@ async fn at_the_caps_the_longest_waiting_make_room_and_the_pbx_is_counted() {
         max_per_source: 2,
         request_timeout: REQUEST_TIMEOUT,
     };
-    let l = yeastar_exporter::bind(&listen).await.unwrap();
+    let l = yeastar_exporter::startup::bind(&listen).await.unwrap();
     let rx = tokio::spawn(serve_with(l, exporter.app.clone(), limits));
     // The login registers the receiver.
     exporter.scrape().await;
@@ -189,8 +189,11 @@ async fn a_trickled_request_is_cut_off_at_the_whole_request_deadline() {
         ManualClock::new(1_700_000_000),
     )
     .await;
-    let l = yeastar_exporter::bind(&listen).await.unwrap();
-    let rx = tokio::spawn(yeastar_exporter::events::serve(l, exporter.app.clone()));
+    let l = yeastar_exporter::startup::bind(&listen).await.unwrap();
+    let rx = tokio::spawn(yeastar_exporter::intake::http::serve(
+        l,
+        exporter.app.clone(),
+    ));
     let body = r#"{"event":"BootUp","sn":"1"}"#;
     let request = format!(
         "POST /events/default HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use yeastar_exporter::clock::ManualClock;
 use yeastar_exporter::sim::{SimConfig, SimHandle, Simulator};
+use yeastar_exporter::support::clock::ManualClock;
 
 /// The simulated PBX's serial number, as its `deviceinfo/query` answers it.
 fn serial(sim: &SimHandle) -> String {

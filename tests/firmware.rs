@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use yeastar_exporter::clock::ManualClock;
+use yeastar_exporter::support::clock::ManualClock;
 
 const EMPTY: &str = r#"{"Calls":[],"status":"Success"}"#;
 const T0: u64 = 1_700_000_000;

@@ -8,9 +8,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::*;
-use yeastar_exporter::clock::ManualClock;
 use yeastar_exporter::pbx::LoginLedger;
 use yeastar_exporter::pbx::ledger::{Failure, MAX_FILE_BYTES, STATE_FILE};
+use yeastar_exporter::support::clock::ManualClock;
 
 const T0: u64 = 1_700_000_000;
 const NOW_MS: u64 = T0 * 1000;

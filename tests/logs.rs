@@ -12,7 +12,7 @@ use std::sync::{Mutex, OnceLock};
 
 use common::*;
 use tracing_subscriber::layer::SubscriberExt;
-use yeastar_exporter::clock::ManualClock;
+use yeastar_exporter::support::clock::ManualClock;
 
 /// Everything this test binary logged, through the exporter's own layers at trace level.
 static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
@@ -316,14 +316,14 @@ fn debug_probes_answer_their_log_lines_metrics_and_settings() {
         lines,
         [
             format!(
-                "level=debug target=yeastar_exporter::http message=\"beginning probe\" timeout=5s {named}"
+                "level=debug target=yeastar_exporter::server message=\"beginning probe\" timeout=5s {named}"
             ),
             request("login"),
             format!("level=debug target=yeastar_exporter::pbx message=\"logged in\" {named}"),
             request("call/query"),
             request("call/query"),
             format!(
-                "level=debug target=yeastar_exporter::http message=\"probe finished\" up=true {named}"
+                "level=debug target=yeastar_exporter::server message=\"probe finished\" up=true {named}"
             ),
         ]
     );

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use yeastar_exporter::clock::ManualClock;
+use yeastar_exporter::support::clock::ManualClock;
 
 const T0: u64 = 1_700_000_000;
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::*;
-use yeastar_exporter::clock::ManualClock;
 use yeastar_exporter::config::{Cli, ExporterFlags, parse_file};
 use yeastar_exporter::exporter::App;
+use yeastar_exporter::support::clock::ManualClock;
 
 const EMPTY: &str = r#"{"Calls":[],"status":"Success"}"#;
 
@@ -92,8 +92,9 @@ fn each_validation_rule_has_its_exact_error() {
         (format!("auth_modules:\n  main:\n    username: api\n    token_file: {}\ntargets:\n  hq:\n    url: http://10.0.0.5\n    auth: main\n", pw.display()), "auth_modules.main: token_file excludes username, password and password_file"),
     ];
     for (text, want) in cases {
-        let got =
-            yeastar_exporter::report::chain(&parse_file(&text, "cfg.yml", &base()).unwrap_err());
+        let got = yeastar_exporter::support::report::chain(
+            &parse_file(&text, "cfg.yml", &base()).unwrap_err(),
+        );
         let want = if want.is_empty() {
             format!(
                 "auth_modules.main.password_file: {} is empty",
@@ -478,7 +479,7 @@ async fn a_ca_file_without_certificates_is_refused_with_its_name() {
         .unwrap();
     let err = App::new(cfg, ManualClock::new(1_700_000_000)).unwrap_err();
     assert_eq!(
-        yeastar_exporter::report::chain(&err),
+        yeastar_exporter::support::report::chain(&err),
         format!("ca_file {}: no PEM certificate in the file", ca.display())
     );
     let out = run_exporter_once(
@@ -532,7 +533,9 @@ fn events_per_target_in_the_config_file() {
     assert!(!format!("{:?}", by("c")).contains("s3cret"));
     let bad = text.replace("events: tcp", "events: udp");
     assert_eq!(
-        yeastar_exporter::report::chain(&parse_file(&bad, "cfg.yml", &base()).unwrap_err()),
+        yeastar_exporter::support::report::chain(
+            &parse_file(&bad, "cfg.yml", &base()).unwrap_err()
+        ),
         "targets.c.events: \"udp\": use true, false, http or tcp"
     );
     // Issue 24: NAT addresses per target or in defaults, validated with the field named.
@@ -573,7 +576,9 @@ fn events_per_target_in_the_config_file() {
         ),
     ] {
         assert_eq!(
-            yeastar_exporter::report::chain(&parse_file(&bad, "cfg.yml", &base()).unwrap_err()),
+            yeastar_exporter::support::report::chain(
+                &parse_file(&bad, "cfg.yml", &base()).unwrap_err()
+            ),
             want,
             "{bad}"
         );

@@ -19,7 +19,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use yeastar_exporter::clock::{Clock, ManualClock};
+use yeastar_exporter::support::clock::{Clock, ManualClock};
 
 const T0: u64 = 1_700_000_000;
 const MINUTE: u64 = 60_000;

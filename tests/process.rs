@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use yeastar_exporter::clock::ManualClock;
+use yeastar_exporter::support::clock::ManualClock;
 
 const PROCESS_FAMILIES: &str = "\
 # HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.

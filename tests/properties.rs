@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use yeastar_exporter::clock::ManualClock;
 use yeastar_exporter::collector::calls::MergedCalls;
 use yeastar_exporter::collector::{Answers, CollectorKind, CollectorSet, Target};
 use yeastar_exporter::pbx::s_series::decode_answer;
@@ -21,6 +20,7 @@ use yeastar_exporter::pbx::s_series::types::{
     CallQueryAnswer, DeviceInfoAnswer, ExtensionCallsAnswer, ExtensionListAnswer,
     QueueStatusAnswer, TrunkListAnswer,
 };
+use yeastar_exporter::support::clock::ManualClock;
 
 const NOW: u64 = 1_700_000_000;
 

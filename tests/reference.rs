@@ -6,8 +6,8 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
-use yeastar_exporter::clock::ManualClock;
 use yeastar_exporter::sim::{SimConfig, Simulator};
+use yeastar_exporter::support::clock::ManualClock;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 

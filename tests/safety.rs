@@ -5,10 +5,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use yeastar_exporter::clock::{ManualClock, SharedClock};
 use yeastar_exporter::config::Config;
-use yeastar_exporter::secret::Secret;
 use yeastar_exporter::sim::{Faults, SimConfig, SimHandle, Simulator};
+use yeastar_exporter::support::clock::{ManualClock, SharedClock};
+use yeastar_exporter::support::secret::Secret;
 
 const T0: u64 = 1_700_000_000;
 const EMPTY: &str = r#"{"Calls":[],"status":"Success"}"#;
@@ -352,7 +352,7 @@ async fn member_status_ages_follow_the_clock_and_restart_on_change() {
 #[test]
 fn secrets_never_reach_logs_or_metrics_and_shutdown_logs_out() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let h = rt.block_on(sim(yeastar_exporter::clock::system()));
+    let h = rt.block_on(sim(yeastar_exporter::support::clock::system()));
     let spawned = spawn_exporter_env(
         &[
             "--pbx.url",

@@ -4,8 +4,8 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use yeastar_exporter::clock::{ManualClock, SharedClock};
 use yeastar_exporter::sim::{SimConfig, SimHandle, Simulator};
+use yeastar_exporter::support::clock::{ManualClock, SharedClock};
 
 const T0: u64 = 1_700_000_000;
 
@@ -38,7 +38,7 @@ async fn post(
 }
 
 async fn login(h: &SimHandle, password: &str) -> Value {
-    let md5 = yeastar_exporter::secret::Secret::new(password).md5_hex();
+    let md5 = yeastar_exporter::support::secret::Secret::new(password).md5_hex();
     post(
         h,
         "login",

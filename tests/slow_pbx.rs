@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use yeastar_exporter::clock::ManualClock;
 use yeastar_exporter::sim::{Faults, SimConfig, Simulator};
+use yeastar_exporter::support::clock::ManualClock;
 
 const T0: u64 = 1_571_639_500;
 const EMPTY: &str = r#"{"Calls":[],"status":"Success"}"#;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use yeastar_exporter::clock::Clock;
+use yeastar_exporter::support::clock::Clock;
 
 const T0_MS: u64 = 1_700_000_000_000;
 const MINUTE: u64 = 60_000;

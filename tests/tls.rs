@@ -9,7 +9,7 @@ use common::pki::{Ca, Leaf};
 use common::*;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
-use yeastar_exporter::clock::ManualClock;
+use yeastar_exporter::support::clock::ManualClock;
 
 const EMPTY: &str = r#"{"Calls":[],"status":"Success"}"#;
 
@@ -234,7 +234,7 @@ async fn every_pbx_resumes_its_tls_sessions_across_scrapes() {
         // Each on its own address: TLS sessions are kept by host name or address, not port.
         let sim = Simulator::start_with(
             SimConfig::traffic(i as u64 + 1, 5),
-            yeastar_exporter::clock::system(),
+            yeastar_exporter::support::clock::system(),
             &format!("127.7.0.{}:0", i + 1),
             Some(server),
         )
@@ -247,7 +247,7 @@ async fn every_pbx_resumes_its_tls_sessions_across_scrapes() {
             api_path: "/api/v2.0.0".into(),
             auth: Auth::Credentials {
                 username: "api".into(),
-                password: yeastar_exporter::secret::Secret::new("demo-password"),
+                password: yeastar_exporter::support::secret::Secret::new("demo-password"),
             },
             timeout: std::time::Duration::from_secs(10),
             max_concurrent_requests: 1,
@@ -263,12 +263,12 @@ async fn every_pbx_resumes_its_tls_sessions_across_scrapes() {
             http.clone(),
             ledger.clone(),
             Arc::new(NoopObserver),
-            yeastar_exporter::clock::system(),
+            yeastar_exporter::support::clock::system(),
         );
         targets.push(Arc::new(Target::new(
             Arc::new(client),
             CollectorSet::default(),
-            yeastar_exporter::clock::system(),
+            yeastar_exporter::support::clock::system(),
         )));
         sims.push(sim);
     }

@@ -12,9 +12,9 @@ use common::pki::{Ca, Leaf};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use yeastar_exporter::clock::ManualClock;
 use yeastar_exporter::config::Cli;
 use yeastar_exporter::exporter::{App, Loader};
+use yeastar_exporter::support::clock::ManualClock;
 
 const EMPTY: &str = r#"{"Calls":[],"status":"Success"}"#;
 
@@ -666,7 +666,7 @@ fn the_shipped_example_loads_and_its_hash_is_the_documented_password() {
     ))
     .unwrap();
     std::fs::write(&file, &text).unwrap();
-    let web = yeastar_exporter::webconfig::WebConfig::load(&file).unwrap();
+    let web = yeastar_exporter::server::webconfig::WebConfig::load(&file).unwrap();
     assert_eq!(web.describe(), "TLS, basic auth (1 users)");
     let hash = text
         .lines()

@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use yeastar_exporter::clock::ManualClock;
+use yeastar_exporter::support::clock::ManualClock;
 
 fn get(url: &str) -> (u16, String) {
     let rt = tokio::runtime::Runtime::new().unwrap();

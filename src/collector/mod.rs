@@ -40,9 +40,9 @@ use futures_util::future::{BoxFuture, Shared};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::clock::SharedClock;
 use crate::pbx::model::CallDirection;
 use crate::pbx::{Client, PbxError, lock};
+use crate::support::clock::SharedClock;
 use calls::{MergedCalls, StatusAges};
 use families::Families;
 
@@ -692,7 +692,7 @@ impl Target {
             }
         }
         let first_error = problems.first().map(|(_, e)| match e {
-            Some(e) => crate::report::chain(e),
+            Some(e) => crate::support::report::chain(e),
             None => "no answer before the scrape's deadline".to_string(),
         });
 

@@ -10,9 +10,9 @@ use serde_json::Value;
 use super::calls::MergedCalls;
 use super::registry::Run;
 use super::{CollectorKind, CollectorSet, Results, ScrapeOutput, Target};
-use crate::clock::SharedClock;
 use crate::pbx::Client;
 use crate::pbx::model::Query;
+use crate::support::clock::SharedClock;
 
 /// One scrape's answers as the PBX sent them: the input of the exporter's own work (decode,
 /// aggregate, encode), for benchmarks and property tests that leave the network out.
@@ -81,7 +81,7 @@ impl Target {
             family: Default::default(),
             url: "http://127.0.0.1:9".into(),
             api_path: "/api/v2.0.0".into(),
-            auth: crate::pbx::Auth::StaticToken(crate::secret::Secret::new("unused")),
+            auth: crate::pbx::Auth::StaticToken(crate::support::secret::Secret::new("unused")),
             timeout: Duration::from_secs(5),
             max_concurrent_requests: 1,
             max_response_bytes: 64 << 20,

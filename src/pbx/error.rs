@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::report::Cause;
+use crate::support::report::Cause;
 
 /// The `outcome` label of `yeastar_exporter_pbx_requests_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,7 +26,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::secret::Secret;
+use crate::support::secret::Secret;
 
 /// How long the previous login's path is still accepted after a new login.
 pub const PATH_GRACE: Duration = Duration::from_secs(60);

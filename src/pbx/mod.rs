@@ -37,9 +37,9 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::clock::SharedClock;
-use crate::report::Cause;
-use crate::secret::Secret;
+use crate::support::clock::SharedClock;
+use crate::support::report::Cause;
+use crate::support::secret::Secret;
 pub use error::{ApiCode, ApiError, LoginOutcome, Outcome, PbxError, clip};
 pub use family::ApiFamily;
 use ledger::Failure;
@@ -869,7 +869,7 @@ impl Client {
                 // Big answers leave pages the allocator keeps while the exporter idles; hand
                 // them back once this one is done with.
                 if len >= RELEASE_AFTER_BYTES {
-                    crate::alloc::release_free_memory();
+                    crate::support::alloc::release_free_memory();
                 }
                 decoded
             }
@@ -1073,7 +1073,7 @@ impl Session<'_> {
             }
         }
         if let Some(e) = lock(&self.login_failed).clone() {
-            return Err(PbxError::NotLoggedIn(crate::report::chain(&e)));
+            return Err(PbxError::NotLoggedIn(crate::support::report::chain(&e)));
         }
         let login = match client.login_in_flight() {
             // Someone's login is out: wait for it, it costs nothing more.

@@ -18,7 +18,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::{BuildError, HttpSettings};
-use crate::report::Cause;
+use crate::support::report::Cause;
 
 /// The certificates of a PEM file.
 pub fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, BuildError> {
@@ -33,7 +33,7 @@ pub fn read_pem(path: &Path) -> Result<Vec<CertificateDer<'static>>, BuildError>
         .map_err(|e| {
             ca_error(Cause::words(format!(
                 "not a PEM certificate file: {}",
-                crate::report::chain(&e)
+                crate::support::report::chain(&e)
             )))
         })?;
     if certs.is_empty() {

@@ -38,7 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::error::{Transport, find_tls_error};
-use crate::secret::Secret;
+use crate::support::secret::Secret;
 
 /// The exchange's client side: one reqwest client for the PBXes that share its TLS settings.
 /// Cheap to clone (the clones share the client, its TLS configuration and TLS sessions).
@@ -528,7 +528,7 @@ async fn read(mut response: reqwest::Response, cap: usize) -> Result<Answer, Fai
     impl Drop for GiveBack {
         fn drop(&mut self) {
             if self.0 >= super::RELEASE_AFTER_BYTES {
-                crate::alloc::release_free_memory();
+                crate::support::alloc::release_free_memory();
             }
         }
     }

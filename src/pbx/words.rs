@@ -7,7 +7,7 @@ use super::PbxError;
 /// libraries said it: `cannot connect to the PBX (connection refused): is it up, and is this
 /// its API port?; POST login: connection failed: Connection refused (os error 111)`.
 pub fn cause(err: &PbxError) -> String {
-    let chain = crate::report::chain(err);
+    let chain = crate::support::report::chain(err);
     match hint(err) {
         Some(h) => format!("{h}; {chain}"),
         None => chain,

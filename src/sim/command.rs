@@ -6,7 +6,7 @@ use super::accounts::TOKEN_LIFETIME_MS;
 use super::model::ModelConfig;
 use super::server::tls_server_config;
 use super::{Faults, SimConfig, Simulator};
-use crate::secret::Secret;
+use crate::support::secret::Secret;
 
 /// `yeastar-exporter simulate` flags.
 #[derive(Debug, clap::Args, Clone)]
@@ -30,7 +30,7 @@ pub struct SimFlags {
     #[arg(long, default_value = "demo-password")]
     pub password: String,
     /// Added latency for every answer.
-    #[arg(long = "fault.latency", default_value = "0s", value_parser = crate::duration::parse_duration)]
+    #[arg(long = "fault.latency", default_value = "0s", value_parser = crate::support::duration::parse_duration)]
     pub latency: Duration,
     /// Share of answers that are `{"status":"Failed","errno":"30003"}`.
     #[arg(long = "fault.error-rate", default_value_t = 0.0)]
@@ -45,7 +45,7 @@ pub struct SimFlags {
     #[arg(long = "fault.close-rate", default_value_t = 0.0)]
     pub close_rate: f64,
     /// Tokens live this long instead of 30 minutes.
-    #[arg(long = "fault.token-lifetime", value_parser = crate::duration::parse_duration)]
+    #[arg(long = "fault.token-lifetime", value_parser = crate::support::duration::parse_duration)]
     pub token_lifetime: Option<Duration>,
     /// Endpoints that answer errno 10003, as on older firmware (comma-separated, e.g.
     /// `extension/query_call`).
@@ -117,8 +117,13 @@ pub async fn run(flags: SimFlags) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let handle =
-        Simulator::start_with(cfg.clone(), crate::clock::system(), &flags.listen, tls).await?;
+    let handle = Simulator::start_with(
+        cfg.clone(),
+        crate::support::clock::system(),
+        &flags.listen,
+        tls,
+    )
+    .await?;
     println!(
         "simulated Yeastar PBX on {} (API {}): username {:?}, password {:?}; seed {}, about {} calls",
         handle.url(),
@@ -129,6 +134,6 @@ pub async fn run(flags: SimFlags) -> anyhow::Result<()> {
         cfg.model.target_calls
     );
     tracing::info!(address = %handle.addr, "simulator listening");
-    crate::shutdown_signal().await;
+    crate::support::signal::shutdown_signal().await;
     Ok(())
 }

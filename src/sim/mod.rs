@@ -4,7 +4,7 @@
 //! It owns its HTTP server (hyper, one request per connection, `Server: Boa/0.94.14rc21`), its
 //! accounts, tokens (30 minutes, extended by `heartbeat`) and per-address login lockout (5 failures
 //! in 10 minutes lock the address out for 10 minutes), the traffic [`model`], fault knobs, and a count
-//! of every request it answered. Time comes from an injected [`Clock`](crate::clock::Clock).
+//! of every request it answered. Time comes from an injected [`Clock`](crate::support::clock::Clock).
 //!
 //! The map:
 //! - [`model`]: the simulated PBX's state (extensions, trunks, queues, calls) and its answer views.
@@ -29,11 +29,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::clock::SharedClock;
+use crate::support::clock::SharedClock;
 // What the simulator takes from the exporter's PBX client, for its children too (model.rs names
 // `MemberKind` itself).
 use crate::pbx::{lock, model::MemberKind};
-use crate::secret::Secret;
+use crate::support::secret::Secret;
 use accounts::Accounts;
 use model::{Model, ModelConfig, Snapshot};
 

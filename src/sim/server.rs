@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 
 use super::s_series::{Answer, failed};
 use super::{SimConfig, SimHandle, Simulator, lock};
-use crate::clock::SharedClock;
+use crate::support::clock::SharedClock;
 
 /// A rustls server configuration for the simulator from a PEM certificate chain and key, with
 /// stateless session tickets (so any number of simulators resume without shared state).

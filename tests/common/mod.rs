@@ -17,9 +17,9 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use yeastar_exporter::clock::SharedClock;
 use yeastar_exporter::config::{Cli, Config};
 use yeastar_exporter::exporter::App;
+use yeastar_exporter::support::clock::SharedClock;
 
 /// One scripted answer.
 #[derive(Clone, Debug)]
@@ -298,11 +298,11 @@ pub fn config(url: &str, extra: &[&str]) -> Config {
 pub fn with_login(mut cfg: Config, username: &str, password: &str) -> Config {
     if let Some(tcp) = cfg.targets[0].events_tcp.as_mut() {
         tcp.username = username.into();
-        tcp.password = yeastar_exporter::secret::Secret::new(password);
+        tcp.password = yeastar_exporter::support::secret::Secret::new(password);
     }
     cfg.targets[0].client.auth = yeastar_exporter::pbx::Auth::Credentials {
         username: username.into(),
-        password: yeastar_exporter::secret::Secret::new(password),
+        password: yeastar_exporter::support::secret::Secret::new(password),
     };
     cfg
 }
@@ -331,7 +331,7 @@ impl Running {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let a = app.clone();
         let task = tokio::spawn(async move {
-            yeastar_exporter::http::serve(listener, a, async {
+            yeastar_exporter::server::serve(listener, a, async {
                 let _ = rx.await;
             })
             .await
@@ -592,8 +592,11 @@ pub async fn with_http_events(
     let mut args = vec!["--pbx.events", "--events.listen-address", listen.as_str()];
     args.extend_from_slice(extra);
     let exporter = Running::start(sim_config(url, &args), clock).await;
-    let l = yeastar_exporter::bind(&listen).await.unwrap();
-    let rx = tokio::spawn(yeastar_exporter::events::serve(l, exporter.app.clone()));
+    let l = yeastar_exporter::startup::bind(&listen).await.unwrap();
+    let rx = tokio::spawn(yeastar_exporter::intake::http::serve(
+        l,
+        exporter.app.clone(),
+    ));
     (exporter, rx)
 }
 

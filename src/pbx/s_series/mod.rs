@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use crate::pbx::error::MAX_PBX_TEXT;
 use crate::pbx::{EventsRegistration, PbxError, Request, clip, transport};
-use crate::secret::Secret;
+use crate::support::secret::Secret;
 use types::Envelope;
 
 /// The API path of the firmware this family speaks: the default of `--pbx.api-path`.

@@ -21,12 +21,12 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::clock::SharedClock;
 use crate::collector::Target;
 use crate::config::TcpEvents;
 use crate::pbx::LoginLedger;
 use crate::pbx::ledger::Failure;
 use crate::pbx::s_series::events::ObjectSplitter;
+use crate::support::clock::SharedClock;
 
 /// How much of the text the PBX sends outside JSON objects is kept to recognise its answer to
 /// the login: the last this many bytes (an answer is a few dozen).

@@ -74,9 +74,9 @@ pub enum WebConfigError {
     },
 }
 
-use crate::duration::parse_go_duration;
-use crate::report::Cause;
-use crate::secret::Secret;
+use crate::support::duration::parse_go_duration;
+use crate::support::report::Cause;
+use crate::support::secret::Secret;
 
 /// The flag that names the file, used as the field of every error about it.
 pub const FLAG: &str = "--web.config.file";
@@ -231,7 +231,7 @@ impl WebConfig {
             serde_saphyr::from_str::<Option<RawFile>>(text)
                 .map_err(|e| WebConfigError::Invalid {
                     field: source.clone(),
-                    reason: crate::yaml::error_line(e),
+                    reason: crate::support::yaml::error_line(e),
                 })?
                 .unwrap_or_default()
         };
