@@ -1135,7 +1135,7 @@ async fn local_address_towards(origin: &transport::Origin) -> Option<std::net::I
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::support::clock::ManualClock;
 
     fn client(auth: Auth, clock: SharedClock) -> Arc<Client> {
         let cfg = ClientConfig {
