@@ -370,7 +370,7 @@ pub enum ConfigError {
     },
     /// The web configuration file (`--web.config.file`) is wrong.
     #[error(transparent)]
-    Web(#[from] crate::server::webconfig::WebConfigError),
+    Web(#[from] crate::webconfig::WebConfigError),
 }
 
 fn unreadable(field: &str, path: &Path, e: std::io::Error) -> ConfigError {

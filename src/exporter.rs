@@ -15,12 +15,12 @@ use tokio::time::Instant;
 use crate::collector::Target;
 use crate::collector::stats::TargetStats;
 use crate::config::{Config, ConfigError};
+use crate::guard::Web;
 use crate::metrics::ExporterMetrics;
 use crate::pbx::ledger::LedgerError;
 use crate::pbx::{BuildError, Client, HttpSettings, LoginLedger, http_client};
-use crate::server::guard::Web;
-use crate::server::webconfig::WebConfig;
 use crate::support::clock::SharedClock;
+use crate::webconfig::WebConfig;
 
 /// The configured targets, by name.
 #[derive(Debug)]
@@ -36,7 +36,7 @@ impl Default for TargetSet {
     fn default() -> Self {
         Self {
             by_name: BTreeMap::new(),
-            sd: crate::server::sd::document(&[]),
+            sd: crate::sd::document(&[]),
         }
     }
 }
@@ -68,7 +68,7 @@ impl TargetSet {
         self.by_name.is_empty()
     }
 
-    /// The targets as Prometheus' HTTP service discovery wants them (`GET /sd`, [`crate::server::sd`]).
+    /// The targets as Prometheus' HTTP service discovery wants them (`GET /sd`, [`crate::sd`]).
     pub fn sd(&self) -> &bytes::Bytes {
         &self.sd
     }
@@ -125,7 +125,7 @@ pub struct App {
     /// The endpoint's TLS, authentication and headers (`--web.config.file`).
     pub web: Web,
     /// The HTTP server's open connections.
-    pub connections: Arc<crate::server::conn::Registry>,
+    pub connections: Arc<crate::conn::Registry>,
     loader: Option<Loader>,
     reload_lock: std::sync::Mutex<()>,
     clock: SharedClock,
@@ -295,7 +295,7 @@ impl App {
     pub fn apply(&self, config: Config) -> Result<(), BuildError> {
         let old = self.targets();
         let mut next = TargetSet {
-            sd: crate::server::sd::document(&config.targets),
+            sd: crate::sd::document(&config.targets),
             ..TargetSet::default()
         };
         let mut http_clients: std::collections::HashMap<
@@ -354,7 +354,7 @@ impl App {
                             // Its reader lives as long as the target does.
                             if tokio::runtime::Handle::try_current().is_ok() {
                                 tokio::spawn(tracing::Instrument::instrument(
-                                    crate::intake::tcp::tcp_client(
+                                    crate::tcp_events::tcp_client(
                                         Arc::downgrade(&target),
                                         tcp.clone(),
                                         tc.client.url.clone(),

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config;
+use crate::events;
 use crate::exporter;
-use crate::intake;
+use crate::http;
 use crate::logging;
 use crate::pbx;
-use crate::server;
 use crate::sim;
 use crate::support::clock;
 use crate::support::report;
@@ -252,7 +252,7 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
         tracing::info!(address = %l.local_addr()?, "event receiver listening: PBXes with events on post their reports to /events/<target>");
         app.events_receiver
             .store(true, std::sync::atomic::Ordering::SeqCst);
-        tokio::spawn(intake::http::serve(l, Arc::clone(&app)));
+        tokio::spawn(events::serve(l, Arc::clone(&app)));
     }
     match app.ledger_path() {
         Some(path) => {
@@ -296,7 +296,7 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
             "yeastar-exporter listening; metrics at the URL shown"
         );
     }
-    server::serve_all(listeners, Arc::clone(&app), shutdown_signal()).await?;
+    http::serve_all(listeners, Arc::clone(&app), shutdown_signal()).await?;
     app.logout_all(Duration::from_secs(5)).await;
     tracing::info!("stopped");
     Ok(())

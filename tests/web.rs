@@ -666,7 +666,7 @@ fn the_shipped_example_loads_and_its_hash_is_the_documented_password() {
     ))
     .unwrap();
     std::fs::write(&file, &text).unwrap();
-    let web = yeastar_exporter::server::webconfig::WebConfig::load(&file).unwrap();
+    let web = yeastar_exporter::webconfig::WebConfig::load(&file).unwrap();
     assert_eq!(web.describe(), "TLS, basic auth (1 users)");
     let hash = text
         .lines()

@@ -331,7 +331,7 @@ impl Running {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let a = app.clone();
         let task = tokio::spawn(async move {
-            yeastar_exporter::server::serve(listener, a, async {
+            yeastar_exporter::http::serve(listener, a, async {
                 let _ = rx.await;
             })
             .await
@@ -593,10 +593,7 @@ pub async fn with_http_events(
     args.extend_from_slice(extra);
     let exporter = Running::start(sim_config(url, &args), clock).await;
     let l = yeastar_exporter::startup::bind(&listen).await.unwrap();
-    let rx = tokio::spawn(yeastar_exporter::intake::http::serve(
-        l,
-        exporter.app.clone(),
-    ));
+    let rx = tokio::spawn(yeastar_exporter::events::serve(l, exporter.app.clone()));
     (exporter, rx)
 }
 

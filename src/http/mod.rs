@@ -6,15 +6,6 @@
 //! `X-Prometheus-Scrape-Timeout-Seconds` minus `--web.timeout-offset` (the target's timeout without
 //! the header); the PBX work itself is bound by the target's timeout.
 
-// What each client connection keeps: a write timeout; the registry that evicts at the cap.
-pub mod conn;
-// The per-request guard: rate limit, basic auth, the web configuration in force.
-pub mod guard;
-// `GET /sd`: the targets in Prometheus' HTTP service-discovery format.
-pub mod sd;
-// The exporter-toolkit web configuration file: TLS, users, headers.
-pub mod webconfig;
-
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -37,9 +28,9 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::collector::Target;
+use crate::conn::WriteTimeout;
 use crate::exporter::{App, Current};
-use crate::server::conn::WriteTimeout;
-use crate::server::guard::Access;
+use crate::guard::Access;
 
 /// The documentation the landing page links to, served from the binary (`/docs/NAME`): the
 /// same text as the source tree's `README.md` and `docs/`, whatever version is running.
@@ -173,7 +164,7 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     watcher: Watcher,
-    entry: crate::server::conn::Entry,
+    entry: crate::conn::Entry,
 ) {
     let settings = app.settings();
     let timeout = settings.header_read_timeout;
@@ -503,7 +494,7 @@ fn sd(current: &Current) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(current.targets.sd().clone()));
     r.headers_mut().insert(
         CONTENT_TYPE,
-        HeaderValue::from_static(crate::server::sd::CONTENT_TYPE),
+        HeaderValue::from_static(crate::sd::CONTENT_TYPE),
     );
     r
 }
