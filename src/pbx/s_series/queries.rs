@@ -166,26 +166,42 @@ pub fn read(query: Query, bytes: &[u8]) -> Result<Data, PbxError> {
     }
 }
 
+/// A decode error of `endpoint` when any entry is not `readable`: how many of how many, `what`,
+/// and the first (`2 of 3 queues unreadable: … (the first is entry 2)`), never a list that
+/// leaves them out.
+fn all_readable<T>(
+    endpoint: &str,
+    what: &str,
+    entries: &[T],
+    readable: impl Fn(&T) -> bool,
+) -> Result<(), PbxError> {
+    let mut bad = entries.iter().enumerate().filter(|(_, e)| !readable(e));
+    let Some((first, _)) = bad.next() else {
+        return Ok(());
+    };
+    Err(PbxError::Decode {
+        endpoint: endpoint.into(),
+        reason: format!(
+            "{} of {} {what} (the first is entry {})",
+            1 + bad.count(),
+            entries.len(),
+            first + 1
+        ),
+    })
+}
+
 /// `trunk/list` → the trunks; a decode error naming how many had no name (and the first).
 pub fn read_trunks(bytes: &[u8]) -> Result<Vec<Trunk>, PbxError> {
     trunks_of(decode_answer("trunk/list", bytes)?)
 }
 
 fn trunks_of(answer: TrunkListAnswer) -> Result<Vec<Trunk>, PbxError> {
-    let unnamed: Vec<usize> = (0..answer.trunklist.len())
-        .filter(|i| answer.trunklist[*i].trunkname.is_empty())
-        .collect();
-    if let Some(first) = unnamed.first() {
-        return Err(PbxError::Decode {
-            endpoint: "trunk/list".into(),
-            reason: format!(
-                "{} of {} trunks unreadable: no trunkname (the first is entry {})",
-                unnamed.len(),
-                answer.trunklist.len(),
-                first + 1
-            ),
-        });
-    }
+    all_readable(
+        "trunk/list",
+        "trunks unreadable: no trunkname",
+        &answer.trunklist,
+        |t| !t.trunkname.is_empty(),
+    )?;
     Ok(answer
         .trunklist
         .into_iter()
@@ -204,20 +220,12 @@ pub fn read_extensions(bytes: &[u8]) -> Result<Vec<Extension>, PbxError> {
 }
 
 fn extensions_of(answer: ExtensionListAnswer) -> Result<Vec<Extension>, PbxError> {
-    let unreadable: Vec<usize> = (0..answer.extlist.len())
-        .filter(|i| answer.extlist[*i].status.is_none())
-        .collect();
-    if let Some(first) = unreadable.first() {
-        return Err(PbxError::Decode {
-            endpoint: "extension/list".into(),
-            reason: format!(
-                "{} of {} extensions unreadable: no status (the first is entry {})",
-                unreadable.len(),
-                answer.extlist.len(),
-                first + 1
-            ),
-        });
-    }
+    all_readable(
+        "extension/list",
+        "extensions unreadable: no status",
+        &answer.extlist,
+        |e| e.status.is_some(),
+    )?;
     Ok(answer
         .extlist
         .iter()
@@ -259,20 +267,12 @@ pub async fn queues(session: &Session<'_>) -> Result<Vec<Queue>, PbxError> {
 /// many entries had no number under either name (and the first), never a list that leaves them
 /// out.
 pub fn queue_numbers(list: &QueueListAnswer) -> Result<Vec<String>, PbxError> {
-    let unnumbered: Vec<usize> = (0..list.queues.len())
-        .filter(|i| list.queues[*i].number().is_empty())
-        .collect();
-    if let Some(first) = unnumbered.first() {
-        return Err(PbxError::Decode {
-            endpoint: "queue/query".into(),
-            reason: format!(
-                "{} of {} queues unreadable: no number nor queuenumber (the first is entry {})",
-                unnumbered.len(),
-                list.queues.len(),
-                first + 1
-            ),
-        });
-    }
+    all_readable(
+        "queue/query",
+        "queues unreadable: no number nor queuenumber",
+        &list.queues,
+        |q| !q.number().is_empty(),
+    )?;
     let mut numbers: Vec<String> = list.queues.iter().map(|q| q.number().to_string()).collect();
     numbers.sort();
     numbers.dedup();
