@@ -102,15 +102,12 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
         decode_everything(&bytes);
-        let all = Some(bytes.clone());
-        let answers = Answers {
-            inbound: bytes.clone(),
-            outbound: bytes.clone(),
-            internal: all.clone(),
-            trunks: all.clone(),
-            extensions: all.clone(),
-            device: all,
-        };
+        let answers = Answers::default()
+            .with("calls", [bytes.clone(), bytes.clone()])
+            .with("internal_calls", [bytes.clone()])
+            .with("trunks", [bytes.clone()])
+            .with("extensions", [bytes.clone()])
+            .with("device", [bytes.clone()]);
         let out = target(CollectorSet::default()).render_answers(&answers);
         prop_assert!(!out.up || out.error.is_none());
     }
@@ -119,14 +116,12 @@ proptest! {
     fn arbitrary_json_never_panics(v in json_value(), w in json_value()) {
         let (a, b) = (serde_json::to_vec(&v).unwrap(), serde_json::to_vec(&w).unwrap());
         decode_everything(&a);
-        let answers = Answers {
-            inbound: a.clone(),
-            outbound: b.clone(),
-            internal: Some(a.clone()),
-            trunks: Some(b.clone()),
-            extensions: Some(a),
-            device: Some(b),
-        };
+        let answers = Answers::default()
+            .with("calls", [a.clone(), b.clone()])
+            .with("internal_calls", [a.clone()])
+            .with("trunks", [b.clone()])
+            .with("extensions", [a])
+            .with("device", [b]);
         let _ = target(CollectorSet::default()).render_answers(&answers);
     }
 }
@@ -393,14 +388,14 @@ proptest! {
             .enumerate()
             .map(|(i, c)| json!({"number": format!("{}", 1000 + i), "numbercalls": [c]}))
             .collect();
-        let answers = Answers {
-            inbound: serde_json::to_vec(&json!({"status": "Success", "Calls": listed(0)})).unwrap(),
-            outbound: serde_json::to_vec(&json!({"status": "Success", "calls": listed(1)})).unwrap(),
-            internal: Some(
+        let answers = Answers::default()
+            .with("calls", [
+                serde_json::to_vec(&json!({"status": "Success", "Calls": listed(0)})).unwrap(),
+                serde_json::to_vec(&json!({"status": "Success", "calls": listed(1)})).unwrap(),
+            ])
+            .with("internal_calls", [
                 serde_json::to_vec(&json!({"status": "Success", "calllist": internal})).unwrap(),
-            ),
-            ..Answers::default()
-        };
+            ]);
         let t = target(CollectorSet::of([CollectorKind::INTERNAL_CALLS]));
         let out = t.render_answers(&answers);
         prop_assert!(out.up, "{:?}", out.error);

@@ -13,16 +13,17 @@ use foldhash::HashMap;
 use super::families::Families;
 use super::registry::{Run, Spec};
 use super::keys::{MAX_TRACKED_MEMBERS, call_key};
-use super::trunks::TrunkState;
+use super::listed::TrunkState;
 use crate::pbx::model::{Call, CallSink, ChannelId, MemberKind, Query, Status};
 
 /// The collector: the call queries, which decide `yeastar_up`.
 pub static SPEC: Spec = Spec {
     name: "calls",
     on_by_default: true,
+    required: true,
     queries: &[Query::ActiveCalls],
     note: " (always on)",
-    run: Run::CallPath,
+    run: Run::Calls,
 };
 
 /// A call's direction.

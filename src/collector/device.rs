@@ -9,6 +9,7 @@ use crate::pbx::model::{Data, Device, Query};
 pub static SPEC: Spec = Spec {
     name: "device",
     on_by_default: true,
+    required: false,
     queries: &[Query::Device],
     note: "",
     run: Run::One {
@@ -25,9 +26,6 @@ impl Collected for Own {
         if let Some(info) = &self.0 {
             write(m, info, target);
         }
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
     }
 }
 

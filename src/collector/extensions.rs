@@ -11,6 +11,7 @@ use crate::pbx::model::{Data, Extension, Query};
 pub static SPEC: Spec = Spec {
     name: "extensions",
     on_by_default: true,
+    required: false,
     queries: &[Query::Extensions],
     note: "",
     run: Run::One {
@@ -25,9 +26,6 @@ struct Counted([u64; 9]);
 impl Collected for Counted {
     fn write(&self, m: &Families, _: &str) {
         write_counts(m, &self.0);
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
     }
 }
 

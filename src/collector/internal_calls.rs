@@ -1,6 +1,7 @@
-//! Internal calls: `extension/query_call` `{"number":"all"}` adds extension-to-extension calls (and
-//! the extension members of every call) to the call path's merged set. Fetched and written with
-//! `calls` (see `Target::collect`), since its calls are merged into the same set.
+//! Internal calls: every extension's calls (S-Series: `extension/query_call` `{"number":"all"}`)
+//! join the call path's one set of calls ([`Run::Calls`]): extension-to-extension calls, and the
+//! extension members of every call. It writes nothing of its own: the call series show what it
+//! added, and the internal direction only when its answer came.
 
 use super::registry::{Run, Spec};
 use crate::pbx::model::Query;
@@ -9,7 +10,8 @@ use crate::pbx::model::Query;
 pub static SPEC: Spec = Spec {
     name: "internal_calls",
     on_by_default: true,
+    required: false,
     queries: &[Query::InternalCalls],
     note: "",
-    run: Run::CallPath,
+    run: Run::Calls,
 };

@@ -12,6 +12,7 @@
 pub mod events;
 pub mod families;
 pub mod keys;
+pub mod listed;
 pub mod registry;
 pub mod stats;
 #[doc(hidden)]
@@ -40,7 +41,6 @@ use futures_util::future::{BoxFuture, Shared};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::pbx::model::CallDirection;
 use crate::pbx::{Client, PbxError, lock};
 use crate::support::clock::SharedClock;
 use calls::{MergedCalls, StatusAges};
@@ -68,13 +68,15 @@ impl Default for CollectorSet {
 }
 
 impl CollectorSet {
-    /// Exactly these collectors, plus `calls`.
+    /// Exactly these collectors, plus the required one (`calls`).
     pub fn of(kinds: impl IntoIterator<Item = CollectorKind>) -> Self {
         let mut set = Self(0);
-        for kind in kinds {
+        for kind in kinds
+            .into_iter()
+            .chain(CollectorKind::all().filter(|k| k.required()))
+        {
             set.set(kind, true);
         }
-        set.set(CollectorKind::CALLS, true);
         set
     }
 
@@ -83,9 +85,9 @@ impl CollectorSet {
         self.0 & kind.bit() != 0
     }
 
-    /// Switches `kind` on or off (`calls` stays on).
+    /// Switches `kind` on or off (the required one stays on).
     pub fn set(&mut self, kind: CollectorKind, on: bool) {
-        if on || kind == CollectorKind::CALLS {
+        if on || kind.required() {
             self.0 |= kind.bit();
         } else {
             self.0 &= !kind.bit();
@@ -188,12 +190,10 @@ struct Results {
     /// The calls of every call answer that came in, merged as each arrived (so no decoded answer
     /// outlives its merge: a scrape's peak memory is one answer plus the merged calls).
     merged: MergedCalls,
-    inbound: Option<Result<(), PbxError>>,
-    outbound: Option<Result<(), PbxError>>,
-    /// `None`: not run this scrape; `Some(None)`: still out.
-    internal: Option<Option<Result<(), PbxError>>>,
-    /// The other collectors run this scrape, in table order, each with its outcome once in.
-    own: Vec<(CollectorKind, Option<registry::Outcome>)>,
+    /// Whether an answer listing extension-to-extension calls is among them.
+    internal_listed: bool,
+    /// The collectors run this scrape, in table order, each with what has come in.
+    slots: Vec<(CollectorKind, Slot)>,
     /// The collection's own answer, once it is complete (a scraper whose deadline passes in the
     /// instant between then and the collection's end takes it rather than a partial one).
     done: Option<Arc<ScrapeOutput>>,
@@ -201,6 +201,15 @@ struct Results {
 
 /// A collection's results, shared by the collection and its scrapers.
 type Progress = Arc<Mutex<Results>>;
+
+/// What has come in of one collector's run.
+enum Slot {
+    /// A call-path collector ([`Run::Calls`]): each of its requests' outcome once in, in the
+    /// family's order (their calls are in [`Results::merged`]).
+    Calls(Vec<Option<Result<(), PbxError>>>),
+    /// Any other: its outcome once in.
+    Own(Option<registry::Outcome>),
+}
 
 /// How one collector stands in a collection's [`Results`].
 enum Came<'a> {
@@ -215,6 +224,20 @@ enum Came<'a> {
 }
 
 impl Results {
+    /// Merges a call answer's `calls` (`internal`: it lists extension-to-extension calls).
+    fn merge(&mut self, calls: MergedCalls, internal: bool) {
+        self.merged.add(calls);
+        self.internal_listed |= internal;
+    }
+
+    /// `kind`'s slot, if it runs this scrape.
+    fn slot(&mut self, kind: CollectorKind) -> Option<&mut Slot> {
+        self.slots
+            .iter_mut()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, slot)| slot)
+    }
+
     fn came(&self, kind: CollectorKind) -> Came<'_> {
         fn of<T>(r: &Option<Result<T, PbxError>>) -> Came<'_> {
             match r {
@@ -223,22 +246,46 @@ impl Results {
                 Some(Err(e)) => Came::Failed(e),
             }
         }
-        if kind == CollectorKind::CALLS {
-            // Either call query failing fails it, whether or not the other is in.
-            return match (of(&self.inbound), of(&self.outbound)) {
-                (Came::Failed(e), _) | (_, Came::Failed(e)) => Came::Failed(e),
-                (Came::Ok, Came::Ok) => Came::Ok,
-                _ => Came::Out,
-            };
+        let Some((_, slot)) = self.slots.iter().find(|(k, _)| *k == kind) else {
+            return Came::NotRun;
+        };
+        match slot {
+            // Any of its requests failing fails it (the first in the family's order), whether
+            // or not the others are in.
+            Slot::Calls(parts) => {
+                let mut came = Came::Ok;
+                for part in parts {
+                    match of(part) {
+                        Came::Failed(e) => return Came::Failed(e),
+                        Came::Out => came = Came::Out,
+                        _ => {}
+                    }
+                }
+                came
+            }
+            Slot::Own(r) => of(r),
         }
-        if kind == CollectorKind::INTERNAL_CALLS {
-            return self.internal.as_ref().map_or(Came::NotRun, of);
-        }
-        self.own
-            .iter()
-            .find(|(k, _)| *k == kind)
-            .map_or(Came::NotRun, |(_, r)| of(r))
     }
+
+    /// The trunks a collector listed this scrape, if one did.
+    fn listed_trunks(&self) -> Option<&[listed::TrunkState]> {
+        self.slots.iter().find_map(|(_, slot)| match slot {
+            Slot::Own(Some(Ok(collected))) => collected.listed_trunks(),
+            _ => None,
+        })
+    }
+}
+
+/// The requests of the call-path collector `kind` on a PBX of `family`: each of its queries
+/// with each request number.
+fn call_parts(
+    family: crate::pbx::ApiFamily,
+    kind: CollectorKind,
+) -> impl Iterator<Item = (crate::pbx::model::Query, usize)> {
+    kind.spec()
+        .queries
+        .iter()
+        .flat_map(move |q| (0..family.call_parts(*q)).map(move |part| (*q, part)))
 }
 
 /// A duration in seconds as a log value: `9.5s`, `5s`, `0.1s` (to the millisecond).
@@ -496,14 +543,21 @@ impl Target {
 
     /// The collectors a new collection runs, none of them in yet.
     fn planned(&self) -> Results {
+        let family = self.client.config().family;
         Results {
             merged: MergedCalls::default(),
-            inbound: None,
-            outbound: None,
-            internal: self.runs(CollectorKind::INTERNAL_CALLS).then_some(None),
-            own: CollectorKind::all()
-                .filter(|k| !matches!(k.spec().run, Run::CallPath) && self.runs(*k))
-                .map(|k| (k, None))
+            internal_listed: false,
+            slots: CollectorKind::all()
+                .filter(|k| self.runs(*k))
+                .map(|k| {
+                    let slot = match k.spec().run {
+                        Run::Calls => {
+                            Slot::Calls((0..call_parts(family, k).count()).map(|_| None).collect())
+                        }
+                        Run::One { .. } | Run::Own { .. } => Slot::Own(None),
+                    };
+                    (k, slot)
+                })
                 .collect(),
             done: None,
         }
@@ -560,69 +614,64 @@ impl Target {
         // Ends an expired login suspension (and its gauge) even if no login is due this scrape.
         self.client.suspended_for();
         let session = self.client.session(deadline);
+        let family = self.client.config().family;
         let s = &session;
         let p = &progress;
         let this = &*self;
-        let (internal_runs, own_kinds) = {
-            let r = lock(p);
-            let own: Vec<CollectorKind> = r.own.iter().map(|(k, _)| *k).collect();
-            (r.internal.is_some(), own)
-        };
-        let calls = |direction: CallDirection| async move {
-            let a = s.active_calls::<MergedCalls>(direction).await;
-            let mut r = lock(p);
-            let res = a.map(|calls| r.merged.add(calls));
-            match direction {
-                CallDirection::Inbound => r.inbound = Some(res),
-                CallDirection::Outbound => r.outbound = Some(res),
+        let kinds: Vec<CollectorKind> = lock(p).slots.iter().map(|(k, _)| *k).collect();
+        // Every request of every collector run, in table order (a call-path collector's requests
+        // in the family's order). With one request in flight per PBX (the default), the limiter's
+        // queue is fair, so they go out in that order: the call queries first.
+        let mut runs: Vec<BoxFuture<'_, ()>> = Vec::new();
+        for kind in kinds {
+            match &kind.spec().run {
+                Run::Calls => {
+                    for (i, (query, part)) in call_parts(family, kind).enumerate() {
+                        runs.push(
+                            async move {
+                                let answer = s.calls::<MergedCalls>(query, part).await;
+                                if let Err(e) = &answer
+                                    && !kind.required()
+                                {
+                                    this.note_unsupported(kind, e);
+                                }
+                                let mut r = lock(p);
+                                let res = answer
+                                    .map(|calls| r.merge(calls, family.lists_internal(query)));
+                                if let Some(Slot::Calls(parts)) = r.slot(kind) {
+                                    parts[i] = Some(res);
+                                }
+                            }
+                            .boxed(),
+                        );
+                    }
+                }
+                run => runs.push(
+                    async move {
+                        let out = match run {
+                            Run::One { query, read } => s.query(*query).await.and_then(read),
+                            Run::Own { fetch } => fetch(s).await,
+                            Run::Calls => return,
+                        };
+                        if let Err(e) = &out {
+                            this.note_unsupported(kind, e);
+                        }
+                        if let Some(Slot::Own(slot)) = lock(p).slot(kind) {
+                            *slot = Some(out);
+                        }
+                    }
+                    .boxed(),
+                ),
             }
-        };
-        // With one request in flight per PBX (the default), the limiter's queue is fair, so these
-        // go out in the order written: the call queries first, then the table's order.
-        let own = own_kinds.iter().filter_map(|&kind| {
-            let run = &kind.spec().run;
-            if matches!(run, Run::CallPath) {
-                return None;
-            }
-            Some(async move {
-                let out = match run {
-                    Run::One { query, read } => s.query(*query).await.and_then(read),
-                    Run::Own { fetch } => fetch(s).await,
-                    Run::CallPath => return,
-                };
-                if let Err(e) = &out {
-                    this.note_unsupported(kind, e);
-                }
-                if let Some(slot) = lock(p).own.iter_mut().find(|(k, _)| *k == kind) {
-                    slot.1 = Some(out);
-                }
-            })
-        });
-        let own = futures_util::future::join_all(own);
-        tokio::join!(
-            calls(CallDirection::Inbound),
-            calls(CallDirection::Outbound),
-            async {
-                if !internal_runs {
-                    return;
-                }
-                let a = s.internal_calls::<MergedCalls>().await;
-                if let Err(e) = &a {
-                    self.note_unsupported(CollectorKind::INTERNAL_CALLS, e);
-                }
-                let mut r = lock(p);
-                let res = a.map(|calls| r.merged.add(calls));
-                r.internal = Some(Some(res));
-            },
-            own,
-        );
+        }
+        futures_util::future::join_all(runs).await;
         let out = {
             let mut r = lock(p);
             let out = Arc::new(self.render(&r, started.elapsed(), true));
             r.done = Some(out.clone());
             // Nothing more is rendered from them.
             r.merged = MergedCalls::default();
-            r.own.clear();
+            r.slots.clear();
             out
         };
         let now = self.clock.now_millis();
@@ -665,7 +714,7 @@ impl Target {
         let now_millis = self.clock.now_millis();
         let now_secs = now_millis as f64 / 1000.0;
         let m = Families::default();
-        let up = matches!(r.inbound, Some(Ok(()))) && matches!(r.outbound, Some(Ok(())));
+        let up = matches!(r.came(CollectorKind::CALLS), Came::Ok);
         m.gauge(
             "yeastar_up",
             "1 when this scrape's call queries (call/query inbound and outbound) both succeeded.",
@@ -696,16 +745,7 @@ impl Target {
             None => "no answer before the scrape's deadline".to_string(),
         });
 
-        let trunk_list = r.own.iter().find_map(|(_, res)| {
-            res.as_ref()?
-                .as_ref()
-                .ok()?
-                .as_any()
-                .downcast_ref::<trunks::Listed>()
-                .map(|l| l.0.as_slice())
-        });
         if up {
-            let internal_ok = matches!(r.internal, Some(Some(Ok(_))));
             let merged = &r.merged;
             // Only what this scrape saw is kept: without the internal answer (unsupported, off,
             // failing) extension-only members lose their ages rather than pile up.
@@ -723,10 +763,16 @@ impl Target {
                 }
                 ages
             };
-            calls::write(&m, merged.stats(now_millis), &ages, internal_ok, trunk_list);
+            calls::write(
+                &m,
+                merged.stats(now_millis),
+                &ages,
+                r.internal_listed,
+                r.listed_trunks(),
+            );
         }
-        for (_, result) in &r.own {
-            if let Some(Ok(collected)) = result {
+        for (_, slot) in &r.slots {
+            if let Slot::Own(Some(Ok(collected))) = slot {
                 collected.write(&m, &self.name);
             }
         }

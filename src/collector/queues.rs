@@ -14,6 +14,7 @@ use crate::pbx::{PbxError, Session};
 pub static SPEC: Spec = Spec {
     name: "queues",
     on_by_default: false,
+    required: false,
     queries: &[Query::Queues],
     note: "",
     run: Run::Own { fetch: fetch_boxed },
@@ -25,9 +26,6 @@ struct Queues(Vec<Queue>);
 impl Collected for Queues {
     fn write(&self, m: &Families, _: &str) {
         write(m, &self.0);
-    }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
     }
 }
 

@@ -2,16 +2,17 @@
 //! default, the domain queries it asks (each API family says which endpoints they call, for the
 //! flag help), how it fetches through the scrape's PBX session and how it writes its families. The `--collector.*` flags, the per-target `collectors:`
 //! validation, the endpoints the exporter's own metrics know and docs/metrics.md's collector table (a
-//! test checks it) all come from [`COLLECTORS`]. `calls` and `internal_calls` are the call path:
-//! they decide `yeastar_up` and merge into one set of calls, so `Target::collect` fetches them
-//! itself; every other collector is [`Run::Own`].
-
-use std::any::Any;
+//! test checks it) all come from [`COLLECTORS`]. Collectors differ only by their [`Spec`]: the
+//! call-path ones ([`Run::Calls`]: `calls`, `internal_calls`) feed one set of calls per scrape,
+//! the one [`Spec::required`] (`calls`) decides `yeastar_up`, and the others fetch and write
+//! their own ([`Run::One`], [`Run::Own`]). Where a collector sits in the table changes nothing
+//! but its label order.
 
 use futures_util::future::BoxFuture;
 
 use super::COLLECTORS;
 use super::families::Families;
+use super::listed::TrunkState;
 use crate::pbx::model::{Data, Query};
 use crate::pbx::{ApiFamily, PbxError, Session};
 
@@ -19,8 +20,11 @@ use crate::pbx::{ApiFamily, PbxError, Session};
 pub trait Collected: Send + Sync + 'static {
     /// Writes its families for `target`.
     fn write(&self, m: &Families, target: &str);
-    /// Itself, for the one collector whose result another reads (`calls` reads the trunk list).
-    fn as_any(&self) -> &dyn Any;
+    /// The trunks it listed, if it lists them: the call series write a 0 for every listed trunk
+    /// that carries no call.
+    fn listed_trunks(&self) -> Option<&[TrunkState]> {
+        None
+    }
 }
 
 /// A collector's requests, through the scrape's session.
@@ -35,8 +39,10 @@ pub type Read = fn(Data) -> Result<Box<dyn Collected>, PbxError>;
 
 /// How a collector runs.
 pub enum Run {
-    /// Part of the call path, fetched and written by `Target::collect` itself.
-    CallPath,
+    /// The call path: each of its queries' answers is a call list (one or more requests, as the
+    /// family asks), merged as it arrives into the scrape's one set of calls, which the call
+    /// series are written from ([`super::calls`]) once the required collector succeeded.
+    Calls,
     /// One request: the family's answer to `query`, read by `read`.
     One {
         /// Its query ([`Query::Trunks`], [`Query::Extensions`], [`Query::Device`]).
@@ -57,6 +63,8 @@ pub struct Spec {
     pub name: &'static str,
     /// On unless switched off.
     pub on_by_default: bool,
+    /// Always on, and its success is `yeastar_up` (exactly one collector: `calls`).
+    pub required: bool,
     /// What it asks the PBX.
     pub queries: &'static [Query],
     /// Words for the flag's help after what it asks (`" (always on)"`), or `""`.
@@ -85,11 +93,43 @@ impl Spec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CollectorKind(u8);
 
+/// The place in [`COLLECTORS`] of the collector `name`, or of the required one (`None`), found
+/// when the constants below are compiled (a missing one fails the build).
+const fn place(name: Option<&str>) -> CollectorKind {
+    const fn same(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+    let mut i = 0;
+    while i < COLLECTORS.len() {
+        let spec = COLLECTORS[i];
+        let found = match name {
+            Some(name) => same(spec.name, name),
+            None => spec.required,
+        };
+        if found {
+            return CollectorKind(i as u8);
+        }
+        i += 1;
+    }
+    panic!("no such collector in COLLECTORS")
+}
+
 impl CollectorKind {
-    /// `calls`: always on; `yeastar_up` is about it.
-    pub const CALLS: CollectorKind = CollectorKind(0);
-    /// `internal_calls`: merged into the calls of `calls`.
-    pub const INTERNAL_CALLS: CollectorKind = CollectorKind(1);
+    /// The required collector (`calls`): always on; `yeastar_up` is its success.
+    pub const CALLS: CollectorKind = place(None);
+    /// `internal_calls`: its calls join those of `calls`.
+    pub const INTERNAL_CALLS: CollectorKind = place(Some("internal_calls"));
 
     /// Its bit in a [`super::CollectorSet`].
     pub(crate) fn bit(self) -> u64 {
@@ -119,6 +159,11 @@ impl CollectorKind {
     /// On unless switched off.
     pub fn on_by_default(self) -> bool {
         self.spec().on_by_default
+    }
+
+    /// Always on; its success is `yeastar_up`.
+    pub fn required(self) -> bool {
+        self.spec().required
     }
 }
 
@@ -153,12 +198,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_call_path_comes_first() {
+    fn one_required_collector_and_the_call_path_by_spec() {
         assert_eq!(CollectorKind::CALLS.as_str(), "calls");
         assert_eq!(CollectorKind::INTERNAL_CALLS.as_str(), "internal_calls");
+        let required: Vec<&str> = CollectorKind::all()
+            .filter(|k| k.required())
+            .map(CollectorKind::as_str)
+            .collect();
+        assert_eq!(required, ["calls"]);
+        let call_path: Vec<&str> = CollectorKind::all()
+            .filter(|k| matches!(k.spec().run, Run::Calls))
+            .map(CollectorKind::as_str)
+            .collect();
+        assert_eq!(call_path, ["calls", "internal_calls"]);
         for k in CollectorKind::all() {
-            let call_path = matches!(k.spec().run, Run::CallPath);
-            assert_eq!(call_path, k.0 < 2, "{k}");
+            // A collector's place is found by its spec, never assumed.
+            assert_eq!(CollectorKind::named(k.as_str()), Some(k));
             // Every endpoint a collector calls is one its family lists.
             let family = ApiFamily::default();
             for e in k.spec().endpoints(family) {

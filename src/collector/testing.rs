@@ -7,67 +7,62 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use std::collections::BTreeMap;
+
 use super::calls::MergedCalls;
 use super::registry::Run;
-use super::{CollectorKind, CollectorSet, Results, ScrapeOutput, Target};
+use super::{CollectorKind, CollectorSet, Results, ScrapeOutput, Slot, Target};
 use crate::pbx::Client;
-use crate::pbx::model::Query;
 use crate::support::clock::SharedClock;
 
-/// One scrape's answers as the PBX sent them: the input of the exporter's own work (decode,
-/// aggregate, encode), for benchmarks and property tests that leave the network out.
+/// One scrape's answers as the PBX sent them, by collector: the input of the exporter's own
+/// work (decode, aggregate, encode), for benchmarks and property tests that leave the network out.
+/// Each collector's answers are in the order its family asks them (`calls`: `call/query`
+/// inbound, then outbound). A collector whose later requests depend on earlier answers
+/// ([`Run::Own`]: `queues`) is not rendered from bytes.
 #[derive(Debug, Clone, Default)]
 pub struct Answers {
-    /// `call/query` `{"type":"inbound"}`.
-    pub inbound: Vec<u8>,
-    /// `call/query` `{"type":"outbound"}`.
-    pub outbound: Vec<u8>,
-    /// `extension/query_call` `{"number":"all"}`.
-    pub internal: Option<Vec<u8>>,
-    /// `trunk/list`.
-    pub trunks: Option<Vec<u8>>,
-    /// `extension/list`.
-    pub extensions: Option<Vec<u8>>,
-    /// `deviceinfo/query`.
-    pub device: Option<Vec<u8>>,
+    by_collector: BTreeMap<CollectorKind, Vec<Vec<u8>>>,
 }
 
 impl Answers {
+    /// These answers and `collector`'s, in its family's order.
+    ///
+    /// # Panics
+    /// On a name no collector has (a test's typo).
+    pub fn with(mut self, collector: &str, answers: impl IntoIterator<Item = Vec<u8>>) -> Self {
+        let Some(kind) = CollectorKind::named(collector) else {
+            panic!("no collector is called {collector:?}");
+        };
+        self.by_collector
+            .insert(kind, answers.into_iter().collect());
+        self
+    }
+
     /// One scrape's answers of the default collectors to an S-Series PBX, each the bytes
     /// `answer(endpoint, body)` gives, e.g. a simulator's `|e, b| sim.answer_bytes(e, b)`.
     pub fn scrape(answer: impl Fn(&str, &Value) -> Vec<u8>) -> Self {
         let family = crate::pbx::ApiFamily::default();
-        let get = |query: Query| -> Vec<Vec<u8>> {
-            family
-                .requests(query)
+        let mut out = Self::default();
+        for kind in CollectorKind::all().filter(|k| k.on_by_default()) {
+            let spec = kind.spec();
+            let queries = match spec.run {
+                Run::Calls | Run::One { .. } => spec.queries,
+                Run::Own { .. } => continue,
+            };
+            let bytes = queries
                 .iter()
-                .map(|(endpoint, body)| answer(endpoint, body))
-                .collect()
-        };
-        let one = |query: Query| get(query).into_iter().next();
-        let mut calls = get(Query::ActiveCalls).into_iter();
-        Self {
-            inbound: calls.next().unwrap_or_default(),
-            outbound: calls.next().unwrap_or_default(),
-            internal: one(Query::InternalCalls),
-            trunks: one(Query::Trunks),
-            extensions: one(Query::Extensions),
-            device: one(Query::Device),
+                .flat_map(|q| family.requests(*q))
+                .map(|(endpoint, body)| answer(endpoint, &body))
+                .collect();
+            out.by_collector.insert(kind, bytes);
         }
+        out
     }
 
     /// Every byte of every answer.
     pub fn parts(&self) -> impl Iterator<Item = &[u8]> {
-        [Some(&self.inbound), Some(&self.outbound)]
-            .into_iter()
-            .chain([
-                self.internal.as_ref(),
-                self.trunks.as_ref(),
-                self.extensions.as_ref(),
-                self.device.as_ref(),
-            ])
-            .flatten()
-            .map(Vec::as_slice)
+        self.by_collector.values().flatten().map(Vec::as_slice)
     }
 }
 
@@ -108,49 +103,41 @@ impl Target {
     #[doc(hidden)]
     pub fn render_answers(&self, answers: &Answers) -> ScrapeOutput {
         let family = self.client.config().family;
-        let mut merged = MergedCalls::default();
-        let mut calls = |bytes: &[u8]| {
-            family
-                .read_calls::<MergedCalls>(Query::ActiveCalls, bytes)
-                .map(|calls| merged.add(calls))
-        };
-        let (inbound, outbound) = (
-            Some(calls(&answers.inbound)),
-            Some(calls(&answers.outbound)),
-        );
-        let internal = answers.internal.as_deref().map(|b| {
-            family
-                .read_calls::<MergedCalls>(Query::InternalCalls, b)
-                .map(|calls| merged.add(calls))
-        });
-        let internal = internal.map(Some);
-        let given = [
-            ("trunks", &answers.trunks),
-            ("extensions", &answers.extensions),
-            ("device", &answers.device),
-        ];
-        let own = given
-            .into_iter()
-            .filter_map(|(name, bytes)| {
-                let kind = CollectorKind::named(name)?;
-                let Run::One { query, read } = kind.spec().run else {
-                    return None;
-                };
-                // What a scrape does with the answer: the family reads it, the collector too.
-                Some((
-                    kind,
-                    Some(family.read(query, bytes.as_deref()?).and_then(read)),
-                ))
-            })
-            .collect();
-        let results = Results {
-            merged,
-            inbound,
-            outbound,
-            internal,
-            own,
+        let mut results = Results {
+            merged: MergedCalls::default(),
+            internal_listed: false,
+            slots: Vec::new(),
             done: None,
         };
+        for (&kind, bytes) in &answers.by_collector {
+            if !self.collectors.contains(kind) {
+                continue;
+            }
+            // What a scrape does with each answer: the family reads it, the collector too.
+            let slot = match &kind.spec().run {
+                Run::Calls => {
+                    let mut given = bytes.iter();
+                    let parts = super::call_parts(family, kind)
+                        .map(|(query, _)| {
+                            let bytes = given.next()?;
+                            let read = family.read_calls::<MergedCalls>(query, bytes);
+                            Some(read.map(|calls| {
+                                results.merge(calls, family.lists_internal(query));
+                            }))
+                        })
+                        .collect();
+                    Slot::Calls(parts)
+                }
+                Run::One { query, read } => {
+                    let Some(bytes) = bytes.first() else {
+                        continue;
+                    };
+                    Slot::Own(Some(family.read(*query, bytes).and_then(read)))
+                }
+                Run::Own { .. } => continue,
+            };
+            results.slots.push((kind, slot));
+        }
         self.render(&results, Duration::ZERO, true)
     }
 }

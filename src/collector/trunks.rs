@@ -12,6 +12,7 @@ use crate::pbx::model::{Data, Query, Trunk};
 pub static SPEC: Spec = Spec {
     name: "trunks",
     on_by_default: true,
+    required: false,
     queries: &[Query::Trunks],
     note: "",
     run: Run::One {
@@ -28,8 +29,8 @@ impl Collected for Listed {
     fn write(&self, m: &Families, _: &str) {
         write(m, &self.0);
     }
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
+    fn listed_trunks(&self) -> Option<&[TrunkState]> {
+        Some(&self.0)
     }
 }
 
@@ -40,18 +41,7 @@ fn read(answer: Data) -> Result<Box<dyn Collected>, PbxError> {
     }
 }
 
-/// One trunk, as the metrics show it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrunkState {
-    /// Its name.
-    pub name: String,
-    /// SIP, IAX, FXO, GSM, BRI, E1 (upper-cased).
-    pub kind: String,
-    /// The PBX's status word, lower-cased with spaces as `_` (`registered`, `no_sim`).
-    pub status: String,
-    /// Whether it can carry calls.
-    pub up: bool,
-}
+pub use super::listed::TrunkState;
 
 /// The status words firmware has written without spaces (the 2017 status table: `nosim`,
 /// `poweroff`, …), by their letters and digits in lower case, and the label value of the spaced

@@ -74,7 +74,7 @@ impl ApiFamily {
         }
     }
 
-    /// A call list's answer ([`Query::ActiveCalls`] of either direction, or
+    /// The answer to any request of a call list ([`Query::ActiveCalls`],
     /// [`Query::InternalCalls`]) read from its bytes into `S`, as a scrape reads it.
     pub fn read_calls<S: CallSink>(self, query: Query, bytes: &[u8]) -> Result<S, PbxError> {
         match (self, query) {
@@ -82,6 +82,22 @@ impl ApiFamily {
                 s_series::queries::read_internal_calls(bytes)
             }
             (ApiFamily::S(_), _) => s_series::queries::read_active_calls(bytes),
+        }
+    }
+
+    /// How many requests the call list `query` takes ([`Query::ActiveCalls`],
+    /// [`Query::InternalCalls`]; 0 for any other query): [`super::Session::calls`] asks each.
+    pub fn call_parts(self, query: Query) -> usize {
+        match self {
+            ApiFamily::S(_) => s_series::queries::call_parts(query),
+        }
+    }
+
+    /// Whether the call list `query` lists extension-to-extension calls: the internal direction
+    /// is shown once such an answer came.
+    pub fn lists_internal(self, query: Query) -> bool {
+        match self {
+            ApiFamily::S(_) => s_series::queries::lists_internal(query),
         }
     }
 

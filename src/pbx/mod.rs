@@ -44,7 +44,7 @@ pub use error::{ApiCode, ApiError, LoginOutcome, Outcome, PbxError, clip};
 pub use family::ApiFamily;
 use ledger::Failure;
 pub use ledger::LoginLedger;
-use model::{CallDirection, CallSink, Data, Query};
+use model::{CallSink, Data, Query};
 
 /// The longest a TCP (and TLS) connection to a PBX may take to open.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -959,18 +959,11 @@ impl Session<'_> {
         }
     }
 
-    /// The active calls of `direction` (calls with an external member of that direction), fed
-    /// into `S` as the answer is read.
-    pub async fn active_calls<S: CallSink>(&self, direction: CallDirection) -> Result<S, PbxError> {
+    /// Request `part` (of [`ApiFamily::call_parts`]) of the call list `query`
+    /// ([`Query::ActiveCalls`], [`Query::InternalCalls`]), fed into `S` as the answer is read.
+    pub async fn calls<S: CallSink>(&self, query: Query, part: usize) -> Result<S, PbxError> {
         match self.client.cfg.family {
-            ApiFamily::S(_) => s_series::queries::active_calls(self, direction).await,
-        }
-    }
-
-    /// Every extension's calls (extension-to-extension calls among them), fed into `S`.
-    pub async fn internal_calls<S: CallSink>(&self) -> Result<S, PbxError> {
-        match self.client.cfg.family {
-            ApiFamily::S(_) => s_series::queries::internal_calls(self).await,
+            ApiFamily::S(_) => s_series::queries::calls(self, query, part).await,
         }
     }
 

@@ -250,15 +250,6 @@ pub const AGENT_STATUSES: [&str; 11] = [
     "wrap_up",
 ];
 
-/// The external direction a call list is asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallDirection {
-    /// Calls with an external caller.
-    Inbound,
-    /// Calls with an external callee.
-    Outbound,
-}
-
 /// What a collector may ask a PBX, whatever its API family: each family says which endpoints a
 /// query calls (for the request-count series and the flags' help).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

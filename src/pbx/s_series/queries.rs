@@ -11,9 +11,7 @@ use super::types::{
     QueueStatusAnswer, TrunkListAnswer,
 };
 use super::{decode_answer, request};
-use crate::pbx::model::{
-    AGENT_STATUSES, CallDirection, CallSink, Data, Device, Extension, Query, Queue, Trunk,
-};
+use crate::pbx::model::{AGENT_STATUSES, CallSink, Data, Device, Extension, Query, Queue, Trunk};
 use crate::pbx::{ApiCode, PbxError, Session, clip};
 
 /// The endpoints `query` calls.
@@ -92,16 +90,38 @@ fn idle<T: Default>(answer: Result<T, PbxError>) -> Result<T, PbxError> {
     }
 }
 
-/// `call/query` `{"type": "inbound"|"outbound"}`: the calls with an external member of that
-/// direction, fed into `S`.
-pub async fn active_calls<S: CallSink>(
+/// How many requests the call list `query` takes: the active calls two (`call/query` inbound,
+/// then outbound), the internal calls one; any other query is no call list (0).
+pub fn call_parts(query: Query) -> usize {
+    match query {
+        Query::ActiveCalls => 2,
+        Query::InternalCalls => 1,
+        Query::Trunks | Query::Extensions | Query::Device | Query::Queues => 0,
+    }
+}
+
+/// Whether the call list `query` lists extension-to-extension calls (the internal direction).
+pub fn lists_internal(query: Query) -> bool {
+    query == Query::InternalCalls
+}
+
+/// Request `part` of the call list `query`, fed into `S`: [`active_calls`] inbound (0) or
+/// outbound (1), or [`internal_calls`].
+pub async fn calls<S: CallSink>(
     session: &Session<'_>,
-    direction: CallDirection,
+    query: Query,
+    part: usize,
 ) -> Result<S, PbxError> {
-    let nth = match direction {
-        CallDirection::Inbound => 0,
-        CallDirection::Outbound => 1,
-    };
+    match query {
+        Query::ActiveCalls => active_calls(session, part).await,
+        Query::InternalCalls => internal_calls(session).await,
+        Query::Trunks | Query::Extensions | Query::Device | Query::Queues => Err(not_one(query)),
+    }
+}
+
+/// `call/query` `{"type": "inbound"|"outbound"}` (`nth` 0 or 1 of the query's requests): the
+/// calls with an external member of that direction, fed into `S`.
+async fn active_calls<S: CallSink>(session: &Session<'_>, nth: usize) -> Result<S, PbxError> {
     let (endpoint, body) = nth_request(Query::ActiveCalls, nth);
     idle(call::<CallQueryAnswer<S>>(session, endpoint, body).await).map(|a| a.calls)
 }
@@ -113,7 +133,7 @@ pub fn read_active_calls<S: CallSink>(bytes: &[u8]) -> Result<S, PbxError> {
 
 /// `extension/query_call` `{"number": "all"}`: every extension's calls (extension-to-extension
 /// calls among them), fed into `S`.
-pub async fn internal_calls<S: CallSink>(session: &Session<'_>) -> Result<S, PbxError> {
+async fn internal_calls<S: CallSink>(session: &Session<'_>) -> Result<S, PbxError> {
     let (endpoint, body) = nth_request(Query::InternalCalls, 0);
     idle(call::<ExtensionCallsAnswer<S>>(session, endpoint, body).await).map(|a| a.calllist)
 }
@@ -151,7 +171,7 @@ pub async fn one(session: &Session<'_>, query: Query) -> Result<Data, PbxError> 
 fn not_one(query: Query) -> PbxError {
     PbxError::Decode {
         endpoint: endpoints(query).join(","),
-        reason: format!("{query:?} is not a one-request query (a bug: please report it)"),
+        reason: format!("{query:?} is not a query of this kind (a bug: please report it)"),
     }
 }
 
