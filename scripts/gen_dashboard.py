@@ -91,8 +91,11 @@ panel("stat", "Logins suspended", "yeastar_login_suspended: 1 while the exporter
       extra={"defaults": {"thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 1}]}},
              "options": {"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}}})
 panel("table", "Collectors", "yeastar_collector_success by collector: 0 marks a collector whose PBX requests failed this scrape (its series are missing); the others still report.",
-      [t(f"yeastar_collector_success{{{SEL}}}", "", instant=True, format="table")], w=24, h=6, newline=True,
+      [t(f"yeastar_collector_success{{{SEL}}}", "", instant=True, format="table")], w=12, h=6,
       extra={"transformations": [{"id": "organize", "options": {"excludeByName": {"Time": True, "__name__": True}}}]})
+
+panel("timeseries", "Collector duration", "yeastar_collector_duration_seconds: when each collector's last answer came, counted from the start of the scrape's PBX work (a collector still out at the scrape's deadline shows the time waited). The slowest collector is what brings a scrape near its timeout.",
+      [t(f"max by (instance, collector) (yeastar_collector_duration_seconds{{{SEL}}})", "{{instance}} {{collector}}")], w=12, h=6, x=12, unit="s", newline=True)
 
 row("Calls now")
 panel("stat", "Active calls", "yeastar_active_calls: distinct calls now, by direction. A call with an inbound member is inbound; else with an outbound member outbound; else internal.",

@@ -307,3 +307,31 @@ async fn a_pbx_answering_in_one_second_is_up() {
     assert_eq!(h.sim.requests("login"), 1);
     exporter.stop().await;
 }
+
+/// `yeastar_collector_duration_seconds` says when each collector's last answer came, counted from
+/// the collection's start: `calls` at 1.8 s (its outbound answer), `internal_calls` 2.7, `trunks`
+/// 3.6, `extensions` 4.5, and `device` at the collection's bound (5 s, timed out). A scraper that
+/// answers at 3 s gives those still out the 3 s it waited.
+#[tokio::test(start_paused = true)]
+async fn each_collector_says_how_long_it_took() {
+    let pbx = slow_pbx().await;
+    let exporter = Running::start(config(&pbx.url(), &[]), ManualClock::new(T0)).await;
+    let url = format!("{}/metrics", exporter.url);
+    let (short, long) = tokio::join!(get(&url, "3.5"), get(&url, "10"));
+    let took = |text: &str, c: &str| {
+        must(
+            text,
+            &format!(r#"yeastar_collector_duration_seconds{{collector="{c}"}}"#),
+        )
+    };
+    for (text, want) in [
+        (&long, [1.8, 2.7, 3.6, 4.5, 5.0]),
+        (&short, [1.8, 2.7, 3.0, 3.0, 3.0]),
+    ] {
+        let got = ["calls", "internal_calls", "trunks", "extensions", "device"]
+            .map(|c| (took(text, c) * 1000.0).round() / 1000.0);
+        assert_eq!(got, want, "{text}");
+        // Only the collectors run: queues is off.
+        assert!(!text.contains(r#"yeastar_collector_duration_seconds{collector="queues"}"#));
+    }
+}

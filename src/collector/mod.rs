@@ -192,8 +192,10 @@ struct Results {
     merged: MergedCalls,
     /// Whether an answer listing extension-to-extension calls is among them.
     internal_listed: bool,
+    /// When the collection began: each collector's time is counted from then.
+    started: Instant,
     /// The collectors run this scrape, in table order, each with what has come in.
-    slots: Vec<(CollectorKind, Slot)>,
+    slots: Vec<Entry>,
     /// The collection's own answer, once it is complete (a scraper whose deadline passes in the
     /// instant between then and the collection's end takes it rather than a partial one).
     done: Option<Arc<ScrapeOutput>>,
@@ -201,6 +203,14 @@ struct Results {
 
 /// A collection's results, shared by the collection and its scrapers.
 type Progress = Arc<Mutex<Results>>;
+
+/// One collector run this scrape.
+struct Entry {
+    kind: CollectorKind,
+    slot: Slot,
+    /// From the collection's start until its last answer so far came.
+    took: Option<Duration>,
+}
 
 /// What has come in of one collector's run.
 enum Slot {
@@ -230,12 +240,12 @@ impl Results {
         self.internal_listed |= internal;
     }
 
-    /// `kind`'s slot, if it runs this scrape.
-    fn slot(&mut self, kind: CollectorKind) -> Option<&mut Slot> {
-        self.slots
-            .iter_mut()
-            .find(|(k, _)| *k == kind)
-            .map(|(_, slot)| slot)
+    /// `kind`'s slot, if it runs this scrape, for an answer that came now.
+    fn record(&mut self, kind: CollectorKind) -> Option<&mut Slot> {
+        let took = self.started.elapsed();
+        let entry = self.slots.iter_mut().find(|e| e.kind == kind)?;
+        entry.took = Some(took);
+        Some(&mut entry.slot)
     }
 
     fn came(&self, kind: CollectorKind) -> Came<'_> {
@@ -246,10 +256,10 @@ impl Results {
                 Some(Err(e)) => Came::Failed(e),
             }
         }
-        let Some((_, slot)) = self.slots.iter().find(|(k, _)| *k == kind) else {
+        let Some(entry) = self.slots.iter().find(|e| e.kind == kind) else {
             return Came::NotRun;
         };
-        match slot {
+        match &entry.slot {
             // Any of its requests failing fails it (the first in the family's order), whether
             // or not the others are in.
             Slot::Calls(parts) => {
@@ -267,9 +277,14 @@ impl Results {
         }
     }
 
+    /// How long `kind` took, if an answer of it came.
+    fn took(&self, kind: CollectorKind) -> Option<Duration> {
+        self.slots.iter().find(|e| e.kind == kind)?.took
+    }
+
     /// The trunks a collector listed this scrape, if one did.
     fn listed_trunks(&self) -> Option<&[listed::TrunkState]> {
-        self.slots.iter().find_map(|(_, slot)| match slot {
+        self.slots.iter().find_map(|e| match &e.slot {
             Slot::Own(Some(Ok(collected))) => collected.listed_trunks(),
             _ => None,
         })
@@ -556,9 +571,14 @@ impl Target {
                         }
                         Run::One { .. } | Run::Own { .. } => Slot::Own(None),
                     };
-                    (k, slot)
+                    Entry {
+                        kind: k,
+                        slot,
+                        took: None,
+                    }
                 })
                 .collect(),
+            started: Instant::now(),
             done: None,
         }
     }
@@ -618,7 +638,7 @@ impl Target {
         let s = &session;
         let p = &progress;
         let this = &*self;
-        let kinds: Vec<CollectorKind> = lock(p).slots.iter().map(|(k, _)| *k).collect();
+        let kinds: Vec<CollectorKind> = lock(p).slots.iter().map(|e| e.kind).collect();
         // Every request of every collector run, in table order (a call-path collector's requests
         // in the family's order). With one request in flight per PBX (the default), the limiter's
         // queue is fair, so they go out in that order: the call queries first.
@@ -638,7 +658,7 @@ impl Target {
                                 let mut r = lock(p);
                                 let res = answer
                                     .map(|calls| r.merge(calls, family.lists_internal(query)));
-                                if let Some(Slot::Calls(parts)) = r.slot(kind) {
+                                if let Some(Slot::Calls(parts)) = r.record(kind) {
                                     parts[i] = Some(res);
                                 }
                             }
@@ -656,7 +676,7 @@ impl Target {
                         if let Err(e) = &out {
                             this.note_unsupported(kind, e);
                         }
-                        if let Some(Slot::Own(slot)) = lock(p).slot(kind) {
+                        if let Some(Slot::Own(slot)) = lock(p).record(kind) {
                             *slot = Some(out);
                         }
                     }
@@ -725,6 +745,11 @@ impl Target {
             "1 when the collector's PBX requests succeeded this scrape, else 0.",
             &["collector"],
         );
+        let took = m.gauge_vec(
+            "yeastar_collector_duration_seconds",
+            "Seconds from the start of this scrape's PBX work until the collector's last answer came (for one still out: until this answer was made); absent for a collector not run.",
+            &["collector"],
+        );
         let mut problems: Vec<(CollectorKind, Option<PbxError>)> = Vec::new();
         for kind in CollectorKind::all() {
             if !self.collectors.contains(kind) {
@@ -734,6 +759,15 @@ impl Target {
             success
                 .with_label_values(&[kind.as_str()])
                 .set(if matches!(came, Came::Ok) { 1.0 } else { 0.0 });
+            let seconds = match came {
+                Came::NotRun => None,
+                Came::Out => Some(elapsed),
+                Came::Ok | Came::Failed(_) => r.took(kind).or(Some(elapsed)),
+            };
+            if let Some(d) = seconds {
+                took.with_label_values(&[kind.as_str()])
+                    .set(d.as_secs_f64());
+            }
             match came {
                 Came::Out => problems.push((kind, None)),
                 Came::Failed(e) => problems.push((kind, Some(e.clone()))),
@@ -771,8 +805,8 @@ impl Target {
                 r.listed_trunks(),
             );
         }
-        for (_, slot) in &r.slots {
-            if let Slot::Own(Some(Ok(collected))) = slot {
+        for e in &r.slots {
+            if let Slot::Own(Some(Ok(collected))) = &e.slot {
                 collected.write(&m, &self.name);
             }
         }

@@ -106,6 +106,7 @@ impl Target {
         let mut results = Results {
             merged: MergedCalls::default(),
             internal_listed: false,
+            started: tokio::time::Instant::now(),
             slots: Vec::new(),
             done: None,
         };
@@ -136,7 +137,11 @@ impl Target {
                 }
                 Run::Own { .. } => continue,
             };
-            results.slots.push((kind, slot));
+            results.slots.push(super::Entry {
+                kind,
+                slot,
+                took: Some(Duration::ZERO),
+            });
         }
         self.render(&results, Duration::ZERO, true)
     }

@@ -408,13 +408,14 @@ pub const CLIENT_COUNT_FAMILIES: [&str; 3] = [
     "yeastar_login_suspended",
 ];
 
-/// The target's sample lines from the PBX's answers, without the one that depends on wall time.
+/// The target's sample lines from the PBX's answers, without those that depend on wall time.
 pub fn target_lines(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| {
             !l.starts_with('#') && l.starts_with("yeastar_") && !l.starts_with("yeastar_exporter_")
         })
         .filter(|l| !l.starts_with("yeastar_scrape_duration_seconds"))
+        .filter(|l| !l.starts_with("yeastar_collector_duration_seconds"))
         .filter(|l| !CLIENT_COUNT_FAMILIES.iter().any(|f| l.starts_with(f)))
         .map(str::to_string)
         .collect()
