@@ -181,7 +181,7 @@ pub fn unexpected(collector: &str, answer: &Data) -> PbxError {
         Data::Device(_) => "device",
     };
     PbxError::Decode {
-        endpoint: collector.to_string(),
+        endpoint: crate::pbx::Endpoint::unasked(collector),
         reason: format!(
             "the {kind} answer reached the {collector} collector (a bug: please report it)"
         ),

@@ -138,14 +138,79 @@ pub fn clip(text: &str, max: usize) -> String {
     }
 }
 
+/// The request methods the PBX APIs use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// A query with its arguments in the URL (the P-Series' lists and queries).
+    Get,
+    /// A JSON body (every S-Series endpoint; the P-Series' token requests).
+    Post,
+}
+
+impl Method {
+    /// As HTTP writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+        }
+    }
+}
+
+/// What a PBX error is about, as its message names it: the request's method and endpoint
+/// (`POST call/query`, `GET call/query`: the family's own), or, for an error no request made,
+/// only what it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    method: Option<Method>,
+    name: String,
+}
+
+impl Endpoint {
+    /// `name` asked with `method`.
+    pub fn new(method: Method, name: impl Into<String>) -> Self {
+        Self {
+            method: Some(method),
+            name: name.into(),
+        }
+    }
+
+    /// An error about `name` that no request of a method made (a bug between layers).
+    pub fn unasked(name: impl Into<String>) -> Self {
+        Self {
+            method: None,
+            name: name.into(),
+        }
+    }
+
+    /// The endpoint's name (`call/query`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The method it was asked with, if a request made it.
+    pub fn method(&self) -> Option<Method> {
+        self.method
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.method {
+            Some(m) => write!(f, "{} {}", m.as_str(), self.name),
+            None => f.write_str(&self.name),
+        }
+    }
+}
+
 /// A failed exchange with the PBX.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PbxError {
     /// No connection, or it closed before an answer.
-    #[error("POST {endpoint}: connection failed")]
+    #[error("{endpoint}: connection failed")]
     Connect {
-        /// The API endpoint.
-        endpoint: String,
+        /// The request (method and API endpoint).
+        endpoint: Endpoint,
         /// The transport's failure (URL removed, TLS refusals explained).
         #[source]
         cause: Cause,
@@ -155,11 +220,11 @@ pub enum PbxError {
     /// The PBX answered with a redirect, which is never followed: it would carry the login body
     /// or the token (in the query string) to wherever it points.
     #[error(
-        "POST {endpoint}: the PBX redirects (HTTP {status}) to {location}; redirects are never followed (they would carry the password and token elsewhere): {hint}"
+        "{endpoint}: the PBX redirects (HTTP {status}) to {location}; redirects are never followed (they would carry the password and token elsewhere): {hint}"
     )]
     Redirect {
-        /// The API endpoint.
-        endpoint: String,
+        /// The request (method and API endpoint).
+        endpoint: Endpoint,
         /// The 3xx status.
         status: u16,
         /// Scheme, host and port of the redirect target (no path, no query), or what it was.
@@ -168,50 +233,50 @@ pub enum PbxError {
         hint: String,
     },
     /// The deadline passed.
-    #[error("POST {endpoint}: no answer before the deadline")]
+    #[error("{endpoint}: no answer before the deadline")]
     Timeout {
-        /// The API endpoint.
-        endpoint: String,
+        /// The request (method and API endpoint).
+        endpoint: Endpoint,
     },
     /// The PBX answered, but not with valid HTTP (counted as `http_error`; the request reached it).
-    #[error("POST {endpoint}: the PBX's answer is not valid HTTP")]
+    #[error("{endpoint}: the PBX's answer is not valid HTTP")]
     Malformed {
-        /// The API endpoint.
-        endpoint: String,
+        /// The request (method and API endpoint).
+        endpoint: Endpoint,
         /// What hyper could not read, or that the PBX speaks TLS.
         #[source]
         cause: Cause,
     },
     /// HTTP status other than 200.
-    #[error("POST {endpoint}: HTTP status {status}")]
+    #[error("{endpoint}: HTTP status {status}")]
     Http {
-        /// The API endpoint.
-        endpoint: String,
+        /// The request (method and API endpoint).
+        endpoint: Endpoint,
         /// The status code.
         status: u16,
     },
     /// Not the JSON expected.
-    #[error("POST {endpoint}: undecodable answer: {reason}")]
+    #[error("{endpoint}: undecodable answer: {reason}")]
     Decode {
-        /// The API endpoint.
-        endpoint: String,
+        /// The request (method and API endpoint).
+        endpoint: Endpoint,
         /// What was wrong, in words clipped to [`MAX_PBX_TEXT`]: the decoder's message quotes the
         /// PBX's text, which must not reach a log unbounded (so no `#[source]` here).
         reason: String,
     },
     /// The PBX refused the request with an API error code.
-    #[error("POST {endpoint}: PBX answered {error}")]
+    #[error("{endpoint}: PBX answered {error}")]
     Api {
-        /// The API endpoint.
-        endpoint: String,
+        /// The request (method and API endpoint).
+        endpoint: Endpoint,
         /// The code and what it means.
         error: ApiError,
     },
     /// A token error that a new login did not cure, or static-token mode.
-    #[error("POST {endpoint}: token refused, {error}")]
+    #[error("{endpoint}: token refused, {error}")]
     TokenExpired {
-        /// The API endpoint.
-        endpoint: String,
+        /// The request (method and API endpoint).
+        endpoint: Endpoint,
         /// The code and what it means.
         error: ApiError,
     },
@@ -458,5 +523,36 @@ fn transport_reason(err: &(dyn std::error::Error + 'static)) -> String {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_method_the_family_used() {
+        let timeout = |method| PbxError::Timeout {
+            endpoint: Endpoint::new(method, "call/query"),
+        };
+        assert_eq!(
+            timeout(Method::Post).to_string(),
+            "POST call/query: no answer before the deadline"
+        );
+        assert_eq!(
+            timeout(Method::Get).to_string(),
+            "GET call/query: no answer before the deadline"
+        );
+        let bug = PbxError::Decode {
+            endpoint: Endpoint::unasked("trunks"),
+            reason: "the device answer reached the trunks collector (a bug: please report it)"
+                .into(),
+        };
+        assert_eq!(
+            bug.to_string(),
+            "trunks: undecodable answer: the device answer reached the trunks collector (a bug: please report it)"
+        );
+        assert_eq!(Endpoint::new(Method::Get, "x").name(), "x");
+        assert_eq!(Endpoint::unasked("x").method(), None);
     }
 }

@@ -40,7 +40,7 @@ use tracing::Instrument;
 use crate::support::clock::SharedClock;
 use crate::support::report::Cause;
 use crate::support::secret::Secret;
-pub use error::{ApiCode, ApiError, LoginOutcome, Outcome, PbxError, clip};
+pub use error::{ApiCode, ApiError, Endpoint, LoginOutcome, Outcome, PbxError, clip};
 pub use family::ApiFamily;
 use ledger::Failure;
 pub use ledger::LoginLedger;
@@ -706,7 +706,7 @@ impl Client {
                     return Ok(t);
                 }
                 None => PbxError::Decode {
-                    endpoint: "login".into(),
+                    endpoint: s_series::endpoint("login"),
                     reason: "Success without a token".into(),
                 },
             },
@@ -758,9 +758,9 @@ impl Client {
         decode: impl FnOnce(&[u8]) -> Result<T, PbxError>,
         deadline: Instant,
     ) -> Result<T, PbxError> {
-        let endpoint = request.endpoint;
+        let (endpoint, method) = (request.endpoint, request.method);
         let timeout = || PbxError::Timeout {
-            endpoint: endpoint.to_string(),
+            endpoint: Endpoint::new(method, endpoint),
         };
         let _permit = match tokio::time::timeout_at(deadline, self.limiter.acquire()).await {
             Ok(Ok(p)) => p,
@@ -792,7 +792,7 @@ impl Client {
     }
 
     /// What a redirect's `Location` points at (scheme, host and port only), and what to do.
-    fn redirect_error(&self, endpoint: &str, status: u16, location: Option<&str>) -> PbxError {
+    fn redirect_error(&self, endpoint: Endpoint, status: u16, location: Option<&str>) -> PbxError {
         let location = location.unwrap_or("").trim();
         let origin = match location.split_once("://") {
             Some((scheme, rest)) => {
@@ -824,7 +824,7 @@ impl Client {
             ),
         };
         PbxError::Redirect {
-            endpoint: endpoint.to_string(),
+            endpoint,
             status,
             location,
             hint,
@@ -837,14 +837,14 @@ impl Client {
         decode_answer: impl FnOnce(&[u8]) -> Result<T, PbxError>,
     ) -> Result<T, PbxError> {
         use transport::{Answer, Failure};
-        let endpoint = request.endpoint;
+        let (endpoint, method) = (request.endpoint, request.method);
         let connect = |sent: bool, cause: error::Transport| PbxError::Connect {
-            endpoint: endpoint.to_string(),
+            endpoint: Endpoint::new(method, endpoint),
             sent,
             cause: Cause::new(cause),
         };
         let decode = |reason: String| PbxError::Decode {
-            endpoint: endpoint.to_string(),
+            endpoint: Endpoint::new(method, endpoint),
             reason,
         };
         let origin = match &self.origin {
@@ -873,15 +873,17 @@ impl Client {
                 }
                 decoded
             }
-            Ok(Answer::Redirect { status, location }) => {
-                Err(self.redirect_error(endpoint, status, location.as_deref()))
-            }
+            Ok(Answer::Redirect { status, location }) => Err(self.redirect_error(
+                Endpoint::new(method, endpoint),
+                status,
+                location.as_deref(),
+            )),
             Ok(Answer::Status(status)) => Err(PbxError::Http {
-                endpoint: endpoint.to_string(),
+                endpoint: Endpoint::new(method, endpoint),
                 status,
             }),
             Err(Failure::Malformed(cause)) => Err(PbxError::Malformed {
-                endpoint: endpoint.to_string(),
+                endpoint: Endpoint::new(method, endpoint),
                 cause: Cause::new(cause),
             }),
             Err(Failure::Connect(cause)) => Err(connect(false, cause)),
@@ -1015,7 +1017,7 @@ impl Session<'_> {
             return Err(PbxError::NotLoggedIn("static token ended".into()));
         }
         let login_timeout = || PbxError::Timeout {
-            endpoint: "login".into(),
+            endpoint: s_series::endpoint("login"),
         };
         // One login (or heartbeat) decision at a time per PBX: concurrent requests wait here and
         // use its token.

@@ -37,6 +37,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub use super::error::Method;
 use super::error::{Transport, find_tls_error};
 use crate::support::secret::Secret;
 
@@ -274,15 +275,6 @@ pub enum Failure {
 
 const USER_AGENT: &str = concat!("yeastar-exporter/", env!("CARGO_PKG_VERSION"));
 const JSON: &str = "application/json; charset=utf-8";
-
-/// The request methods the PBX APIs use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// A query with its arguments in the URL (the P-Series' lists and queries).
-    Get,
-    /// A JSON body (every S-Series endpoint; the P-Series' token requests).
-    Post,
-}
 
 impl HttpClient {
     /// `POST`s `body` as JSON to `path_and_query` (below the origin's root, starting with `/`) over

@@ -27,7 +27,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::pbx::error::MAX_PBX_TEXT;
-use crate::pbx::{EventsRegistration, PbxError, Request, clip, transport};
+use crate::pbx::error::{Endpoint, Method};
+use crate::pbx::{EventsRegistration, PbxError, Request, clip};
 use crate::support::secret::Secret;
 use types::Envelope;
 
@@ -56,11 +57,19 @@ pub const ENDPOINTS: &[&str] = &[
     "queue/query_status",
 ];
 
+/// Every S-Series request is a `POST`.
+pub const METHOD: Method = Method::Post;
+
+/// `name` as this family's errors name it (`POST call/query`).
+pub fn endpoint(name: impl Into<String>) -> Endpoint {
+    Endpoint::new(METHOD, name)
+}
+
 /// A request to `endpoint` with `body`, carrying `token` in the query when there is one.
 pub fn request<'a>(endpoint: &'a str, token: Option<&Secret>, body: &Value) -> Request<'a> {
     Request {
         endpoint,
-        method: transport::Method::Post,
+        method: METHOD,
         path: path(endpoint, token),
         body: Some(serde_json::to_vec(body).unwrap_or_default()),
     }
@@ -72,7 +81,7 @@ pub fn path(endpoint: &str, token: Option<&Secret>) -> String {
     path.push_str(endpoint);
     if let Some(t) = token {
         path.push_str("?token=");
-        transport::push_query_value(&mut path, t.expose());
+        crate::pbx::transport::push_query_value(&mut path, t.expose());
     }
     path
 }
@@ -137,7 +146,7 @@ pub fn decode_answer<T: DeserializeOwned + Envelope>(
     bytes: &[u8],
 ) -> Result<T, PbxError> {
     let decode = |reason: String| PbxError::Decode {
-        endpoint: endpoint.to_string(),
+        endpoint: self::endpoint(endpoint),
         reason: clip(&reason, MAX_PBX_TEXT),
     };
     // One UTF-8 check of the whole answer is cheaper than one per string read.
@@ -155,7 +164,7 @@ pub fn decode_answer<T: DeserializeOwned + Envelope>(
         Some(s) if s.eq_ignore_ascii_case("success") => Ok(answer),
         Some(s) if s.eq_ignore_ascii_case("failed") => {
             let error = codes::api_error(answer.errno().unwrap_or(""));
-            let endpoint = endpoint.to_string();
+            let endpoint = self::endpoint(endpoint);
             Err(match error.code {
                 crate::pbx::ApiCode::TokenInvalid => PbxError::TokenExpired { endpoint, error },
                 _ => PbxError::Api { endpoint, error },
@@ -239,7 +248,7 @@ mod tests {
             &json!({"type": "inbound"}),
         );
         assert_eq!(r.path, "call/query?token=a%20b%22");
-        assert_eq!(r.method, transport::Method::Post);
+        assert_eq!(r.method, Method::Post);
         assert_eq!(r.body.as_deref(), Some(&br#"{"type":"inbound"}"#[..]));
         assert_eq!(request("login", None, &json!({})).path, "login");
         assert_eq!(

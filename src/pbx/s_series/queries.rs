@@ -170,7 +170,7 @@ pub async fn one(session: &Session<'_>, query: Query) -> Result<Data, PbxError> 
 
 fn not_one(query: Query) -> PbxError {
     PbxError::Decode {
-        endpoint: endpoints(query).join(","),
+        endpoint: super::endpoint(endpoints(query).join(",")),
         reason: format!("{query:?} is not a query of this kind (a bug: please report it)"),
     }
 }
@@ -200,7 +200,7 @@ fn all_readable<T>(
         return Ok(());
     };
     Err(PbxError::Decode {
-        endpoint: endpoint.into(),
+        endpoint: super::endpoint(endpoint),
         reason: format!(
             "{} of {} {what} (the first is entry {})",
             1 + bad.count(),
@@ -304,7 +304,7 @@ pub fn queue_numbers(list: &QueueListAnswer) -> Result<Vec<String>, PbxError> {
 /// unknown status code counts as `unknown`).
 pub fn queue_state(queue: &str, answer: &QueueStatusAnswer) -> Result<Queue, PbxError> {
     let unreadable = |field: &str, value: &str| PbxError::Decode {
-        endpoint: "queue/query_status".into(),
+        endpoint: super::endpoint("queue/query_status"),
         reason: format!(
             "{field} {:?} of queue {} is not a number",
             clip(value, 40),
