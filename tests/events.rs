@@ -9,7 +9,8 @@ use std::sync::Arc;
 use common::*;
 use yeastar_exporter::collector::events::{EventStats, Recorded, kind_label};
 use yeastar_exporter::collector::families::Families;
-use yeastar_exporter::pbx::s_series::events::{Event, Format, parse};
+use yeastar_exporter::pbx::model::reports::Event;
+use yeastar_exporter::pbx::s_series::events::parse;
 use yeastar_exporter::sim::{SimConfig, Simulator};
 use yeastar_exporter::support::clock::ManualClock;
 
@@ -137,7 +138,7 @@ fn every_section_8_payload_reads_as_documented() {
         // Only #5 (the vendor's CallFailed with a trailing comma) needs the repair.
         assert_eq!(p.repaired, n == 5, "#{n}");
         // v1 reports (#26, #27: a login without "version") carry no serial number.
-        assert_eq!(p.format == Format::V1, n == 26 || n == 27, "#{n}");
+        assert_eq!(p.legacy, n == 26 || n == 27, "#{n}");
         assert_eq!(p.sn.is_none(), n == 26 || n == 27, "#{n}");
     }
 }

@@ -2,10 +2,10 @@
 //! completed call by direction and outcome, per trunk, talk and wait time, failed set-ups, queue
 //! agents' missed calls, PBX boots — as counters and histograms one target keeps across scrapes.
 //!
-//! [`EventStats::record`] takes what [`crate::pbx::s_series::events::parse`] read from one report the
+//! [`EventStats::record`] takes what its PBX's family read from one report ([`Report`]) the
 //! event gate accepted ([`crate::pbx::gate`]); [`EventStats::write`] writes the families. A
 //! report the PBX resends (it does when it gets no 200) counts once: the keys of reports counted
-//! ([`crate::pbx::s_series::events::Parsed::key`]: a `NewCdr`'s callid as the PBX writes it, trimmed, …)
+//! ([`Report::key`]: a `NewCdr`'s callid as the PBX writes it, trimmed, …)
 //! are remembered for [`DEDUP_WINDOW`], at most [`DEDUP_KEYS`] of them. Only accepted reports
 //! enter that window, so forged traffic cannot flush it. Labels carry
 //! no phone or extension number, no callid and no agent name: direction, outcome, reason, the
@@ -27,10 +27,10 @@ use std::time::Duration;
 
 use super::families::{Families, label_text};
 use crate::pbx::gate::Refusal;
-use crate::pbx::model::{ChannelId, Status};
-use crate::pbx::s_series::events::{
-    CallLegs, Cdr, CdrDirection, CdrOutcome, Event, FailReason, Kind, ParseError,
+use crate::pbx::model::reports::{
+    CallLegs, Cdr, CdrDirection, CdrOutcome, Event, FailReason, Kind, ParseError, Report,
 };
+use crate::pbx::model::{ChannelId, Status};
 
 /// Report keys remembered to drop a resent report: a day of a busy PBX's calls (a 300-user PBX
 /// makes about 15,000 a day; the PBX resends within minutes). Kept as 64-bit hashes with their
@@ -345,11 +345,7 @@ fn bump<K: Ord>(map: &mut BTreeMap<K, u64>, key: K) -> bool {
 
 impl EventStats {
     /// Counts one report read at `now_millis` (unix milliseconds).
-    pub fn record(
-        &mut self,
-        read: Result<crate::pbx::s_series::events::Parsed, ParseError>,
-        now_millis: u64,
-    ) -> Recorded {
+    pub fn record(&mut self, read: Result<Report, ParseError>, now_millis: u64) -> Recorded {
         let parsed = match read {
             Ok(p) => p,
             Err(_) => {
@@ -362,7 +358,7 @@ impl EventStats {
             Some(k) => self.received[Kind::ALL.iter().position(|x| *x == k).unwrap_or(0)] += 1,
             None => self.received_other += 1,
         }
-        if parsed.format == crate::pbx::s_series::events::Format::V1 {
+        if parsed.legacy {
             self.received_v1 += 1;
         }
         if parsed.repaired {

@@ -362,7 +362,7 @@ impl Target {
         let Some(intake) = &self.events else {
             return Received::Off;
         };
-        let read = crate::pbx::s_series::events::parse(body);
+        let read = self.client.config().family.read_report(body);
         if let Ok(p) = &read
             && let Err(reason) = self.client.event_gate().check_sn(p.sn.as_deref())
         {

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use super::model::reports::{ParseError, Report};
 use super::model::{CallSink, Data, Query};
 use super::{PbxError, s_series};
 
@@ -105,6 +106,13 @@ impl ApiFamily {
     pub fn requests(self, query: Query) -> Vec<(&'static str, serde_json::Value)> {
         match self {
             ApiFamily::S(_) => s_series::queries::requests(query),
+        }
+    }
+
+    /// One event report its PBX pushed, read into the family-neutral [`Report`].
+    pub fn read_report(self, body: &[u8]) -> Result<Report, ParseError> {
+        match self {
+            ApiFamily::S(_) => s_series::events::parse(body),
         }
     }
 

@@ -435,7 +435,10 @@ mod event_tests {
             &json!({"event": "NewCdr", "callid": "1.1", "status": "ANSWERED", "type": "Inbound", "sn": "1"}),
         );
         let read = events::parse(v1.to_string().as_bytes()).unwrap();
-        assert_eq!((read.format, read.sn), (events::Format::V1, None));
-        assert_eq!(read.event.kind(), Some(events::Kind::NewCdr));
+        assert_eq!((read.legacy, read.sn), (true, None));
+        assert_eq!(
+            read.event.kind(),
+            Some(crate::pbx::model::reports::Kind::NewCdr)
+        );
     }
 }

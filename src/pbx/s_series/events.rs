@@ -2,7 +2,7 @@
 //! the way `yeastar-events.md` says a receiver must survive them.
 //!
 //! - Strict JSON first; on failure once more with trailing commas removed (the vendor's own
-//!   `CallFailed` example has one), which [`Parsed::repaired`] records.
+//!   `CallFailed` example has one), which [`Report::repaired`] records.
 //! - The discriminator is `event` (v2) or `action` (v1); an unknown one is [`Event::Other`], never
 //!   an error. A body without either is an error.
 //! - Every scalar may be a string, a number or null; `""` is absent.
@@ -12,318 +12,107 @@
 //! - v1 duplicate keys (`"ext":{…},"ext":{…}`) keep the last value and are not an error.
 //!
 //! It also splits a TCP event stream into JSON objects whatever the framing ([`ObjectSplitter`]).
-//! Nothing here knows metrics: the events collector counts what this reads.
+//! It reads them into the family-neutral [`Report`] ([`crate::pbx::model::reports`]); nothing here
+//! knows metrics: the events collector counts what this reads.
 
 use serde_json::{Map, Value};
 
 use crate::pbx::model::Status;
+use crate::pbx::model::reports::{
+    CallLegs, Cdr, CdrDirection, CdrOutcome, Event, FailReason, Kind, ParseError, Report,
+};
 
 /// Which report format a body is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+enum Format {
     /// `"event": …` (a login with `"version": "2.0.0"`).
     V2,
     /// `"action": …` (a login without `version`).
     V1,
 }
 
-/// One event report, read.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Parsed {
-    pub event: Event,
-    pub format: Format,
-    /// The PBX's serial number (`sn`), when the report carries one (v1 reports do not).
-    pub sn: Option<String>,
-    /// The body was invalid JSON that parsed once trailing commas were removed.
-    pub repaired: bool,
-    /// What identifies this report if the PBX sends it again (it resends a report it got no 200
-    /// for): the kind and callid of a `NewCdr`, `CallFailed` or ring timeout, the agent and
-    /// missed calls of an auto-pause. `None`: a report that cannot be told from a later, equal one.
-    pub key: Option<String>,
-}
-
-/// The events the exporter reads, and the rest by kind.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// A call ended (`NewCdr`).
-    NewCdr(Cdr),
-    /// A call's legs changed (`CallStatus`; v1 `RING`, `ALERT`, `ANSWER`, `ANSWERED`, `BYE`).
-    CallStatus(CallLegs),
-    /// A call could not be set up (`CallFailed`).
-    CallFailed(FailReason),
-    /// The PBX booted (`BootUp`).
-    BootUp,
-    /// A queue agent was paused after too many missed calls (`QueueAutoPause`).
-    QueueAutoPause { queue: Option<String> },
-    /// A queue agent let a call ring out (`QueueAgentRingNoAnswerTimeout`).
-    QueueAgentRingNoAnswerTimeout { queue: Option<String> },
-    /// A documented event the exporter does not count beyond its arrival.
-    Known(Kind),
-    /// An event this exporter does not know (its name, clipped).
-    Other(String),
-}
-
-/// The documented events, as a closed set (the `type` label of received events).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    NewCdr,
-    CallStatus,
-    CallFailed,
-    BootUp,
-    QueueAutoPause,
-    QueueAgentRingNoAnswerTimeout,
-    ExtensionStatus,
-    Transfer,
-    Forward,
-    Dtmf,
-    PlayPromptEnd,
-    Invite,
-    Incoming,
-    ConfigChange,
-    Satisfaction,
-    ConferenceStatus,
-    UaCstaCall,
-}
-
-impl Kind {
-    /// Every kind, in label order.
-    pub const ALL: [Kind; 17] = [
-        Kind::NewCdr,
-        Kind::CallStatus,
-        Kind::CallFailed,
-        Kind::BootUp,
-        Kind::QueueAutoPause,
-        Kind::QueueAgentRingNoAnswerTimeout,
-        Kind::ExtensionStatus,
-        Kind::Transfer,
-        Kind::Forward,
-        Kind::Dtmf,
-        Kind::PlayPromptEnd,
-        Kind::Invite,
-        Kind::Incoming,
-        Kind::ConfigChange,
-        Kind::Satisfaction,
-        Kind::ConferenceStatus,
-        Kind::UaCstaCall,
-    ];
-
-    /// The kind of an `event` (or v1 `action`) value, case-insensitively, misspellings included.
-    pub fn of(name: &str) -> Option<Kind> {
-        let n = name.trim().to_ascii_lowercase();
-        Some(match n.as_str() {
-            "newcdr" => Kind::NewCdr,
-            "callstatus" | "ring" | "alert" | "answer" | "answered" | "bye" | "hold" => {
-                Kind::CallStatus
-            }
-            "callfailed" => Kind::CallFailed,
-            "bootup" => Kind::BootUp,
-            "queueautopause" => Kind::QueueAutoPause,
-            "queueagentringnoanswertimeout" => Kind::QueueAgentRingNoAnswerTimeout,
-            "extensionstatus" => Kind::ExtensionStatus,
-            "tranfer" | "transfer" | "calltransfer" => Kind::Transfer,
-            "forward" => Kind::Forward,
-            "dtmf" => Kind::Dtmf,
-            "playpromptend" => Kind::PlayPromptEnd,
-            "invite" => Kind::Invite,
-            "incoming" => Kind::Incoming,
-            "configchange" => Kind::ConfigChange,
-            "satisfaction" => Kind::Satisfaction,
-            "conferencestatus" => Kind::ConferenceStatus,
-            "uacstacall" => Kind::UaCstaCall,
-            _ => return None,
-        })
-    }
-}
-
-impl Event {
-    /// Its kind; `None` for an unknown event.
-    pub fn kind(&self) -> Option<Kind> {
-        Some(match self {
-            Event::NewCdr(_) => Kind::NewCdr,
-            Event::CallStatus(_) => Kind::CallStatus,
-            Event::CallFailed(_) => Kind::CallFailed,
-            Event::BootUp => Kind::BootUp,
-            Event::QueueAutoPause { .. } => Kind::QueueAutoPause,
-            Event::QueueAgentRingNoAnswerTimeout { .. } => Kind::QueueAgentRingNoAnswerTimeout,
-            Event::Known(k) => *k,
-            Event::Other(_) => return None,
-        })
-    }
-}
-
-/// A finished call (`NewCdr`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cdr {
-    /// Its callid: the key a resent report is recognised by.
-    pub callid: String,
-    pub direction: CdrDirection,
-    pub outcome: CdrOutcome,
-    /// Seconds from start to end (`callduraction`), when given and readable.
-    pub call_secs: Option<u64>,
-    /// Seconds answered (`talkduraction`), when given and readable.
-    pub talk_secs: Option<u64>,
-    /// The trunk the call came in on (`srctrunkname`).
-    pub inbound_trunk: Option<String>,
-    /// The trunk the call went out on (`dsttrcunkname`, sic, and its v1 spellings).
-    pub outbound_trunk: Option<String>,
-}
-
-/// A CDR's `type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CdrDirection {
-    Inbound,
-    Outbound,
-    Internal,
-    /// v1's `Callback`, `Transfer`, and anything else.
-    Other,
-}
-
-impl CdrDirection {
-    pub const ALL: [CdrDirection; 4] = [
-        CdrDirection::Inbound,
-        CdrDirection::Outbound,
-        CdrDirection::Internal,
-        CdrDirection::Other,
-    ];
-
-    fn of(word: &str) -> Self {
-        match word.trim().to_ascii_lowercase().as_str() {
-            "inbound" => CdrDirection::Inbound,
-            "outbound" => CdrDirection::Outbound,
-            "internal" => CdrDirection::Internal,
-            _ => CdrDirection::Other,
+/// The kind of an `event` (or v1 `action`) value, case-insensitively, misspellings included.
+fn kind_of(name: &str) -> Option<Kind> {
+    let n = name.trim().to_ascii_lowercase();
+    Some(match n.as_str() {
+        "newcdr" => Kind::NewCdr,
+        "callstatus" | "ring" | "alert" | "answer" | "answered" | "bye" | "hold" => {
+            Kind::CallStatus
         }
+        "callfailed" => Kind::CallFailed,
+        "bootup" => Kind::BootUp,
+        "queueautopause" => Kind::QueueAutoPause,
+        "queueagentringnoanswertimeout" => Kind::QueueAgentRingNoAnswerTimeout,
+        "extensionstatus" => Kind::ExtensionStatus,
+        "tranfer" | "transfer" | "calltransfer" => Kind::Transfer,
+        "forward" => Kind::Forward,
+        "dtmf" => Kind::Dtmf,
+        "playpromptend" => Kind::PlayPromptEnd,
+        "invite" => Kind::Invite,
+        "incoming" => Kind::Incoming,
+        "configchange" => Kind::ConfigChange,
+        "satisfaction" => Kind::Satisfaction,
+        "conferencestatus" => Kind::ConferenceStatus,
+        "uacstacall" => Kind::UaCstaCall,
+        _ => return None,
+    })
+}
+
+fn direction_of(word: &str) -> CdrDirection {
+    match word.trim().to_ascii_lowercase().as_str() {
+        "inbound" => CdrDirection::Inbound,
+        "outbound" => CdrDirection::Outbound,
+        "internal" => CdrDirection::Internal,
+        _ => CdrDirection::Other,
     }
 }
 
-/// A CDR's `status`, every documented spelling mapped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CdrOutcome {
-    /// `ANSWERED`, `ANSWER`, `ANSWERD` (sic).
-    Answered,
-    /// `NO ANSWER`, `NO ANSWERED` (sic), `NOANSWER`.
-    NoAnswer,
-    /// `BUSY`.
-    Busy,
-    /// `VOICEMAIL`.
-    Voicemail,
-    /// v1's `FAILED`, a missing status, and anything else.
-    Other,
-}
-
-impl CdrOutcome {
-    pub const ALL: [CdrOutcome; 5] = [
-        CdrOutcome::Answered,
-        CdrOutcome::NoAnswer,
-        CdrOutcome::Busy,
-        CdrOutcome::Voicemail,
-        CdrOutcome::Other,
-    ];
-
-    fn of(word: &str) -> Self {
-        let w: String = word
-            .chars()
-            .filter(|c| c.is_ascii_alphabetic())
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
-        match w.as_str() {
-            "ANSWERED" | "ANSWER" | "ANSWERD" => CdrOutcome::Answered,
-            "NOANSWER" | "NOANSWERED" | "NOANSWERD" => CdrOutcome::NoAnswer,
-            "BUSY" => CdrOutcome::Busy,
-            "VOICEMAIL" => CdrOutcome::Voicemail,
-            _ => CdrOutcome::Other,
-        }
+fn outcome_of(word: &str) -> CdrOutcome {
+    let w: String = word
+        .chars()
+        .filter(|c| c.is_ascii_alphabetic())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    match w.as_str() {
+        "ANSWERED" | "ANSWER" | "ANSWERD" => CdrOutcome::Answered,
+        "NOANSWER" | "NOANSWERED" | "NOANSWERD" => CdrOutcome::NoAnswer,
+        "BUSY" => CdrOutcome::Busy,
+        "VOICEMAIL" => CdrOutcome::Voicemail,
+        _ => CdrOutcome::Other,
     }
 }
 
-/// Why a call could not be set up (`CallFailed`'s `reason`), the documented ones and the rest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailReason {
-    NoOutboundRestriction,
-    Congestion,
-    Dnd,
-    LineUnreachable,
-    UserBusy,
-    Gone,
-    NotFound,
-    RequestTimeout,
-    TemporarilyUnavailable,
-    AddressIncomplete,
-    BusyHere,
-    Declined,
-    Other,
-}
-
-impl FailReason {
-    pub const ALL: [FailReason; 13] = [
-        FailReason::NoOutboundRestriction,
-        FailReason::Congestion,
-        FailReason::Dnd,
-        FailReason::LineUnreachable,
-        FailReason::UserBusy,
-        FailReason::Gone,
-        FailReason::NotFound,
-        FailReason::RequestTimeout,
-        FailReason::TemporarilyUnavailable,
-        FailReason::AddressIncomplete,
-        FailReason::BusyHere,
-        FailReason::Declined,
-        FailReason::Other,
-    ];
-
-    /// The reason of a `reason` text: by SIP code where it starts with one (the PBX's own
-    /// spellings after it vary: `480 Temporatily Unavailable`), else by its words.
-    pub fn of(text: &str) -> Self {
-        let t = text.trim().to_ascii_lowercase();
-        let code = t.split_whitespace().next().unwrap_or("");
-        match code {
-            "410" => return FailReason::Gone,
-            "404" => return FailReason::NotFound,
-            "408" => return FailReason::RequestTimeout,
-            "480" => return FailReason::TemporarilyUnavailable,
-            "484" => return FailReason::AddressIncomplete,
-            "486" => return FailReason::BusyHere,
-            "603" => return FailReason::Declined,
-            _ => {}
-        }
-        let words: String = t.chars().filter(|c| c.is_ascii_alphabetic()).collect();
-        match words.as_str() {
-            "nooutboundrestriction" => FailReason::NoOutboundRestriction,
-            "circuitchannelcongestion" => FailReason::Congestion,
-            "dnd" => FailReason::Dnd,
-            "lineunreachable" => FailReason::LineUnreachable,
-            "userbusy" => FailReason::UserBusy,
-            _ => FailReason::Other,
-        }
+/// The reason of a `reason` text: by SIP code where it starts with one (the PBX's own
+/// spellings after it vary: `480 Temporatily Unavailable`), else by its words.
+fn reason_of(text: &str) -> FailReason {
+    let t = text.trim().to_ascii_lowercase();
+    let code = t.split_whitespace().next().unwrap_or("");
+    match code {
+        "410" => return FailReason::Gone,
+        "404" => return FailReason::NotFound,
+        "408" => return FailReason::RequestTimeout,
+        "480" => return FailReason::TemporarilyUnavailable,
+        "484" => return FailReason::AddressIncomplete,
+        "486" => return FailReason::BusyHere,
+        "603" => return FailReason::Declined,
+        _ => {}
     }
-}
-
-/// A `CallStatus`: the legs of one call as the PBX reports them now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallLegs {
-    pub callid: String,
-    /// (channel, status) of each member that names its channel.
-    pub legs: Vec<(String, Status)>,
-}
-
-/// Why a body is not an event report.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ParseError {
-    #[error("not JSON: {0}")]
-    NotJson(String),
-    #[error("not a JSON object")]
-    NotAnObject,
-    #[error("no \"event\" or \"action\"")]
-    NoEvent,
-    #[error("{event} without a callid")]
-    NoCallid { event: &'static str },
+    let words: String = t.chars().filter(|c| c.is_ascii_alphabetic()).collect();
+    match words.as_str() {
+        "nooutboundrestriction" => FailReason::NoOutboundRestriction,
+        "circuitchannelcongestion" => FailReason::Congestion,
+        "dnd" => FailReason::Dnd,
+        "lineunreachable" => FailReason::LineUnreachable,
+        "userbusy" => FailReason::UserBusy,
+        _ => FailReason::Other,
+    }
 }
 
 /// The longest event name kept from an unknown event.
 const MAX_NAME: usize = 64;
 
 /// Reads one event report.
-pub fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
+pub fn parse(body: &[u8]) -> Result<Report, ParseError> {
     let (value, repaired) = match serde_json::from_slice::<Value>(body) {
         Ok(v) => (v, false),
         Err(first) => {
@@ -347,11 +136,11 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
         (None, Some(a)) => (a, Format::V1),
         (None, None) => return Err(ParseError::NoEvent),
     };
-    let event = match Kind::of(&name) {
+    let event = match kind_of(&name) {
         Some(Kind::NewCdr) => Event::NewCdr(cdr(&o)?),
         Some(Kind::CallStatus) => Event::CallStatus(legs(&o, format, &name)?),
         Some(Kind::CallFailed) => {
-            Event::CallFailed(FailReason::of(&scalar(&o, "reason").unwrap_or_default()))
+            Event::CallFailed(reason_of(&scalar(&o, "reason").unwrap_or_default()))
         }
         Some(Kind::BootUp) => Event::BootUp,
         Some(Kind::QueueAutoPause) => Event::QueueAutoPause { queue: queue(&o) },
@@ -389,9 +178,9 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ParseError> {
         }
         _ => None,
     };
-    Ok(Parsed {
+    Ok(Report {
         event,
-        format,
+        legacy: format == Format::V1,
         sn: scalar(&o, "sn"),
         repaired,
         key,
@@ -410,8 +199,8 @@ fn cdr(o: &Map<String, Value>) -> Result<Cdr, ParseError> {
     .find_map(|k| scalar(o, k));
     Ok(Cdr {
         callid,
-        direction: CdrDirection::of(&scalar(o, "type").unwrap_or_default()),
-        outcome: CdrOutcome::of(&scalar(o, "status").unwrap_or_default()),
+        direction: direction_of(&scalar(o, "type").unwrap_or_default()),
+        outcome: outcome_of(&scalar(o, "status").unwrap_or_default()),
         call_secs: scalar(o, "callduraction")
             .or_else(|| scalar(o, "callduration"))
             .and_then(|s| seconds(&s)),
@@ -671,7 +460,7 @@ mod tests {
 
     const SN: &str = "369451090405";
 
-    fn ok(body: &str) -> Parsed {
+    fn ok(body: &str) -> Report {
         parse(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e}"))
     }
 
@@ -682,7 +471,7 @@ mod tests {
         );
         assert_eq!(
             p,
-            Parsed {
+            Report {
                 event: Event::NewCdr(Cdr {
                     callid: "1571897930.5".into(),
                     direction: CdrDirection::Internal,
@@ -692,7 +481,7 @@ mod tests {
                     inbound_trunk: None,
                     outbound_trunk: None,
                 }),
-                format: Format::V2,
+                legacy: false,
                 sn: Some(SN.into()),
                 repaired: false,
                 key: Some("cdr 1571897930.5".into()),
@@ -731,7 +520,7 @@ mod tests {
             ("FAILED", CdrOutcome::Other),
             ("", CdrOutcome::Other),
         ] {
-            assert_eq!(CdrOutcome::of(word), want, "{word:?}");
+            assert_eq!(outcome_of(word), want, "{word:?}");
         }
     }
 
@@ -740,7 +529,7 @@ mod tests {
         let p = ok(
             r#"{"action":"NewCdr","callid":"1505352615.274","timestart":"2017-09-14 09:30:15","callfrom":"1000","callto":"91000","desttrunkname":"Apple_test","callduraction":"29","talkduraction":"29","status":"ANSWERED","type":"Outbound","pincode":"1000","recording":"x.wav"}"#,
         );
-        assert_eq!((p.format, p.sn.as_deref()), (Format::V1, None));
+        assert_eq!((p.legacy, p.sn.as_deref()), (true, None));
         let Event::NewCdr(c) = p.event else { panic!() };
         assert_eq!(c.outbound_trunk.as_deref(), Some("Apple_test"));
     }
@@ -778,7 +567,7 @@ mod tests {
             ("500 Server Error", FailReason::Other),
         ];
         for (text, want) in all {
-            assert_eq!(FailReason::of(text), want, "{text}");
+            assert_eq!(reason_of(text), want, "{text}");
         }
         assert_eq!(all.len(), FailReason::ALL.len());
     }

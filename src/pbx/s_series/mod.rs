@@ -8,7 +8,7 @@
 //! - A login sends the username and the password's MD5 ([`login_body`]); its token lives 30
 //!   minutes and a `heartbeat` extends it ([`HEARTBEAT_AFTER`]); `logout` ends it. Login and
 //!   heartbeat also register the HTTP event receiver ([`registration_fields`]).
-//! - The domain queries the collectors ask ([`crate::pbx::Session::active_calls`] and the others)
+//! - The domain queries the collectors ask ([`crate::pbx::Session::calls`] and the others)
 //!   become these endpoints ([`queries`]); the answer types are [`types`], the event reports
 //!   [`events`].
 //!

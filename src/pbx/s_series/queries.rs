@@ -1,4 +1,4 @@
-//! The domain queries ([`crate::pbx::Session::active_calls`] and the others) as S-Series requests,
+//! The domain queries ([`crate::pbx::Session::calls`] and the others) as S-Series requests,
 //! and their answers read into the [`model`](crate::pbx::model). What this family's answers leave
 //! unreadable (a trunk without a name, an extension without a status word, a queue without a
 //! number) fails the query with a decode error naming how many and the first, never a list that
@@ -105,8 +105,8 @@ pub fn lists_internal(query: Query) -> bool {
     query == Query::InternalCalls
 }
 
-/// Request `part` of the call list `query`, fed into `S`: [`active_calls`] inbound (0) or
-/// outbound (1), or [`internal_calls`].
+/// Request `part` of the call list `query`, fed into `S`: `active_calls` inbound (0) or
+/// outbound (1), or `internal_calls`.
 pub async fn calls<S: CallSink>(
     session: &Session<'_>,
     query: Query,
@@ -126,7 +126,7 @@ async fn active_calls<S: CallSink>(session: &Session<'_>, nth: usize) -> Result<
     idle(call::<CallQueryAnswer<S>>(session, endpoint, body).await).map(|a| a.calls)
 }
 
-/// [`active_calls`]'s reading of an answer's bytes.
+/// `active_calls`'s reading of an answer's bytes.
 pub fn read_active_calls<S: CallSink>(bytes: &[u8]) -> Result<S, PbxError> {
     idle(decode_answer::<CallQueryAnswer<S>>("call/query", bytes)).map(|a| a.calls)
 }
@@ -138,7 +138,7 @@ async fn internal_calls<S: CallSink>(session: &Session<'_>) -> Result<S, PbxErro
     idle(call::<ExtensionCallsAnswer<S>>(session, endpoint, body).await).map(|a| a.calllist)
 }
 
-/// [`internal_calls`]'s reading of an answer's bytes.
+/// `internal_calls`'s reading of an answer's bytes.
 pub fn read_internal_calls<S: CallSink>(bytes: &[u8]) -> Result<S, PbxError> {
     idle(decode_answer::<ExtensionCallsAnswer<S>>(
         "extension/query_call",

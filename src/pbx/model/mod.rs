@@ -3,6 +3,8 @@
 //! these types; collectors read only these. Phone numbers, extension numbers and agent names are not
 //! here: nothing downstream may label a metric with them.
 
+pub mod reports;
+
 use std::borrow::Cow;
 
 /// Where a call list is decoded into, one call at a time: the API family reads the PBX's lists, the
