@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::collector::Target;
 use crate::collector::stats::TargetStats;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, TcpEvents};
 use crate::guard::Web;
 use crate::metrics::ExporterMetrics;
 use crate::pbx::ledger::LedgerError;
@@ -27,7 +27,7 @@ use crate::webconfig::WebConfig;
 pub struct TargetSet {
     /// Each target with its TCP-events settings: the rest of its configuration is the target's
     /// own (its client's config and its collectors), not kept twice.
-    by_name: BTreeMap<String, (Option<crate::config::TcpEvents>, Arc<Target>)>,
+    by_name: BTreeMap<String, (Option<TcpEvents>, Arc<Target>)>,
     /// The targets in Prometheus' HTTP service-discovery format (`GET /sd`), made with them.
     sd: bytes::Bytes,
 }
@@ -118,6 +118,32 @@ pub fn target_warnings(cfg: &crate::pbx::ClientConfig) -> Vec<String> {
     out
 }
 
+/// A layer above the fleet that must hear of its targets: the event intake, whose TCP readers live
+/// as long as the targets they read for, and whose HTTP receiver warns when a reload brings events
+/// it cannot receive. Registered with [`App::follow`]: the fleet never names what follows it.
+pub trait Follower: Send + Sync {
+    /// After each switch ([`App::apply`], a reload) and once at [`App::follow`] (then with every
+    /// target): `built` are the targets built anew; the others were kept whole, and so was
+    /// whatever follows them. Runs inside the switch: quick, and never calling [`App::follow`].
+    fn built(&self, app: &App, built: &[Built<'_>]) {
+        let _ = (app, built);
+    }
+
+    /// After a reload succeeded (everything in force), before it is logged.
+    fn reloaded(&self, app: &App) {
+        let _ = app;
+    }
+}
+
+/// A target a switch built anew, with the settings of it that only a layer above reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Built<'a> {
+    /// The target.
+    pub target: &'a Arc<Target>,
+    /// Its events over TCP, if that is its method (the intake dials the PBX for them).
+    pub tcp_events: Option<&'a TcpEvents>,
+}
+
 /// The exporter's state, shared by every request.
 pub struct App {
     /// The exporter's own metrics.
@@ -133,8 +159,9 @@ pub struct App {
     /// The configuration and the targets built from it, swapped as one value.
     current: RwLock<Arc<Current>>,
     ready: AtomicBool,
-    /// Whether the event receiver runs (it starts with the process, when a target has events).
-    pub events_receiver: AtomicBool,
+    /// The layers that follow the targets, told under this lock so that none hears of a target
+    /// twice or misses one.
+    followers: std::sync::Mutex<Vec<Arc<dyn Follower>>>,
 }
 
 /// One configuration in force: its settings and its targets.
@@ -191,7 +218,7 @@ impl App {
                 targets: Arc::new(TargetSet::default()),
             })),
             ready: AtomicBool::new(false),
-            events_receiver: AtomicBool::new(false),
+            followers: Default::default(),
         });
         app.apply(config)?;
         // A rejection from before a restart keeps its back-off.
@@ -204,6 +231,28 @@ impl App {
     /// Now, in unix seconds, from the exporter's clock (the landing page's "3m ago").
     pub fn now_unix(&self) -> f64 {
         self.clock.now_secs()
+    }
+
+    /// The exporter's clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// Registers `follower`: it hears of every target now in force at once, and of each target
+    /// built and each reload from then on.
+    pub fn follow(&self, follower: Arc<dyn Follower>) {
+        let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        let targets = self.targets();
+        let built: Vec<Built<'_>> = targets
+            .by_name
+            .values()
+            .map(|(tcp_events, target)| Built {
+                target,
+                tcp_events: tcp_events.as_ref(),
+            })
+            .collect();
+        follower.built(self, &built);
+        followers.push(follower);
     }
 
     /// Where the login ledger is kept (`--pbx.state-dir`), if anywhere.
@@ -259,16 +308,11 @@ impl App {
             }),
             None => Ok(()),
         };
-        if result.is_ok()
-            && !self
-                .events_receiver
-                .load(std::sync::atomic::Ordering::SeqCst)
-            && let Some(t) = self.targets().iter().find(|t| t.events_on())
-        {
-            let _span = t.client().span().enter();
-            tracing::warn!(
-                "events are on for this target, but the event receiver starts only with the process (no target had events at start): restart the exporter to receive its reports"
-            );
+        if result.is_ok() {
+            let followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+            for f in followers.iter() {
+                f.reloaded(self);
+            }
         }
         match &result {
             Ok(()) => tracing::info!(targets = self.targets().len(), "configuration reloaded"),
@@ -348,24 +392,9 @@ impl App {
                         self.clock.clone(),
                         stats,
                     );
+                    // Its reader (the layer above, told below) lives as long as it does.
                     match &tc.events_tcp {
-                        Some(tcp) => {
-                            let target = Arc::new(target.with_event_intake());
-                            // Its reader lives as long as the target does.
-                            if tokio::runtime::Handle::try_current().is_ok() {
-                                tokio::spawn(tracing::Instrument::instrument(
-                                    crate::tcp_events::tcp_client(
-                                        Arc::downgrade(&target),
-                                        tcp.clone(),
-                                        tc.client.url.clone(),
-                                        self.ledger.clone(),
-                                        self.clock.clone(),
-                                    ),
-                                    target.client().span().clone(),
-                                ));
-                            }
-                            target
-                        }
+                        Some(_) => Arc::new(target.with_event_intake()),
                         None => Arc::new(target),
                     }
                 }
@@ -414,10 +443,30 @@ impl App {
             targets: Vec::new(),
             ..config
         };
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Current {
-            config: Arc::new(settings),
-            targets: Arc::new(next),
-        });
+        let next = Arc::new(next);
+        {
+            let followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+            *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Current {
+                config: Arc::new(settings),
+                targets: next.clone(),
+            });
+            let built: Vec<Built<'_>> = next
+                .by_name
+                .iter()
+                .filter(|(name, (_, t))| {
+                    old.by_name
+                        .get(*name)
+                        .is_none_or(|(_, b)| !Arc::ptr_eq(b, t))
+                })
+                .map(|(_, (tcp_events, target))| Built {
+                    target,
+                    tcp_events: tcp_events.as_ref(),
+                })
+                .collect();
+            for f in followers.iter() {
+                f.built(self, &built);
+            }
+        }
         let now = self.clock.now_secs();
         self.metrics.reload_ok.set(1.0);
         self.metrics.reload_time.set(now.floor());

@@ -13,7 +13,8 @@
 //!   [`http`] serves them, with [`conn`] keeping slow and idle clients from holding the server and
 //!   [`guard`] applying the [`webconfig`] file (TLS, basic auth, headers, rate limit); [`sd`]
 //!   lists the targets for Prometheus' HTTP service discovery.
-//! - [`events`] and [`tcp_events`] receive the PBXes' event reports, over HTTP and TCP.
+//! - [`intake`] receives the PBXes' event reports, over HTTP ([`intake::http`]) and TCP
+//!   ([`intake::tcp`]); it follows the fleet's targets, which never name it.
 //! - [`logging`] writes logfmt lines that name the PBX, and captures a probe's lines for `debug=true`.
 //! - [`sim`] is a simulated PBX for demo mode, tests and benchmarks; [`support::clock`] makes time
 //!   injectable; [`support::alloc`] gives memory back after huge answers.
@@ -43,10 +44,8 @@ pub mod guard;
 pub mod webconfig;
 // `/sd`: the targets in Prometheus' HTTP service-discovery format.
 pub mod sd;
-// The HTTP event receiver: the PBXes' reports.
-pub mod events;
-// The TCP event reader: one per target with TCP events.
-pub mod tcp_events;
+// The PBXes' event reports coming in: the HTTP receiver, the TCP readers.
+pub mod intake;
 // Logfmt lines that name the PBX; a probe's captured lines.
 pub mod logging;
 // The simulated PBX: demo mode, tests, benchmarks.

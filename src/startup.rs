@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config;
-use crate::events;
 use crate::exporter;
 use crate::http;
+use crate::intake;
 use crate::logging;
 use crate::pbx;
 use crate::sim;
@@ -250,10 +250,11 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
             }
         };
         tracing::info!(address = %l.local_addr()?, "event receiver listening: PBXes with events on post their reports to /events/<target>");
-        app.events_receiver
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        tokio::spawn(events::serve(l, Arc::clone(&app)));
+        tokio::spawn(intake::http::serve(l, Arc::clone(&app)));
+    } else {
+        app.follow(Arc::new(intake::http::NotListening));
     }
+    intake::tcp::follow(&app);
     match app.ledger_path() {
         Some(path) => {
             tracing::info!(path = %path.display(), "login ledger kept here: the login back-off survives restarts")

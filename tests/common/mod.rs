@@ -326,6 +326,8 @@ impl Running {
     }
 
     pub async fn start_app(app: Arc<App>) -> Self {
+        // As start-up wires it: a TCP event reader for each target that reads its events so.
+        yeastar_exporter::intake::tcp::follow(&app);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -593,7 +595,10 @@ pub async fn with_http_events(
     args.extend_from_slice(extra);
     let exporter = Running::start(sim_config(url, &args), clock).await;
     let l = yeastar_exporter::startup::bind(&listen).await.unwrap();
-    let rx = tokio::spawn(yeastar_exporter::events::serve(l, exporter.app.clone()));
+    let rx = tokio::spawn(yeastar_exporter::intake::http::serve(
+        l,
+        exporter.app.clone(),
+    ));
     (exporter, rx)
 }
 

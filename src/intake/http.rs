@@ -24,7 +24,7 @@
 //! (`yeastar_exporter_events_connections_evicted_total`) and logged at most once a minute per
 //! cause, with the count.
 //!
-//! A PBX whose Report Method is TCP is read by [`crate::tcp_events`] instead.
+//! A PBX whose Report Method is TCP is read by [`super::tcp`] instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,7 +37,7 @@ use tokio::time::Instant;
 use crate::collector::Received;
 use crate::config::Config;
 use crate::conn::{Entry, Registry, Source, TALLY_INTERVAL, Tally};
-use crate::exporter::App;
+use crate::exporter::{App, Follower};
 use crate::pbx::s_series::events::ObjectSplitter;
 
 /// The longest request head read.
@@ -88,6 +88,22 @@ impl Limits {
 pub async fn serve(listener: TcpListener, app: Arc<App>) {
     let limits = Limits::of(&app.settings());
     serve_with(listener, app, limits).await
+}
+
+/// Told of each reload when the receiver does not run (no target had events at start): warns
+/// that a target's events are on but nothing receives them until a restart.
+#[derive(Debug, Default)]
+pub struct NotListening;
+
+impl Follower for NotListening {
+    fn reloaded(&self, app: &App) {
+        if let Some(t) = app.targets().iter().find(|t| t.events_on()) {
+            let _span = t.client().span().enter();
+            tracing::warn!(
+                "events are on for this target, but the event receiver starts only with the process (no target had events at start): restart the exporter to receive its reports"
+            );
+        }
+    }
 }
 
 /// What the receiver says about connections, one line a minute per cause at most.
