@@ -17,7 +17,7 @@
 //! `--events.max-connections-per-source` (16) from one source (an IPv4 address, an IPv6 /64). A
 //! new connection is never kept waiting by the others: at a source's cap that source's connection
 //! that has waited longest for a complete request is closed to make room, at the overall cap the
-//! longest-waiting of the sources holding the most ([`crate::conn::Registry`]; the web server
+//! longest-waiting of the sources holding the most ([`crate::server::conn::Registry`]; the web server
 //! evicts the longest-waiting of all); a request being answered is never displaced. So idle and
 //! trickling clients elsewhere cannot keep the PBX's report out: its one fresh connection is the
 //! last to go, however fast the others reconnect. Closed connections are counted
@@ -36,9 +36,9 @@ use tokio::time::Instant;
 
 use crate::collector::Received;
 use crate::config::Config;
-use crate::conn::{Entry, Registry, Source, TALLY_INTERVAL, Tally};
 use crate::exporter::{App, Follower};
 use crate::pbx::s_series::events::ObjectSplitter;
+use crate::server::conn::{Entry, Registry, Source, TALLY_INTERVAL, Tally};
 
 /// The longest request head read.
 pub const MAX_HEAD: usize = 16 * 1024;

@@ -1,9 +1,17 @@
-//! The running exporter: its configured targets, its own metrics, and their lifecycle.
+//! The fleet: the exporter's configured targets, its own metrics, and their lifecycle.
 //!
 //! [`App`] holds the current set of [`Target`]s behind one lock that is only ever swapped whole, so a
 //! scrape sees either the old configuration or the new one, never a mix. A target whose settings did
 //! not change keeps its `Target` (token, back-off, status ages) across a reload; a removed or changed
-//! one logs out.
+//! one logs out. [`sd`] renders the targets for Prometheus' HTTP service discovery, once per
+//! configuration.
+//!
+//! It knows nothing of HTTP or of the event receivers. The layers above it hold an `Arc<App>`; what
+//! must follow its targets (the intake's TCP readers) registers as a [`Follower`] and is told of
+//! each target built and each reload, and what a reload must read with the targets (the server's
+//! web config file) comes in through [`App::reload_with`].
+
+pub mod sd;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,12 +23,10 @@ use tokio::time::Instant;
 use crate::collector::Target;
 use crate::collector::stats::TargetStats;
 use crate::config::{Config, ConfigError, TcpEvents};
-use crate::guard::Web;
 use crate::metrics::ExporterMetrics;
 use crate::pbx::ledger::LedgerError;
 use crate::pbx::{BuildError, Client, HttpSettings, LoginLedger, http_client};
 use crate::support::clock::SharedClock;
-use crate::webconfig::WebConfig;
 
 /// The configured targets, by name.
 #[derive(Debug)]
@@ -36,7 +42,7 @@ impl Default for TargetSet {
     fn default() -> Self {
         Self {
             by_name: BTreeMap::new(),
-            sd: crate::sd::document(&[]),
+            sd: sd::document(&[]),
         }
     }
 }
@@ -68,7 +74,7 @@ impl TargetSet {
         self.by_name.is_empty()
     }
 
-    /// The targets as Prometheus' HTTP service discovery wants them (`GET /sd`, [`crate::sd`]).
+    /// The targets as Prometheus' HTTP service discovery wants them (`GET /sd`, [`sd`]).
     pub fn sd(&self) -> &bytes::Bytes {
         &self.sd
     }
@@ -89,14 +95,6 @@ pub enum ReloadError {
     /// The login ledger in `--pbx.state-dir` cannot be used.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-}
-
-/// The web configuration `config` names (none: plain HTTP, no authentication).
-pub fn load_web(config: &Config) -> Result<WebConfig, ConfigError> {
-    match &config.web_config_file {
-        Some(path) => Ok(WebConfig::load(path)?),
-        None => Ok(WebConfig::default()),
-    }
 }
 
 /// What the exporter warns about, at start and when a reload brings a target in, for a PBX's
@@ -148,10 +146,6 @@ pub struct Built<'a> {
 pub struct App {
     /// The exporter's own metrics.
     pub metrics: ExporterMetrics,
-    /// The endpoint's TLS, authentication and headers (`--web.config.file`).
-    pub web: Web,
-    /// The HTTP server's open connections.
-    pub connections: Arc<crate::conn::Registry>,
     loader: Option<Loader>,
     reload_lock: std::sync::Mutex<()>,
     clock: SharedClock,
@@ -193,7 +187,6 @@ impl App {
         clock: SharedClock,
         loader: Option<Loader>,
     ) -> Result<Arc<Self>, ReloadError> {
-        let web = load_web(&config)?;
         let ledger = match &config.state_dir {
             Some(dir) => Arc::new(LoginLedger::open(
                 dir,
@@ -204,8 +197,6 @@ impl App {
         };
         let app = Arc::new(Self {
             metrics: ExporterMetrics::new(),
-            web: Web::new(web),
-            connections: Default::default(),
             loader,
             reload_lock: std::sync::Mutex::new(()),
             clock,
@@ -295,17 +286,33 @@ impl App {
     /// Reads the configuration again and switches to it; on error keeps the running one, logs the
     /// error and sets `yeastar_exporter_config_last_reload_successful 0`.
     pub fn reload(&self) -> Result<(), ReloadError> {
+        self.reload_with(|_| Ok::<_, ReloadError>(()), |()| ())
+    }
+
+    /// [`App::reload`] as one step with what a layer above takes from the same configuration
+    /// (the server's web config file): `prepare` reads and checks it after the configuration is
+    /// read and before anything changes, and `commit` switches it in once the targets are. So a
+    /// bad web config keeps the targets as they were, and a bad target keeps the web config.
+    pub fn reload_with<T, E>(
+        &self,
+        prepare: impl FnOnce(&Config) -> Result<T, E>,
+        commit: impl FnOnce(T),
+    ) -> Result<(), E>
+    where
+        E: From<ReloadError> + std::error::Error + 'static,
+    {
         // One reload at a time: SIGHUP and POST /-/reload may race.
         let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let result = match &self.loader {
-            // Everything is read and checked before anything changes: a bad web config keeps the
-            // targets as they were, and a bad target keeps the web config.
-            Some(load) => load().map_err(ReloadError::from).and_then(|cfg| {
-                let web = load_web(&cfg)?;
-                self.apply(cfg)?;
-                self.web.set(web);
-                Ok(())
-            }),
+            // Everything is read and checked before anything changes.
+            Some(load) => load()
+                .map_err(|e| E::from(ReloadError::from(e)))
+                .and_then(|cfg| {
+                    let staged = prepare(&cfg)?;
+                    self.apply(cfg).map_err(|e| E::from(ReloadError::from(e)))?;
+                    commit(staged);
+                    Ok(())
+                }),
             None => Ok(()),
         };
         if result.is_ok() {
@@ -339,7 +346,7 @@ impl App {
     pub fn apply(&self, config: Config) -> Result<(), BuildError> {
         let old = self.targets();
         let mut next = TargetSet {
-            sd: crate::sd::document(&config.targets),
+            sd: sd::document(&config.targets),
             ..TargetSet::default()
         };
         let mut http_clients: std::collections::HashMap<
