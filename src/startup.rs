@@ -238,7 +238,7 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
         let flags = flags.clone();
         Arc::new(move || flags.load(password_env.clone()))
     };
-    // The web config first: a bad file is the first error told, as before any target is built.
+    // The web config before the targets, as it always was read: a bad file is the first error told.
     let web = server::load_web(&config)?;
     let app = exporter::App::with_loader(config.clone(), clock, Some(loader))?;
     let server = server::Server::with_web(Arc::clone(&app), web);
