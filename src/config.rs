@@ -368,9 +368,6 @@ pub enum ConfigError {
         #[source]
         cause: crate::support::report::Cause,
     },
-    /// The web configuration file (`--web.config.file`) is wrong.
-    #[error(transparent)]
-    Web(#[from] crate::webconfig::WebConfigError),
 }
 
 fn unreadable(field: &str, path: &Path, e: std::io::Error) -> ConfigError {

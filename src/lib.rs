@@ -9,17 +9,24 @@
 //! - [`collector`] turns PBX answers into the metric families of the contract, fresh for every scrape,
 //!   and keeps the little state that must outlive a scrape (member-status ages, missing endpoints).
 //! - [`metrics`] holds the exporter's own metrics and counts every PBX request and login.
-//! - [`exporter`] holds the running set of targets and settings (swapped as one value on reload);
-//!   [`http`] serves them, with [`conn`] keeping slow and idle clients from holding the server and
-//!   [`guard`] applying the [`webconfig`] file (TLS, basic auth, headers, rate limit); [`sd`]
-//!   lists the targets for Prometheus' HTTP service discovery.
-//! - [`events`] and [`tcp_events`] receive the PBXes' event reports, over HTTP and TCP.
+//! - [`exporter`] is the fleet: the running set of targets and settings (swapped as one value on
+//!   reload), and [`exporter::sd`], the targets for Prometheus' HTTP service discovery. It knows
+//!   nothing of HTTP or of the event receivers: what must follow its targets registers as an
+//!   [`exporter::Follower`].
+//! - [`server`] serves the fleet over HTTP ([`server::Server`]: the fleet, the web config in
+//!   force, the open connections): [`server::routes`], with [`server::conn`] keeping slow and idle
+//!   clients from holding the server and [`server::guard`] applying the [`server::webconfig`] file
+//!   (TLS, basic auth, headers, rate limit).
+//! - [`intake`] receives the PBXes' event reports, over HTTP ([`intake::http`]) and TCP
+//!   ([`intake::tcp`]); it follows the fleet's targets, which never name it.
 //! - [`logging`] writes logfmt lines that name the PBX, and captures a probe's lines for `debug=true`.
 //! - [`sim`] is a simulated PBX for demo mode, tests and benchmarks; [`support::clock`] makes time
 //!   injectable; [`support::alloc`] gives memory back after huge answers.
 //! - [`startup`] is what `main.rs` runs: runtime, sockets, `--config.check`, the exporter.
 //!
-//! Dependencies point one way: `http → exporter → collector → pbx`; everything may read `config`.
+//! Dependencies point one way: `startup` wires `server` and `intake`, each over
+//! `exporter → collector → pbx`, and `intake` uses `server::conn`'s bounds for its own
+//! connections; the fleet names neither, and everything may read `config`.
 
 // Parses flags, environment variables and the configuration file into one validated `Config`.
 pub mod config;
@@ -31,22 +38,10 @@ pub mod collector;
 pub mod metrics;
 // The running set of targets and settings, swapped whole on reload.
 pub mod exporter;
-// The exporter's HTTP routes and server. (`App` holds the connection registry, the guard, the
-// web config and `/sd`'s document, and spawns the TCP event readers, while the routes and the HTTP
-// event receiver take `App`: so these stay beside `exporter`, not in a folder with the routes.)
-pub mod http;
-// Bounds what a client can hold: write timeout, the connection cap, eviction.
-pub mod conn;
-// Applies the web config to each request: rate limit, basic auth, headers.
-pub mod guard;
-// The exporter-toolkit web configuration file: TLS, users, headers.
-pub mod webconfig;
-// `/sd`: the targets in Prometheus' HTTP service-discovery format.
-pub mod sd;
-// The HTTP event receiver: the PBXes' reports.
-pub mod events;
-// The TCP event reader: one per target with TCP events.
-pub mod tcp_events;
+// The HTTP server: routes, connections, the access guard, the web configuration file.
+pub mod server;
+// The PBXes' event reports coming in: the HTTP receiver, the TCP readers.
+pub mod intake;
 // Logfmt lines that name the PBX; a probe's captured lines.
 pub mod logging;
 // The simulated PBX: demo mode, tests, benchmarks.

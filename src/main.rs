@@ -29,7 +29,7 @@ async fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Some(Command::Simulate(flags)) => yeastar_exporter::sim::run(*flags).await,
         Some(Command::HashPassword { cost }) => {
-            yeastar_exporter::webconfig::hash_password_command(cost)
+            yeastar_exporter::server::webconfig::hash_password_command(cost)
         }
         None => yeastar_exporter::startup::run_exporter(cli.exporter).await,
     };

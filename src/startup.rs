@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config;
-use crate::events;
 use crate::exporter;
-use crate::http;
+use crate::intake;
 use crate::logging;
 use crate::pbx;
+use crate::server;
 use crate::sim;
 use crate::support::clock;
 use crate::support::report;
@@ -163,7 +163,7 @@ fn config_check(
                 ));
             }
         }
-        match exporter::load_web(cfg) {
+        match server::load_web(cfg) {
             Ok(w) => web = Some(w),
             Err(e) => errors.push(format!("config invalid: {}", report::chain(&e))),
         }
@@ -238,7 +238,10 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
         let flags = flags.clone();
         Arc::new(move || flags.load(password_env.clone()))
     };
+    // The web config before the targets, as it always was read: a bad file is the first error told.
+    let web = server::load_web(&config)?;
     let app = exporter::App::with_loader(config.clone(), clock, Some(loader))?;
+    let server = server::Server::with_web(Arc::clone(&app), web);
     if config.targets.iter().any(|t| t.client.events.is_some()) {
         let l = match events_listener.take() {
             Some(l) => l,
@@ -250,10 +253,11 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
             }
         };
         tracing::info!(address = %l.local_addr()?, "event receiver listening: PBXes with events on post their reports to /events/<target>");
-        app.events_receiver
-            .store(true, std::sync::atomic::Ordering::SeqCst);
-        tokio::spawn(events::serve(l, Arc::clone(&app)));
+        tokio::spawn(intake::http::serve(l, Arc::clone(&app)));
+    } else {
+        app.follow(Arc::new(intake::http::NotListening));
     }
+    intake::tcp::follow(&app);
     match app.ledger_path() {
         Some(path) => {
             tracing::info!(path = %path.display(), "login ledger kept here: the login back-off survives restarts")
@@ -263,11 +267,11 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
         ),
         None => {}
     }
-    let web = app.web.current();
+    let web = server.web.current();
     let scheme = if web.tls().is_some() { "https" } else { "http" };
     #[cfg(unix)]
     {
-        let app = Arc::clone(&app);
+        let server = Arc::clone(&server);
         tokio::spawn(async move {
             let Ok(mut hup) =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -276,7 +280,7 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
             };
             while hup.recv().await.is_some() {
                 tracing::info!("SIGHUP received: reloading configuration");
-                let _ = app.reload();
+                let _ = server.reload();
             }
         });
     }
@@ -296,7 +300,7 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
             "yeastar-exporter listening; metrics at the URL shown"
         );
     }
-    http::serve_all(listeners, Arc::clone(&app), shutdown_signal()).await?;
+    server::serve_all(listeners, Arc::clone(&server), shutdown_signal()).await?;
     app.logout_all(Duration::from_secs(5)).await;
     tracing::info!("stopped");
     Ok(())

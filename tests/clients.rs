@@ -147,7 +147,7 @@ async fn clients_that_never_read_are_cut_by_the_write_timeout() {
     // server's writes go on): nothing but closed connections is left.
     let mut open = usize::MAX;
     for _ in 0..600 {
-        open = exporter.app.connections.len();
+        open = exporter.server.connections.len();
         if open == 0 {
             break;
         }
@@ -366,7 +366,7 @@ async fn password_floods_cannot_evict_the_credentials_in_use() {
         }
     };
     assert_eq!(get("right".into()).await, 200);
-    assert_eq!(exporter.app.web.bcrypt_runs(), 1);
+    assert_eq!(exporter.server.web.bcrypt_runs(), 1);
     // 1,200 distinct wrong passwords, 64 at a time, the right one used between batches.
     for batch in 0..19 {
         let mut tasks = Vec::new();
@@ -379,6 +379,6 @@ async fn password_floods_cannot_evict_the_credentials_in_use() {
         assert_eq!(get("right".into()).await, 200);
     }
     // Every wrong one cost one bcrypt; the right one never again, though 1,216 > 1,024 entries.
-    assert_eq!(exporter.app.web.bcrypt_runs(), 1 + 19 * 64);
+    assert_eq!(exporter.server.web.bcrypt_runs(), 1 + 19 * 64);
     exporter.stop().await;
 }

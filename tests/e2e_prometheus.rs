@@ -913,7 +913,7 @@ async fn events_kit_against_a_real_prometheus() {
         );
         let exporter = Running::start(cfg, clock.clone()).await;
         let l = yeastar_exporter::startup::bind(&listen).await.unwrap();
-        receivers.push(tokio::spawn(yeastar_exporter::events::serve(
+        receivers.push(tokio::spawn(yeastar_exporter::intake::http::serve(
             l,
             exporter.app.clone(),
         )));

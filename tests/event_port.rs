@@ -15,7 +15,7 @@ use std::time::Duration;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
-use yeastar_exporter::events::{Limits, REQUEST_TIMEOUT, serve_with};
+use yeastar_exporter::intake::http::{Limits, REQUEST_TIMEOUT, serve_with};
 use yeastar_exporter::sim::{SimConfig, Simulator};
 use yeastar_exporter::support::clock::ManualClock;
 
@@ -190,7 +190,10 @@ async fn a_trickled_request_is_cut_off_at_the_whole_request_deadline() {
     )
     .await;
     let l = yeastar_exporter::startup::bind(&listen).await.unwrap();
-    let rx = tokio::spawn(yeastar_exporter::events::serve(l, exporter.app.clone()));
+    let rx = tokio::spawn(yeastar_exporter::intake::http::serve(
+        l,
+        exporter.app.clone(),
+    ));
     let body = r#"{"event":"BootUp","sn":"1"}"#;
     let request = format!(
         "POST /events/default HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",

@@ -242,7 +242,7 @@ async fn receiver(
     let l = yeastar_exporter::startup::bind(&format!("127.0.0.1:{port}"))
         .await
         .unwrap();
-    tokio::spawn(yeastar_exporter::events::serve(l, app))
+    tokio::spawn(yeastar_exporter::intake::http::serve(l, app))
 }
 
 /// Issue 16: a seeded day of simulated traffic, reported by the simulator over HTTP as a PBX
@@ -558,7 +558,7 @@ async fn reports_from_elsewhere_are_refused_and_counted() {
         let answer = post(path, body).await;
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     }
-    let too_big = "x".repeat(yeastar_exporter::events::MAX_BODY + 1);
+    let too_big = "x".repeat(yeastar_exporter::intake::http::MAX_BODY + 1);
     let answer = post(registered.clone(), too_big).await;
     assert_eq!(answer, "", "over the size limit: closed without an answer");
     let text = exporter.scrape().await;
@@ -620,7 +620,10 @@ async fn an_advertised_receiver_gets_the_reports() {
     )
     .await;
     let l = yeastar_exporter::startup::bind(&listen).await.unwrap();
-    let rx = tokio::spawn(yeastar_exporter::events::serve(l, exporter.app.clone()));
+    let rx = tokio::spawn(yeastar_exporter::intake::http::serve(
+        l,
+        exporter.app.clone(),
+    ));
     exporter.scrape().await;
     let path = sim.sim.event_receiver().unwrap().path;
     assert_eq!(

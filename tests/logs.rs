@@ -316,14 +316,14 @@ fn debug_probes_answer_their_log_lines_metrics_and_settings() {
         lines,
         [
             format!(
-                "level=debug target=yeastar_exporter::http message=\"beginning probe\" timeout=5s {named}"
+                "level=debug target=yeastar_exporter::server::routes message=\"beginning probe\" timeout=5s {named}"
             ),
             request("login"),
             format!("level=debug target=yeastar_exporter::pbx message=\"logged in\" {named}"),
             request("call/query"),
             request("call/query"),
             format!(
-                "level=debug target=yeastar_exporter::http message=\"probe finished\" up=true {named}"
+                "level=debug target=yeastar_exporter::server::routes message=\"probe finished\" up=true {named}"
             ),
         ]
     );

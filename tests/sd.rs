@@ -287,7 +287,7 @@ fn sd_labels_name_the_event_method_and_auth_kind() {
     };
     let text = std::fs::read_to_string(&path).unwrap();
     let targets = parse_file(&text, "cfg.yml", &base).unwrap();
-    let body = yeastar_exporter::sd::document(&targets);
+    let body = yeastar_exporter::exporter::sd::document(&targets);
     let body = std::str::from_utf8(&body).unwrap();
     assert_eq!(
         body,
@@ -347,10 +347,11 @@ fn the_documented_example_is_what_sd_serves_for_the_three_pbx_config() {
         events_endpoint: Default::default(),
         events_source_addresses: Vec::new(),
     };
-    let served: serde_json::Value = serde_json::from_slice(&yeastar_exporter::sd::document(
-        &parse_file(&text, "three-pbx.yml", &base).unwrap(),
-    ))
-    .unwrap();
+    let served: serde_json::Value =
+        serde_json::from_slice(&yeastar_exporter::exporter::sd::document(
+            &parse_file(&text, "three-pbx.yml", &base).unwrap(),
+        ))
+        .unwrap();
     let docs = std::fs::read_to_string(format!("{root}/docs/configuration.md")).unwrap();
     let example = docs
         .split("### `/sd`")

@@ -227,11 +227,11 @@ async fn bcrypt_runs_once_per_user_and_password() {
     for _ in 0..20 {
         assert_eq!(status("s3cret").await.unwrap().status(), 405);
     }
-    assert_eq!(r.app.web.bcrypt_runs(), 1);
+    assert_eq!(r.server.web.bcrypt_runs(), 1);
     for _ in 0..20 {
         assert_eq!(status("guess").await.unwrap().status(), 401);
     }
-    assert_eq!(r.app.web.bcrypt_runs(), 2);
+    assert_eq!(r.server.web.bcrypt_runs(), 2);
     r.stop().await;
 }
 
@@ -255,7 +255,7 @@ async fn a_scraper_that_gives_up_during_bcrypt_still_fills_the_cache() {
             .send()
             .await
     });
-    while r.app.web.bcrypt_runs() == 0 {
+    while r.server.web.bcrypt_runs() == 0 {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     gone.abort();
@@ -268,7 +268,7 @@ async fn a_scraper_that_gives_up_during_bcrypt_still_fills_the_cache() {
         .await
         .unwrap();
     assert_eq!(again.status(), 405);
-    assert_eq!(r.app.web.bcrypt_runs(), 1);
+    assert_eq!(r.server.web.bcrypt_runs(), 1);
     r.stop().await;
 }
 
@@ -422,7 +422,7 @@ async fn at_the_cap_the_longest_idle_connection_makes_room() {
     assert!(first_closed, "the oldest idle connection was kept");
     let (_, second_closed) = read_until_closed(&mut second, Duration::from_millis(300)).await;
     assert!(!second_closed, "a younger idle connection was closed");
-    assert_eq!(r.app.connections.evicted(), 1);
+    assert_eq!(r.server.connections.evicted(), 1);
     r.stop().await;
 }
 
@@ -468,7 +468,7 @@ async fn connections_being_served_are_never_displaced() {
     let (got, closed) = read_until_closed(&mut third, Duration::from_secs(10)).await;
     assert!(closed);
     assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200 OK"));
-    assert_eq!(r.app.connections.evicted(), 0);
+    assert_eq!(r.server.connections.evicted(), 0);
     r.stop().await;
 }
 
@@ -666,7 +666,7 @@ fn the_shipped_example_loads_and_its_hash_is_the_documented_password() {
     ))
     .unwrap();
     std::fs::write(&file, &text).unwrap();
-    let web = yeastar_exporter::webconfig::WebConfig::load(&file).unwrap();
+    let web = yeastar_exporter::server::webconfig::WebConfig::load(&file).unwrap();
     assert_eq!(web.describe(), "TLS, basic auth (1 users)");
     let hash = text
         .lines()

@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use yeastar_exporter::config::{Cli, Config};
 use yeastar_exporter::exporter::App;
+use yeastar_exporter::server::Server;
 use yeastar_exporter::support::clock::SharedClock;
 
 /// One scripted answer.
@@ -316,6 +317,7 @@ pub fn sim_config(url: &str, extra: &[&str]) -> Config {
 pub struct Running {
     pub url: String,
     pub app: Arc<App>,
+    pub server: Arc<Server>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -326,12 +328,15 @@ impl Running {
     }
 
     pub async fn start_app(app: Arc<App>) -> Self {
+        // As start-up wires it: a TCP event reader for each target that reads its events so.
+        yeastar_exporter::intake::tcp::follow(&app);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let a = app.clone();
+        let server = Server::new(app.clone()).unwrap();
+        let s = server.clone();
         let task = tokio::spawn(async move {
-            yeastar_exporter::http::serve(listener, a, async {
+            yeastar_exporter::server::serve(listener, s, async {
                 let _ = rx.await;
             })
             .await
@@ -340,6 +345,7 @@ impl Running {
         Self {
             url,
             app,
+            server,
             stop: Some(tx),
             task: Some(task),
         }
@@ -594,7 +600,10 @@ pub async fn with_http_events(
     args.extend_from_slice(extra);
     let exporter = Running::start(sim_config(url, &args), clock).await;
     let l = yeastar_exporter::startup::bind(&listen).await.unwrap();
-    let rx = tokio::spawn(yeastar_exporter::events::serve(l, exporter.app.clone()));
+    let rx = tokio::spawn(yeastar_exporter::intake::http::serve(
+        l,
+        exporter.app.clone(),
+    ));
     (exporter, rx)
 }
 

@@ -23,10 +23,42 @@ use tokio::net::TcpStream;
 
 use crate::collector::Target;
 use crate::config::TcpEvents;
+use crate::exporter::{App, Built, Follower};
 use crate::pbx::LoginLedger;
 use crate::pbx::ledger::Failure;
 use crate::pbx::s_series::events::ObjectSplitter;
 use crate::support::clock::SharedClock;
+
+/// Starts a reader for each target with TCP events that `app` builds, now and after each switch:
+/// each lives as long as its target (a changed target is a new one, with a new reader).
+pub fn follow(app: &App) {
+    app.follow(Arc::new(Readers));
+}
+
+/// The fleet's follower that starts the readers.
+#[derive(Debug)]
+struct Readers;
+
+impl Follower for Readers {
+    fn built(&self, app: &App, built: &[Built<'_>]) {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        for b in built {
+            let Some(tcp) = b.tcp_events else { continue };
+            tokio::spawn(tracing::Instrument::instrument(
+                tcp_client(
+                    Arc::downgrade(b.target),
+                    tcp.clone(),
+                    b.target.client().config().url.clone(),
+                    app.ledger().clone(),
+                    app.clock().clone(),
+                ),
+                b.target.client().span().clone(),
+            ));
+        }
+    }
+}
 
 /// How much of the text the PBX sends outside JSON objects is kept to recognise its answer to
 /// the login: the last this many bytes (an answer is a few dozen).

@@ -1,6 +1,6 @@
 //! The exporter's HTTP server: `/`, the metrics path, `/probe`, `/sd`, `/-/healthy`, `/-/ready`.
 //!
-//! Routes turn requests into calls on [`App`] and [`Target`] and their
+//! Routes turn requests into calls on [`crate::exporter::App`] and [`Target`] and their
 //! answers into responses. A failed PBX is data (`yeastar_up 0`, HTTP 200); only a caller's own
 //! mistake (unknown or missing target) is a 4xx. Each scrape's deadline comes from Prometheus's
 //! `X-Prometheus-Scrape-Timeout-Seconds` minus `--web.timeout-offset` (the target's timeout without
@@ -27,10 +27,11 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
+use super::Server;
+use super::conn::WriteTimeout;
+use super::guard::Access;
 use crate::collector::Target;
-use crate::conn::WriteTimeout;
-use crate::exporter::{App, Current};
-use crate::guard::Access;
+use crate::exporter::Current;
 
 /// The documentation the landing page links to, served from the binary (`/docs/NAME`): the
 /// same text as the source tree's `README.md` and `docs/`, whatever version is running.
@@ -76,7 +77,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Largest request head (request line and headers) accepted; hyper answers 431 beyond it.
 const MAX_REQUEST_HEAD: usize = 16 * 1024;
 
-/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets in-flight
+/// Serves `server` on `listener` until `shutdown` resolves, then stops accepting and lets in-flight
 /// requests finish (at most [`SHUTDOWN_GRACE`]).
 ///
 /// At most `--web.max-connections` connections are open at once (further clients wait in the
@@ -85,23 +86,23 @@ const MAX_REQUEST_HEAD: usize = 16 * 1024;
 /// the web configuration in force then.
 pub async fn serve(
     listener: TcpListener,
-    app: Arc<App>,
+    server: Arc<Server>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    serve_all(vec![listener], app, shutdown).await
+    serve_all(vec![listener], server, shutdown).await
 }
 
 /// [`serve`] on every listener at once (repeated `--web.listen-address`, or the sockets systemd
 /// passed): one server, one connection cap, the same endpoints on each.
 pub async fn serve_all(
     listeners: Vec<TcpListener>,
-    app: Arc<App>,
+    server: Arc<Server>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
-    let limit = Arc::new(Semaphore::new(app.settings().max_connections));
-    app.set_ready();
+    let limit = Arc::new(Semaphore::new(server.app.settings().max_connections));
+    server.app.set_ready();
     loop {
         // Whichever listener has a connection first (each registers its waker every time).
         let accept = std::future::poll_fn(|cx| {
@@ -130,18 +131,18 @@ pub async fn serve_all(
                 // At the cap: the connection that has waited longest for a request head makes
                 // room (a slowloris or idle client, never one being served); if every one is
                 // being served, wait for one to finish.
-                app.connections.evict_oldest_idle();
+                server.connections.evict_oldest_idle();
                 tokio::select! {
                     p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
                     _ = &mut shutdown => break,
                 }
             }
         };
-        let entry = app.connections.register();
-        let app = app.clone();
+        let entry = server.connections.register();
+        let server = server.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            connection(app, stream, peer, watcher, entry).await;
+            connection(server, stream, peer, watcher, entry).await;
             drop(permit);
         });
     }
@@ -160,27 +161,27 @@ pub async fn serve_all(
 const PLAIN_HTTP_TO_TLS: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
 
 async fn connection(
-    app: Arc<App>,
+    server: Arc<Server>,
     stream: TcpStream,
     peer: SocketAddr,
     watcher: Watcher,
-    entry: crate::conn::Entry,
+    entry: super::conn::Entry,
 ) {
-    let settings = app.settings();
+    let settings = server.app.settings();
     let timeout = settings.header_read_timeout;
     let write_timeout = settings.write_timeout;
-    let tls = app.web.current().tls().cloned();
+    let tls = server.web.current().tls().cloned();
     let conn = entry.conn.clone();
     let svc = {
-        let app = app.clone();
+        let server = server.clone();
         let conn = conn.clone();
         service_fn(move |req| {
-            let app = app.clone();
+            let server = server.clone();
             let conn = conn.clone();
             async move {
                 conn.busy();
-                let response = handle(&app, req).await;
-                app.connections.idle(&conn);
+                let response = handle(&server, req).await;
+                server.connections.idle(&conn);
                 Ok::<_, Infallible>(response)
             }
         })
@@ -241,9 +242,13 @@ async fn connection(
 }
 
 /// The web configuration's part of every request: rate limit, basic auth, no bodies, headers.
-async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let web = app.web.current();
-    let mut response = match app.web.check(&web, req.uri().path(), req.headers()).await {
+async fn handle(server: &Arc<Server>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let web = server.web.current();
+    let mut response = match server
+        .web
+        .check(&web, req.uri().path(), req.headers())
+        .await
+    {
         Access::RateLimited => text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests\n"),
         Access::Unauthorized => {
             let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
@@ -255,7 +260,7 @@ async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>>
         Access::Allowed if !req.body().is_end_stream() => {
             text(StatusCode::PAYLOAD_TOO_LARGE, "request body not accepted\n")
         }
-        Access::Allowed => route(app, req).await,
+        Access::Allowed => route(server, req).await,
     };
     for (name, value) in web.headers() {
         response.headers_mut().insert(name.clone(), value.clone());
@@ -324,18 +329,18 @@ fn deadline(current: &Current, req: &Request<Incoming>, target: &Target) -> Inst
         .unwrap_or_else(|| now + Duration::from_secs(86_400))
 }
 
-async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(server: &Arc<Server>, req: Request<Incoming>) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     // One configuration for the whole request: settings and targets as one value, even if a
     // reload swaps them meanwhile.
-    let current = app.current();
+    let current = server.app.current();
     let settings = &current.config;
     let get_only = |req: &Request<Incoming>| matches!(*req.method(), Method::GET | Method::HEAD);
     match path.as_str() {
-        "/" if get_only(&req) => landing(&current, app.now_unix()),
+        "/" if get_only(&req) => landing(&current, server.app.now_unix()),
         "/-/healthy" if get_only(&req) => text(StatusCode::OK, "Healthy\n"),
         "/-/ready" if get_only(&req) => {
-            if app.is_ready() {
+            if server.app.is_ready() {
                 text(StatusCode::OK, "Ready\n")
             } else {
                 text(StatusCode::SERVICE_UNAVAILABLE, "Not ready\n")
@@ -352,7 +357,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> 
                 None => text(StatusCode::NOT_FOUND, "not found\n"),
             }
         }
-        "/-/reload" if req.method() == Method::POST => match app.reload() {
+        "/-/reload" if req.method() == Method::POST => match server.reload() {
             Ok(()) => text(StatusCode::OK, "configuration reloaded\n"),
             Err(e) => text(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -363,7 +368,7 @@ async fn route(app: &Arc<App>, req: Request<Incoming>) -> Response<Full<Bytes>> 
             ),
         },
         "/-/reload" => method_not_allowed("POST"),
-        p if p == settings.telemetry_path && get_only(&req) => metrics(app, &current, req).await,
+        p if p == settings.telemetry_path && get_only(&req) => metrics(server, &current, req).await,
         "/" | "/-/healthy" | "/-/ready" | "/probe" | "/sd" => method_not_allowed("GET, HEAD"),
         p if p == settings.telemetry_path => method_not_allowed("GET, HEAD"),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
@@ -378,7 +383,7 @@ fn metrics_response(body: String) -> Response<Full<Bytes>> {
 }
 
 async fn metrics(
-    app: &Arc<App>,
+    server: &Arc<Server>,
     current: &Current,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
@@ -393,7 +398,7 @@ async fn metrics(
         body.push_str(&out.text);
     }
     // The exporter's metrics last, so its counters include this scrape's requests.
-    body.push_str(&app.metrics.encode());
+    body.push_str(&server.app.metrics.encode());
     metrics_response(body)
 }
 
@@ -494,7 +499,7 @@ fn sd(current: &Current) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(current.targets.sd().clone()));
     r.headers_mut().insert(
         CONTENT_TYPE,
-        HeaderValue::from_static(crate::sd::CONTENT_TYPE),
+        HeaderValue::from_static(crate::exporter::sd::CONTENT_TYPE),
     );
     r
 }

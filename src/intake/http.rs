@@ -17,14 +17,14 @@
 //! `--events.max-connections-per-source` (16) from one source (an IPv4 address, an IPv6 /64). A
 //! new connection is never kept waiting by the others: at a source's cap that source's connection
 //! that has waited longest for a complete request is closed to make room, at the overall cap the
-//! longest-waiting of the sources holding the most ([`crate::conn::Registry`]; the web server
+//! longest-waiting of the sources holding the most ([`crate::server::conn::Registry`]; the web server
 //! evicts the longest-waiting of all); a request being answered is never displaced. So idle and
 //! trickling clients elsewhere cannot keep the PBX's report out: its one fresh connection is the
 //! last to go, however fast the others reconnect. Closed connections are counted
 //! (`yeastar_exporter_events_connections_evicted_total`) and logged at most once a minute per
 //! cause, with the count.
 //!
-//! A PBX whose Report Method is TCP is read by [`crate::tcp_events`] instead.
+//! A PBX whose Report Method is TCP is read by [`super::tcp`] instead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,9 +36,9 @@ use tokio::time::Instant;
 
 use crate::collector::Received;
 use crate::config::Config;
-use crate::conn::{Entry, Registry, Source, TALLY_INTERVAL, Tally};
-use crate::exporter::App;
+use crate::exporter::{App, Follower};
 use crate::pbx::s_series::events::ObjectSplitter;
+use crate::server::conn::{Entry, Registry, Source, TALLY_INTERVAL, Tally};
 
 /// The longest request head read.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -88,6 +88,22 @@ impl Limits {
 pub async fn serve(listener: TcpListener, app: Arc<App>) {
     let limits = Limits::of(&app.settings());
     serve_with(listener, app, limits).await
+}
+
+/// Told of each reload when the receiver does not run (no target had events at start): warns
+/// that a target's events are on but nothing receives them until a restart.
+#[derive(Debug, Default)]
+pub struct NotListening;
+
+impl Follower for NotListening {
+    fn reloaded(&self, app: &App) {
+        if let Some(t) = app.targets().iter().find(|t| t.events_on()) {
+            let _span = t.client().span().enter();
+            tracing::warn!(
+                "events are on for this target, but the event receiver starts only with the process (no target had events at start): restart the exporter to receive its reports"
+            );
+        }
+    }
 }
 
 /// What the receiver says about connections, one line a minute per cause at most.

@@ -1,9 +1,17 @@
-//! The running exporter: its configured targets, its own metrics, and their lifecycle.
+//! The fleet: the exporter's configured targets, its own metrics, and their lifecycle.
 //!
 //! [`App`] holds the current set of [`Target`]s behind one lock that is only ever swapped whole, so a
 //! scrape sees either the old configuration or the new one, never a mix. A target whose settings did
 //! not change keeps its `Target` (token, back-off, status ages) across a reload; a removed or changed
-//! one logs out.
+//! one logs out. [`sd`] renders the targets for Prometheus' HTTP service discovery, once per
+//! configuration.
+//!
+//! It knows nothing of HTTP or of the event receivers. The layers above it hold an `Arc<App>`; what
+//! must follow its targets (the intake's TCP readers) registers as a [`Follower`] and is told of
+//! each target built and each reload, and what a reload must read with the targets (the server's
+//! web config file) comes in through [`App::reload_with`].
+
+pub mod sd;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,20 +22,18 @@ use tokio::time::Instant;
 
 use crate::collector::Target;
 use crate::collector::stats::TargetStats;
-use crate::config::{Config, ConfigError};
-use crate::guard::Web;
+use crate::config::{Config, ConfigError, TcpEvents};
 use crate::metrics::ExporterMetrics;
 use crate::pbx::ledger::LedgerError;
 use crate::pbx::{BuildError, Client, HttpSettings, LoginLedger, http_client};
 use crate::support::clock::SharedClock;
-use crate::webconfig::WebConfig;
 
 /// The configured targets, by name.
 #[derive(Debug)]
 pub struct TargetSet {
     /// Each target with its TCP-events settings: the rest of its configuration is the target's
     /// own (its client's config and its collectors), not kept twice.
-    by_name: BTreeMap<String, (Option<crate::config::TcpEvents>, Arc<Target>)>,
+    by_name: BTreeMap<String, (Option<TcpEvents>, Arc<Target>)>,
     /// The targets in Prometheus' HTTP service-discovery format (`GET /sd`), made with them.
     sd: bytes::Bytes,
 }
@@ -36,7 +42,7 @@ impl Default for TargetSet {
     fn default() -> Self {
         Self {
             by_name: BTreeMap::new(),
-            sd: crate::sd::document(&[]),
+            sd: sd::document(&[]),
         }
     }
 }
@@ -68,7 +74,7 @@ impl TargetSet {
         self.by_name.is_empty()
     }
 
-    /// The targets as Prometheus' HTTP service discovery wants them (`GET /sd`, [`crate::sd`]).
+    /// The targets as Prometheus' HTTP service discovery wants them (`GET /sd`, [`sd`]).
     pub fn sd(&self) -> &bytes::Bytes {
         &self.sd
     }
@@ -91,14 +97,6 @@ pub enum ReloadError {
     Ledger(#[from] LedgerError),
 }
 
-/// The web configuration `config` names (none: plain HTTP, no authentication).
-pub fn load_web(config: &Config) -> Result<WebConfig, ConfigError> {
-    match &config.web_config_file {
-        Some(path) => Ok(WebConfig::load(path)?),
-        None => Ok(WebConfig::default()),
-    }
-}
-
 /// What the exporter warns about, at start and when a reload brings a target in, for a PBX's
 /// settings: verification off, a pinned certificate that does not list the URL's host. Also
 /// printed by `--config.check`.
@@ -118,14 +116,36 @@ pub fn target_warnings(cfg: &crate::pbx::ClientConfig) -> Vec<String> {
     out
 }
 
+/// A layer above the fleet that must hear of its targets: the event intake, whose TCP readers live
+/// as long as the targets they read for, and whose HTTP receiver warns when a reload brings events
+/// it cannot receive. Registered with [`App::follow`]: the fleet never names what follows it.
+pub trait Follower: Send + Sync {
+    /// After each switch ([`App::apply`], a reload) and once at [`App::follow`] (then with every
+    /// target): `built` are the targets built anew; the others were kept whole, and so was
+    /// whatever follows them. Runs inside the switch: quick, and never calling [`App::follow`].
+    fn built(&self, app: &App, built: &[Built<'_>]) {
+        let _ = (app, built);
+    }
+
+    /// After a reload succeeded (everything in force), before it is logged.
+    fn reloaded(&self, app: &App) {
+        let _ = app;
+    }
+}
+
+/// A target a switch built anew, with the settings of it that only a layer above reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Built<'a> {
+    /// The target.
+    pub target: &'a Arc<Target>,
+    /// Its events over TCP, if that is its method (the intake dials the PBX for them).
+    pub tcp_events: Option<&'a TcpEvents>,
+}
+
 /// The exporter's state, shared by every request.
 pub struct App {
     /// The exporter's own metrics.
     pub metrics: ExporterMetrics,
-    /// The endpoint's TLS, authentication and headers (`--web.config.file`).
-    pub web: Web,
-    /// The HTTP server's open connections.
-    pub connections: Arc<crate::conn::Registry>,
     loader: Option<Loader>,
     reload_lock: std::sync::Mutex<()>,
     clock: SharedClock,
@@ -133,8 +153,9 @@ pub struct App {
     /// The configuration and the targets built from it, swapped as one value.
     current: RwLock<Arc<Current>>,
     ready: AtomicBool,
-    /// Whether the event receiver runs (it starts with the process, when a target has events).
-    pub events_receiver: AtomicBool,
+    /// The layers that follow the targets, told under this lock so that none hears of a target
+    /// twice or misses one.
+    followers: std::sync::Mutex<Vec<Arc<dyn Follower>>>,
 }
 
 /// One configuration in force: its settings and its targets.
@@ -166,7 +187,6 @@ impl App {
         clock: SharedClock,
         loader: Option<Loader>,
     ) -> Result<Arc<Self>, ReloadError> {
-        let web = load_web(&config)?;
         let ledger = match &config.state_dir {
             Some(dir) => Arc::new(LoginLedger::open(
                 dir,
@@ -177,8 +197,6 @@ impl App {
         };
         let app = Arc::new(Self {
             metrics: ExporterMetrics::new(),
-            web: Web::new(web),
-            connections: Default::default(),
             loader,
             reload_lock: std::sync::Mutex::new(()),
             clock,
@@ -191,7 +209,7 @@ impl App {
                 targets: Arc::new(TargetSet::default()),
             })),
             ready: AtomicBool::new(false),
-            events_receiver: AtomicBool::new(false),
+            followers: Default::default(),
         });
         app.apply(config)?;
         // A rejection from before a restart keeps its back-off.
@@ -204,6 +222,28 @@ impl App {
     /// Now, in unix seconds, from the exporter's clock (the landing page's "3m ago").
     pub fn now_unix(&self) -> f64 {
         self.clock.now_secs()
+    }
+
+    /// The exporter's clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// Registers `follower`: it hears of every target now in force at once, and of each target
+    /// built and each reload from then on.
+    pub fn follow(&self, follower: Arc<dyn Follower>) {
+        let mut followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        let targets = self.targets();
+        let built: Vec<Built<'_>> = targets
+            .by_name
+            .values()
+            .map(|(tcp_events, target)| Built {
+                target,
+                tcp_events: tcp_events.as_ref(),
+            })
+            .collect();
+        follower.built(self, &built);
+        followers.push(follower);
     }
 
     /// Where the login ledger is kept (`--pbx.state-dir`), if anywhere.
@@ -246,29 +286,40 @@ impl App {
     /// Reads the configuration again and switches to it; on error keeps the running one, logs the
     /// error and sets `yeastar_exporter_config_last_reload_successful 0`.
     pub fn reload(&self) -> Result<(), ReloadError> {
+        self.reload_with(|_| Ok::<_, ReloadError>(()), |()| ())
+    }
+
+    /// [`App::reload`] as one step with what a layer above takes from the same configuration
+    /// (the server's web config file): `prepare` reads and checks it after the configuration is
+    /// read and before anything changes, and `commit` switches it in once the targets are. So a
+    /// bad web config keeps the targets as they were, and a bad target keeps the web config.
+    pub fn reload_with<T, E>(
+        &self,
+        prepare: impl FnOnce(&Config) -> Result<T, E>,
+        commit: impl FnOnce(T),
+    ) -> Result<(), E>
+    where
+        E: From<ReloadError> + std::error::Error + 'static,
+    {
         // One reload at a time: SIGHUP and POST /-/reload may race.
         let _guard = self.reload_lock.lock().unwrap_or_else(|p| p.into_inner());
         let result = match &self.loader {
-            // Everything is read and checked before anything changes: a bad web config keeps the
-            // targets as they were, and a bad target keeps the web config.
-            Some(load) => load().map_err(ReloadError::from).and_then(|cfg| {
-                let web = load_web(&cfg)?;
-                self.apply(cfg)?;
-                self.web.set(web);
-                Ok(())
-            }),
+            // Everything is read and checked before anything changes.
+            Some(load) => load()
+                .map_err(|e| E::from(ReloadError::from(e)))
+                .and_then(|cfg| {
+                    let staged = prepare(&cfg)?;
+                    self.apply(cfg).map_err(|e| E::from(ReloadError::from(e)))?;
+                    commit(staged);
+                    Ok(())
+                }),
             None => Ok(()),
         };
-        if result.is_ok()
-            && !self
-                .events_receiver
-                .load(std::sync::atomic::Ordering::SeqCst)
-            && let Some(t) = self.targets().iter().find(|t| t.events_on())
-        {
-            let _span = t.client().span().enter();
-            tracing::warn!(
-                "events are on for this target, but the event receiver starts only with the process (no target had events at start): restart the exporter to receive its reports"
-            );
+        if result.is_ok() {
+            let followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+            for f in followers.iter() {
+                f.reloaded(self);
+            }
         }
         match &result {
             Ok(()) => tracing::info!(targets = self.targets().len(), "configuration reloaded"),
@@ -295,7 +346,7 @@ impl App {
     pub fn apply(&self, config: Config) -> Result<(), BuildError> {
         let old = self.targets();
         let mut next = TargetSet {
-            sd: crate::sd::document(&config.targets),
+            sd: sd::document(&config.targets),
             ..TargetSet::default()
         };
         let mut http_clients: std::collections::HashMap<
@@ -348,24 +399,9 @@ impl App {
                         self.clock.clone(),
                         stats,
                     );
+                    // Its reader (the layer above, told below) lives as long as it does.
                     match &tc.events_tcp {
-                        Some(tcp) => {
-                            let target = Arc::new(target.with_event_intake());
-                            // Its reader lives as long as the target does.
-                            if tokio::runtime::Handle::try_current().is_ok() {
-                                tokio::spawn(tracing::Instrument::instrument(
-                                    crate::tcp_events::tcp_client(
-                                        Arc::downgrade(&target),
-                                        tcp.clone(),
-                                        tc.client.url.clone(),
-                                        self.ledger.clone(),
-                                        self.clock.clone(),
-                                    ),
-                                    target.client().span().clone(),
-                                ));
-                            }
-                            target
-                        }
+                        Some(_) => Arc::new(target.with_event_intake()),
                         None => Arc::new(target),
                     }
                 }
@@ -414,10 +450,30 @@ impl App {
             targets: Vec::new(),
             ..config
         };
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Current {
-            config: Arc::new(settings),
-            targets: Arc::new(next),
-        });
+        let next = Arc::new(next);
+        {
+            let followers = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+            *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Current {
+                config: Arc::new(settings),
+                targets: next.clone(),
+            });
+            let built: Vec<Built<'_>> = next
+                .by_name
+                .iter()
+                .filter(|(name, (_, t))| {
+                    old.by_name
+                        .get(*name)
+                        .is_none_or(|(_, b)| !Arc::ptr_eq(b, t))
+                })
+                .map(|(_, (tcp_events, target))| Built {
+                    target,
+                    tcp_events: tcp_events.as_ref(),
+                })
+                .collect();
+            for f in followers.iter() {
+                f.built(self, &built);
+            }
+        }
         let now = self.clock.now_secs();
         self.metrics.reload_ok.set(1.0);
         self.metrics.reload_time.set(now.floor());

@@ -1,4 +1,4 @@
-//! `GET /sd`: the configured PBXes in Prometheus' HTTP service-discovery format, so that the PBX
+//! The document `GET /sd` serves: the configured PBXes in Prometheus' HTTP service-discovery format, so that the PBX
 //! list lives in the exporter's configuration alone (`http_sd_configs` in Prometheus, `httpSDConfigs`
 //! in a prometheus-operator `ScrapeConfig`).
 //!

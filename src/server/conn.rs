@@ -9,7 +9,7 @@
 //! a new client displaces the longest-waiting idle one instead of waiting behind it. A connection
 //! whose request is being served is never displaced.
 //!
-//! The event receiver ([`crate::events`]) uses the same registry with each connection's source
+//! The event receiver ([`crate::intake::http`]) uses the same registry with each connection's source
 //! ([`Source`]): a source at its cap makes room among its own connections first, so no single
 //! host can take the receiver's slots from the others. [`Tally`] keeps the log of all this to one
 //! line per minute per cause, with the count.

@@ -1,6 +1,6 @@
 //! The per-request guard of the exporter's endpoint: rate limit, basic auth (bcrypt, cached, one at
 //! a time), and the web configuration in force, beside the HTTP server that calls it for each
-//! request. Built from [`crate::webconfig`]'s file.
+//! request. Built from [`super::webconfig`]'s file.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use hyper::header::HeaderMap;
 
+use super::webconfig::WebConfig;
 use crate::support::secret::Secret;
-use crate::webconfig::WebConfig;
 
 /// Paths exempt from basic auth: liveness and readiness probes (systemd, Kubernetes, load
 /// balancers) need no credentials, and the answers say nothing but "Healthy"/"Ready".
