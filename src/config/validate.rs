@@ -274,3 +274,174 @@ pub(crate) fn target(
     })
 }
 
+#[cfg(test)]
+mod tests {
+    //! One rule, two sides: the same bad value refused in the same words, named by the flag from
+    //! the command line and by the file's field from the config file.
+
+    use clap::Parser;
+
+    use crate::config::{Cli, ExporterFlags, parse_file};
+    use crate::support::report::chain;
+
+    fn flags(args: &[&str]) -> ExporterFlags {
+        let mut v = vec!["yeastar-exporter"];
+        v.extend_from_slice(args);
+        match Cli::try_parse_from(v) {
+            Ok(cli) => cli.exporter,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The flags' single PBX with `extra`, its first error.
+    fn by_flag(url: &str, extra: &[&str]) -> String {
+        let mut args = vec!["--pbx.url", url, "--pbx.username", "api"];
+        args.extend_from_slice(extra);
+        chain(&flags(&args).resolve(Some("pw".into())).unwrap_err())
+    }
+
+    /// A file of one target `hq` at `url` with `extra` lines, its first error; the flags are the
+    /// defaults, plus `args`.
+    fn by_file(url: &str, extra: &str, args: &[&str]) -> String {
+        let text = format!(
+            "auth_modules:\n  main:\n    username: api\n    password: pw\ntargets:\n  hq:\n    url: {url}\n    auth: main\n{extra}"
+        );
+        let base = flags(args).target_defaults().unwrap();
+        chain(&parse_file(&text, "f.yml", &base).unwrap_err())
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_by_its_flag_and_by_its_field() {
+        let why = "\"10.0.0.5:8088\" must start with http:// or https://";
+        assert_eq!(by_flag("10.0.0.5:8088", &[]), format!("--pbx.url: {why}"));
+        assert_eq!(
+            by_file("10.0.0.5:8088", "", &[]),
+            format!("targets.hq.url: {why}")
+        );
+    }
+
+    #[test]
+    fn a_zero_timeout_is_refused_by_its_flag_and_by_its_field() {
+        let url = "http://10.0.0.5";
+        assert_eq!(
+            by_flag(url, &["--pbx.timeout", "0s"]),
+            "--pbx.timeout: must be greater than 0"
+        );
+        assert_eq!(
+            by_file(url, "    timeout: 0s\n", &[]),
+            "targets.hq.timeout: must be greater than 0"
+        );
+        // The flag's value, inherited by a target, is held to the same rule (it was let through).
+        assert_eq!(
+            by_file(url, "", &["--pbx.timeout", "0s"]),
+            "targets.hq.timeout: must be greater than 0"
+        );
+    }
+
+    #[test]
+    fn a_short_login_backoff_is_refused_by_its_flag_and_by_its_field() {
+        let why = "60s is too short: the PBX locks this host out after 5 failed logins in 10 minutes, and one login per back-off would reach 5 in 240s; use at least 3m (default 10m)";
+        let url = "http://10.0.0.5";
+        assert_eq!(
+            by_flag(url, &["--pbx.login-backoff", "1m"]),
+            format!("--pbx.login-backoff: {why}")
+        );
+        assert_eq!(
+            by_file(url, "    login_backoff: 1m\n", &[]),
+            format!("targets.hq.login_backoff: {why}")
+        );
+    }
+
+    #[test]
+    fn a_proxy_for_plain_http_is_refused_by_what_set_it() {
+        let why = "the PBX's url is plain http://: through a proxy its login (the password's MD5) and every token would be readable there; use the PBX's https:// URL";
+        let url = "http://10.0.0.5";
+        let proxy = "http://proxy.example:3128";
+        assert_eq!(
+            by_flag(url, &["--pbx.proxy-url", proxy]),
+            format!("--pbx.proxy-url: {why}")
+        );
+        assert_eq!(
+            by_file(url, &format!("    proxy_url: {proxy}\n"), &[]),
+            format!("targets.hq.proxy_url: {why}")
+        );
+        // Inherited from the flag, it is the flag that is named.
+        assert_eq!(
+            by_file(url, "", &["--pbx.proxy-url", proxy]),
+            format!("--pbx.proxy-url: {why}")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_secret_file_is_refused_by_its_flag_and_by_its_field() {
+        let missing = "/nonexistent/yeastar-exporter/pw";
+        let why = format!("cannot read {missing}: No such file or directory (os error 2)");
+        let err = flags(&[
+            "--pbx.url",
+            "http://10.0.0.5",
+            "--pbx.username",
+            "api",
+            "--pbx.password-file",
+            missing,
+        ])
+        .resolve(Some("from the environment".into()))
+        .unwrap_err();
+        assert_eq!(chain(&err), format!("--pbx.password-file: {why}"));
+        let text = format!(
+            "auth_modules:\n  main:\n    username: api\n    password_file: {missing}\ntargets:\n  hq:\n    url: http://10.0.0.5\n    auth: main\n"
+        );
+        let base = flags(&[]).target_defaults().unwrap();
+        assert_eq!(
+            chain(&parse_file(&text, "f.yml", &base).unwrap_err()),
+            format!("auth_modules.main.password_file: {why}")
+        );
+    }
+
+    #[test]
+    fn an_unreadable_ca_file_is_refused_by_its_flag_and_by_its_field() {
+        let missing = "/nonexistent/yeastar-exporter/ca.pem";
+        let why = format!("cannot read {missing}: No such file or directory (os error 2)");
+        let url = "https://10.0.0.5";
+        assert_eq!(
+            by_flag(url, &["--pbx.ca-file", missing]),
+            format!("--pbx.ca-file: {why}")
+        );
+        assert_eq!(
+            by_file(url, &format!("    ca_file: {missing}\n"), &[]),
+            format!("targets.hq.ca_file: {why}")
+        );
+    }
+
+    #[test]
+    fn tcp_events_without_a_password_are_refused_in_each_sides_words() {
+        let dir = std::env::temp_dir().join(format!("yeastar-validate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = dir.join("token");
+        std::fs::write(&token, "statictoken\n").unwrap();
+        let err = flags(&[
+            "--pbx.url",
+            "http://10.0.0.5",
+            "--pbx.token-file",
+            token.to_str().unwrap(),
+            "--pbx.events",
+            "--pbx.events-method",
+            "tcp",
+        ])
+        .resolve(None)
+        .unwrap_err();
+        assert_eq!(
+            chain(&err),
+            "--pbx.events-method: tcp needs --pbx.username and a password (the TCP login carries them), not a static token"
+        );
+        let text = format!(
+            "auth_modules:\n  tok:\n    token_file: {}\ntargets:\n  hq:\n    url: http://10.0.0.5\n    auth: tok\n    events: tcp\n",
+            token.display()
+        );
+        let base = flags(&[]).target_defaults().unwrap();
+        assert_eq!(
+            chain(&parse_file(&text, "f.yml", &base).unwrap_err()),
+            "targets.hq.events: tcp needs an auth module with username and password (the TCP login carries them), not token_file"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
