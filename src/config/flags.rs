@@ -366,8 +366,8 @@ impl ExporterFlags {
 
     /// What every target of a config file gets unless the file says otherwise (the single
     /// PBX's too): the `--pbx.*` and `--collector.*` flags; the event receiver and its source
-    /// addresses are checked here, once for all targets.
-    pub(crate) fn target_defaults(&self) -> Result<TargetDefaults, ConfigError> {
+    /// addresses are checked here, once for all targets. A new per-target flag is one line here.
+    pub fn target_defaults(&self) -> Result<TargetDefaults, ConfigError> {
         Ok(TargetDefaults {
             api_path: self.pbx_api_path.clone(),
             collectors: self.collectors.resolve(),
@@ -389,6 +389,7 @@ impl ExporterFlags {
     /// its own URL, credentials and CA file; `password_env` is `YEASTAR_EXPORTER_PBX_PASSWORD`.
     pub(crate) fn settings(&self, base: &TargetDefaults, password_env: Option<String>) -> Settings {
         let mut s = Settings::inherit(
+            // "default" is a good name: never named in an error.
             Given::new("default".to_string(), "targets.default"),
             AuthChoice::Own(Box::new(self.auth_settings(password_env))),
             base,
@@ -425,6 +426,7 @@ impl ExporterFlags {
             password: password_env.filter(|_| !token && !password_file),
             token_file: Given::new(path(&self.pbx_token_file), "--pbx.token-file"),
             words: AuthWords {
+                // Never named: the precedence above leaves nothing to exclude.
                 whole: "--pbx.username".into(),
                 or_password: format!(" (or {PASSWORD_ENV})"),
                 or_token: " (or --pbx.token-file for static-token mode)".into(),

@@ -10,9 +10,11 @@
 //!
 //! Secrets are read here, from files or the environment, straight into
 //! [`crate::support::secret::Secret`]s; the password is never a flag value (it would show in
-//! `ps`). A per-target setting is added once per side — the flag and its [`TargetDefaults`] field
-//! (`flags.rs`), the file's word (`file.rs`) — then one field of `Settings`, one rule in
-//! `validate.rs` and one line in `build.rs`.
+//! `ps`). A per-target setting (the API family, say) is one change per side — the flag and its
+//! line in `ExporterFlags::target_defaults` (`flags.rs`); the file's field and its line in
+//! `target_settings` (`file.rs`) — and, shared, its field in [`TargetDefaults`] and `Settings`
+//! with its line in `Settings::inherit` (`settings.rs`), its rule in `validate.rs` and its line
+//! in `build.rs`.
 
 mod build;
 mod endpoint;

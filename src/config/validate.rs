@@ -150,7 +150,7 @@ pub(crate) fn target(
             .and_then(|url| rules::check_url(&s.url.field, url))
             .and_then(|url| match urls.iter().find(|(u, _)| *u == url) {
                 Some((_, other)) =>
-                    Err(invalid(&s.url.field, format!("same URL as target {other}"),)),
+                    Err(invalid(&s.url.field, format!("same URL as target {other}"))),
                 None => {
                     urls.push((url.clone(), name.clone()));
                     Ok(url)
