@@ -1,7 +1,8 @@
 //! yeastar-exporter: a Prometheus exporter for Yeastar S-Series VoIP PBXes.
 //!
-//! - [`config`] turns flags and environment variables into one validated [`config::Config`]; secrets
-//!   live in [`support::secret::Secret`], which never prints.
+//! - [`config`] turns flags, environment variables and the config file into one validated
+//!   [`config::Config`] (one validation for flags and file alike); secrets live in
+//!   [`support::secret::Secret`], which never prints.
 //! - [`pbx`] is the PBX's HTTP API client: transport, login and token lifecycle, the login ledger
 //!   ([`pbx::ledger`]: at most 2 logins without a token per PBX in any 10 minutes, kept across
 //!   restarts), login back-off, the per-PBX request limit, TLS with pinned certificates
