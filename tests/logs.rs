@@ -331,7 +331,7 @@ fn debug_probes_answer_their_log_lines_metrics_and_settings() {
     assert_eq!(
         settings,
         format!(
-            "name: default\nurl: {url}\napi_path: /api/v2.0.0\nauth: username \"api\", password <secret>\ncollectors: [calls]\ntimeout: 5s\nmax_concurrent_requests: 1\nmax_response_bytes: 16777216\nlogin_backoff: 10m\ninsecure_skip_verify: false\nevents: false\n"
+            "name: default\nurl: {url}\napi: s-series\napi_path: /api/v2.0.0\nauth: username \"api\", password <secret>\ncollectors: [calls]\ntimeout: 5s\nmax_concurrent_requests: 1\nmax_response_bytes: 16777216\nlogin_backoff: 10m\ninsecure_skip_verify: false\nevents: false\n"
         )
     );
     // The test password is the word "secret": the placeholder `<secret>` is not it.

@@ -35,7 +35,8 @@ fn flags(args: &[&str]) -> ExporterFlags {
 fn base() -> yeastar_exporter::config::TargetDefaults {
     let f = flags(&[]);
     yeastar_exporter::config::TargetDefaults {
-        api_path: f.pbx_api_path,
+        api: f.pbx_api.clone(),
+        api_path: f.pbx_api_path.clone().unwrap_or_default(),
         collectors: f.collectors.resolve(),
         timeout: f.pbx_timeout,
         max_concurrent_requests: f.pbx_max_concurrent_requests,
@@ -65,7 +66,7 @@ fn each_validation_rule_has_its_exact_error() {
     let t = |body: &str| format!("{auth}targets:\n{body}");
     let cases: Vec<(String, &str)> = vec![
         (format!("{auth}targets:\n  hq:\n    url: http://10.0.0.5\n    auth: main\n    colour: red\n"),
-         "cfg.yml: line 9 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, proxy_url, events, events_tcp_port, events_source_addresses"),
+         "cfg.yml: line 9 column 5: unknown field `colour`, expected one of url, api, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, proxy_url, events, events_tcp_port, events_source_addresses"),
         (format!("{auth}targets: {{}}\nlabels: {{}}\n"), "cfg.yml: line 6 column 1: unknown field `labels`, expected one of defaults, auth_modules, targets"),
         (auth.clone(), "targets: at least one target is required"),
         (t("  hq:\n    auth: main\n"), "targets.hq.url: required"),
@@ -335,7 +336,7 @@ async fn reload_adds_targets_keeps_tokens_and_survives_a_bad_file() {
     assert_eq!(
         body,
         format!(
-            "failed to reload config: {}: line 4 column 5: unknown field `colour`, expected one of url, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, proxy_url, events, events_tcp_port, events_source_addresses\n",
+            "failed to reload config: {}: line 4 column 5: unknown field `colour`, expected one of url, api, api_path, auth, collectors, timeout, max_concurrent_requests, max_response_bytes, login_backoff, ca_file, insecure_skip_verify, proxy_url, events, events_tcp_port, events_source_addresses\n",
             path.display()
         )
     );

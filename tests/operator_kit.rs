@@ -255,6 +255,7 @@ fn example_config_files_are_valid() {
         std::fs::write(dir.join(f), "x\n").unwrap();
     }
     let base = TargetDefaults {
+        api: "s-series".into(),
         api_path: "/api/v2.0.0".into(),
         collectors: Default::default(),
         timeout: std::time::Duration::from_secs(5),

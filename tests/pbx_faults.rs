@@ -492,6 +492,7 @@ fn an_unsafe_login_backoff_is_refused() {
         );
     }
     let base = yeastar_exporter::config::TargetDefaults {
+        api: "s-series".into(),
         api_path: "/api/v2.0.0".into(),
         collectors: Default::default(),
         timeout: Duration::from_secs(5),

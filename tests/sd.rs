@@ -271,6 +271,7 @@ fn sd_labels_name_the_event_method_and_auth_kind() {
         "  c:\n    url: http://10.0.0.3\n    events: tcp\n  t:\n    url: https://10.0.0.4:8088\n    auth: tok\n",
     );
     let base = TargetDefaults {
+        api: "s-series".into(),
         api_path: "/api/v2.0.0".into(),
         collectors: Default::default(),
         timeout: std::time::Duration::from_secs(5),
@@ -333,6 +334,7 @@ fn the_documented_example_is_what_sd_serves_for_the_three_pbx_config() {
         .unwrap()
         .replace("/etc/yeastar-exporter/", &format!("{}/", dir.display()));
     let base = TargetDefaults {
+        api: "s-series".into(),
         api_path: "/api/v2.0.0".into(),
         collectors: Default::default(),
         timeout: std::time::Duration::from_secs(5),

@@ -46,7 +46,11 @@ fn write(m: &Families, info: &Device, target: &str) {
     // Each cut to 64 characters (as every label value is).
     .with_label_values(&[&info.model, &info.firmware_version, &info.hardware_version])
     .set(1.0);
-    match parse_uptime(&info.uptime) {
+    let uptime = info
+        .uptime_seconds
+        .map(|s| s as f64)
+        .or_else(|| parse_uptime(&info.uptime));
+    match uptime {
         Some(secs) => m
             .gauge("yeastar_pbx_uptime_seconds", "PBX uptime.")
             .set(secs),

@@ -894,6 +894,7 @@ impl Target {
                     e,
                     PbxError::LoginRejected(_)
                         | PbxError::LoginLocked(_)
+                        | PbxError::TokenCap(_)
                         | PbxError::LoginSuspended { .. }
                         | PbxError::NotLoggedIn(_)
                 )

@@ -232,7 +232,11 @@ mod tests {
                 "extension/list",
                 "deviceinfo/query",
                 "queue/query",
-                "queue/query_status"
+                "queue/query_status",
+                "get_token",
+                "refresh_token",
+                "del_token",
+                "system/information"
             ]
         );
     }

@@ -123,7 +123,7 @@ pub fn trunk_states(list: &[Trunk]) -> Vec<TrunkState> {
             // The PBX's type word folded as the status is (`SIP` → `sip`): one case for every label.
             kind: status_label(&t.kind),
             status: status_label(&t.status),
-            up: can_carry_calls(&t.kind, &t.status),
+            up: t.up.unwrap_or_else(|| can_carry_calls(&t.kind, &t.status)),
         })
         .collect()
 }

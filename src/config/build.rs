@@ -63,7 +63,7 @@ pub(crate) fn target(v: Valid, endpoint: &EventsEndpoint) -> Result<TargetConfig
     };
     Ok(TargetConfig {
         client: ClientConfig {
-            family: Default::default(),
+            family: v.family,
             target: v.name,
             url: v.url,
             api_path: v.api_path,

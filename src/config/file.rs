@@ -40,6 +40,7 @@ pub(crate) struct AuthModule {
 #[serde(deny_unknown_fields)]
 pub(crate) struct TargetFields {
     pub(crate) url: Option<String>,
+    pub(crate) api: Option<String>,
     pub(crate) api_path: Option<String>,
     pub(crate) auth: Option<String>,
     pub(crate) collectors: Option<Vec<String>>,
@@ -134,6 +135,9 @@ pub(crate) fn target_settings(
         },
     );
     s.url.value = target.url.clone();
+    if let Some(api) = get!(api) {
+        s.api.value = api;
+    }
     if let Some(api_path) = get!(api_path) {
         s.api_path = api_path;
     }

@@ -117,13 +117,20 @@ pub struct ExporterFlags {
     /// The PBX's base URL: scheme, host and port, e.g. https://192.168.5.150:8088.
     #[arg(long = "pbx.url", env = "YEASTAR_EXPORTER_PBX_URL")]
     pub pbx_url: Option<String>,
-    /// The API's path on the PBX.
+    /// The API the PBX speaks: s-series (S20 to S412, API v2.0.0) or p-series (P550, P560,
+    /// P570, Software and Cloud Editions, OpenAPI v1.0; --pbx.username is then the Client ID and
+    /// --pbx.password-file the Client Secret).
     #[arg(
-        long = "pbx.api-path",
-        env = "YEASTAR_EXPORTER_PBX_API_PATH",
-        default_value = "/api/v2.0.0"
+        long = "pbx.api",
+        env = "YEASTAR_EXPORTER_PBX_API",
+        default_value = "s-series",
+        value_parser = ["s-series", "p-series"]
     )]
-    pub pbx_api_path: String,
+    pub pbx_api: String,
+    /// The API's path on the PBX (by default the family's: /api/v2.0.0 for s-series,
+    /// /openapi/v1.0 for p-series).
+    #[arg(long = "pbx.api-path", env = "YEASTAR_EXPORTER_PBX_API_PATH")]
+    pub pbx_api_path: Option<String>,
     /// The API username (Settings → PBX → General → API).
     #[arg(long = "pbx.username", env = "YEASTAR_EXPORTER_PBX_USERNAME")]
     pub pbx_username: Option<String>,
@@ -369,7 +376,8 @@ impl ExporterFlags {
     /// addresses are checked here, once for all targets. A new per-target flag is one line here.
     pub fn target_defaults(&self) -> Result<TargetDefaults, ConfigError> {
         Ok(TargetDefaults {
-            api_path: self.pbx_api_path.clone(),
+            api: self.pbx_api.clone(),
+            api_path: self.pbx_api_path.clone().unwrap_or_default(),
             collectors: self.collectors.resolve(),
             timeout: self.pbx_timeout,
             max_concurrent_requests: self.pbx_max_concurrent_requests,

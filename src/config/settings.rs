@@ -125,6 +125,9 @@ pub(crate) struct Settings {
     pub url: Given<Option<String>>,
     /// After a missing URL: how else to set it.
     pub url_hint: String,
+    /// The API family's word (`s-series`, `p-series`).
+    pub api: Given<String>,
+    /// `""`: the family's.
     pub api_path: String,
     pub auth: AuthChoice,
     pub collectors: Given<Collectors>,
@@ -145,7 +148,9 @@ pub(crate) struct Settings {
 /// What a target gets when neither it nor the file's `defaults` say otherwise (from the flags).
 #[derive(Debug, Clone)]
 pub struct TargetDefaults {
-    /// `--pbx.api-path`.
+    /// `--pbx.api`: `s-series` or `p-series`.
+    pub api: String,
+    /// `--pbx.api-path` (`""`: the family's own).
     pub api_path: String,
     /// The `--collector.*` flags.
     pub collectors: CollectorSet,
@@ -187,6 +192,7 @@ impl Settings {
             name,
             url: Given::new(None, field("url", "--pbx.url")),
             url_hint: String::new(),
+            api: Given::new(base.api.clone(), field("api", "--pbx.api")),
             api_path: base.api_path.clone(),
             auth,
             collectors: Given::new(

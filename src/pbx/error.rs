@@ -102,6 +102,10 @@ pub enum ApiCode {
     LoginLocked,
     /// The PBX's API service is switched off.
     ApiDisabled,
+    /// The application already holds as many live tokens as the PBX allows (a login).
+    TokenCap,
+    /// This host's address is not on the PBX's API allow-list.
+    IpForbidden,
     /// Anything else the PBX refused.
     Other,
 }
@@ -286,6 +290,9 @@ pub enum PbxError {
     /// A login refused because this host is locked out.
     #[error("login refused: the PBX has locked this host out ({} {})", .0.label, .0.wire)]
     LoginLocked(ApiError),
+    /// A login refused because the application already holds every token the PBX allows.
+    #[error("login refused: the application holds the most tokens the PBX allows ({} {})", .0.label, .0.wire)]
+    TokenCap(ApiError),
     /// The PBX refused the TCP event login (`Response: Error`).
     #[error(
         "the PBX refused the TCP event login on port {port} (Response: Error: wrong username or password?)"
@@ -329,6 +336,7 @@ impl PbxError {
             PbxError::Api { .. }
             | PbxError::LoginRejected(_)
             | PbxError::LoginLocked(_)
+            | PbxError::TokenCap(_)
             | PbxError::TcpLoginRefused { .. }
             | PbxError::LoginSuspended { .. }
             | PbxError::NotLoggedIn(_) => Outcome::ApiError,
@@ -343,6 +351,7 @@ impl PbxError {
             | PbxError::TokenExpired { error, .. }
             | PbxError::LoginRejected(error)
             | PbxError::LoginLocked(error)
+            | PbxError::TokenCap(error)
             | PbxError::FreshTokenRefused(error) => Some(error),
             _ => None,
         }

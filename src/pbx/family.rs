@@ -9,17 +9,24 @@ use std::time::Duration;
 
 use super::model::reports::{ParseError, Report};
 use super::model::{CallSink, Data, Query};
-use super::{PbxError, s_series};
+use super::{PbxError, p_series, s_series};
 
 /// The S-Series family (API v2.0.0): see [`s_series`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SSeries;
+
+/// The P-Series family (OpenAPI v1.0: the Appliance, Software and Cloud Editions): see
+/// [`p_series`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PSeries;
 
 /// The API family of one PBX.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApiFamily {
     /// The S-Series (S20, S50, S100, S300, S412).
     S(SSeries),
+    /// The P-Series (P550, P560, P570; Software Edition; Cloud Edition).
+    P(PSeries),
 }
 
 impl Default for ApiFamily {
@@ -30,19 +37,36 @@ impl Default for ApiFamily {
 
 impl ApiFamily {
     /// Every family, for the lists built from them (the request-count series' endpoints).
-    pub const ALL: [ApiFamily; 1] = [ApiFamily::S(SSeries)];
+    pub const ALL: [ApiFamily; 2] = [ApiFamily::S(SSeries), ApiFamily::P(PSeries)];
 
     /// Its name in the config and the docs.
     pub fn name(self) -> &'static str {
         match self {
             ApiFamily::S(_) => "s_series",
+            ApiFamily::P(_) => "p_series",
         }
+    }
+
+    /// Its word for `--pbx.api` and a target's `api:` (`s-series`, `p-series`).
+    pub fn flag_word(self) -> &'static str {
+        match self {
+            ApiFamily::S(_) => "s-series",
+            ApiFamily::P(_) => "p-series",
+        }
+    }
+
+    /// The family `word` names (`--pbx.api`, `api:`), case-insensitively.
+    pub fn named(word: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.flag_word().eq_ignore_ascii_case(word.trim()))
     }
 
     /// Its default API path (`--pbx.api-path`).
     pub fn api_path(self) -> &'static str {
         match self {
             ApiFamily::S(_) => s_series::API_PATH,
+            ApiFamily::P(_) => p_series::API_PATH,
         }
     }
 
@@ -50,6 +74,7 @@ impl ApiFamily {
     pub fn endpoints(self) -> &'static [&'static str] {
         match self {
             ApiFamily::S(_) => s_series::ENDPOINTS,
+            ApiFamily::P(_) => p_series::ENDPOINTS,
         }
     }
 
@@ -57,6 +82,7 @@ impl ApiFamily {
     pub fn query_endpoints(self, query: Query) -> &'static [&'static str] {
         match self {
             ApiFamily::S(_) => s_series::queries::endpoints(query),
+            ApiFamily::P(_) => p_series::queries::endpoints(query),
         }
     }
 
@@ -64,6 +90,7 @@ impl ApiFamily {
     pub fn query_help(self, query: Query) -> &'static str {
         match self {
             ApiFamily::S(_) => s_series::queries::help(query),
+            ApiFamily::P(_) => p_series::queries::help(query),
         }
     }
 
@@ -72,6 +99,7 @@ impl ApiFamily {
     pub fn read(self, query: Query, bytes: &[u8]) -> Result<Data, PbxError> {
         match self {
             ApiFamily::S(_) => s_series::queries::read(query, bytes),
+            ApiFamily::P(_) => p_series::queries::read(query, bytes),
         }
     }
 
@@ -83,6 +111,7 @@ impl ApiFamily {
                 s_series::queries::read_internal_calls(bytes)
             }
             (ApiFamily::S(_), _) => s_series::queries::read_active_calls(bytes),
+            (ApiFamily::P(_), _) => p_series::queries::read_calls(bytes),
         }
     }
 
@@ -91,6 +120,7 @@ impl ApiFamily {
     pub fn call_parts(self, query: Query) -> usize {
         match self {
             ApiFamily::S(_) => s_series::queries::call_parts(query),
+            ApiFamily::P(_) => p_series::queries::call_parts(query),
         }
     }
 
@@ -99,13 +129,25 @@ impl ApiFamily {
     pub fn lists_internal(self, query: Query) -> bool {
         match self {
             ApiFamily::S(_) => s_series::queries::lists_internal(query),
+            ApiFamily::P(_) => p_series::queries::lists_internal(query),
         }
     }
 
-    /// The requests (endpoint and body) `query` sends, in order (for a queue list: its first).
+    /// The requests (endpoint and body; for a family that GETs, the query's parameters as a JSON
+    /// object) `query` sends, in order (for a list: its first page or its first request).
     pub fn requests(self, query: Query) -> Vec<(&'static str, serde_json::Value)> {
         match self {
             ApiFamily::S(_) => s_series::queries::requests(query),
+            ApiFamily::P(_) => p_series::queries::requests(query)
+                .into_iter()
+                .map(|(endpoint, params)| {
+                    let params: serde_json::Map<String, serde_json::Value> = params
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v)))
+                        .collect();
+                    (endpoint, serde_json::Value::Object(params))
+                })
+                .collect(),
         }
     }
 
@@ -113,6 +155,8 @@ impl ApiFamily {
     pub fn read_report(self, body: &[u8]) -> Result<Report, ParseError> {
         match self {
             ApiFamily::S(_) => s_series::events::parse(body),
+            // Its reports come over a WebSocket (not read yet): none reaches a receiver.
+            ApiFamily::P(_) => Err(ParseError::NoEvent),
         }
     }
 
@@ -120,6 +164,7 @@ impl ApiFamily {
     pub fn renew_after(self) -> Duration {
         match self {
             ApiFamily::S(_) => s_series::HEARTBEAT_AFTER,
+            ApiFamily::P(_) => p_series::renew_after(p_series::ACCESS_LIFETIME),
         }
     }
 
@@ -128,6 +173,7 @@ impl ApiFamily {
     pub fn min_login_backoff(self) -> Duration {
         match self {
             ApiFamily::S(_) => s_series::MIN_LOGIN_BACKOFF,
+            ApiFamily::P(_) => p_series::MIN_LOGIN_BACKOFF,
         }
     }
 

@@ -20,9 +20,11 @@ pub mod family;
 pub mod gate;
 pub mod ledger;
 pub mod model;
+pub mod p_series;
 pub mod s_series;
 pub mod tls;
 pub mod transport;
+pub mod wire;
 pub mod words;
 
 use std::path::PathBuf;
@@ -139,14 +141,40 @@ pub struct Request<'a> {
 }
 
 /// What a login obtained: the credential requests carry, and when it was obtained or last
-/// renewed. The family renews it (a heartbeat, a refresh) once it is older than
-/// [`ApiFamily::renew_after`] and revokes it (logout) when the target goes.
+/// renewed. The family renews it (a heartbeat, a refresh) once it is older than its
+/// `renew_after` (or [`ApiFamily::renew_after`]) and revokes it (logout) when the target goes.
 #[derive(Clone, PartialEq)]
 pub struct Grant {
     /// The access token.
     pub access: Secret,
     /// When it was obtained or last renewed (unix millis).
     pub renewed_millis: u64,
+    /// The token that renews it, for a family that has one (the P-Series' refresh token).
+    pub refresh: Option<Secret>,
+    /// When it is renewed, if the PBX said how long it lives (`None`: the family's default).
+    pub renew_after: Option<Duration>,
+}
+
+impl Grant {
+    /// A grant of `access` obtained at `now_millis`, renewed as its family does by default.
+    pub fn new(access: Secret, now_millis: u64) -> Self {
+        Self {
+            access,
+            renewed_millis: now_millis,
+            refresh: None,
+            renew_after: None,
+        }
+    }
+
+    /// A P-Series grant from the tokens a `get_token` or `refresh_token` gave at `now_millis`.
+    fn of_tokens(t: p_series::Tokens, now_millis: u64) -> Self {
+        Self {
+            access: t.access,
+            renewed_millis: now_millis,
+            refresh: t.refresh,
+            renew_after: Some(p_series::renew_after(t.access_lifetime)),
+        }
+    }
 }
 
 impl std::fmt::Debug for Grant {
@@ -154,6 +182,8 @@ impl std::fmt::Debug for Grant {
         f.debug_struct("Grant")
             .field("access", &self.access)
             .field("renewed_millis", &self.renewed_millis)
+            .field("refresh", &self.refresh)
+            .field("renew_after", &self.renew_after)
             .finish()
     }
 }
@@ -335,10 +365,7 @@ impl Client {
             span: crate::logging::span(&cfg.target, &cfg.url),
             cfg,
             http,
-            grant: Mutex::new(token.map(|access| Grant {
-                access,
-                renewed_millis: clock.now_millis(),
-            })),
+            grant: Mutex::new(token.map(|access| Grant::new(access, clock.now_millis()))),
             token_proven: AtomicBool::new(true),
             login_lock: tokio::sync::Mutex::new(()),
             login_inflight: Mutex::new(None),
@@ -383,7 +410,11 @@ impl Client {
     /// Asks `deviceinfo/query` for the PBX's serial number with `token` (a login's or a
     /// heartbeat's), by `bound`, and tells the event gate.
     async fn fetch_serial(&self, token: &Secret, bound: Instant) {
-        let ApiFamily::S(_) = self.cfg.family;
+        // Events (and so serial numbers) are S-Series only for now: the config refuses them on
+        // another family's target.
+        let ApiFamily::S(_) = self.cfg.family else {
+            return;
+        };
         let request = s_series::request("deviceinfo/query", Some(token), &json!({}));
         let serial = match self
             .send(request, s_series::queries::read_device, bound)
@@ -540,12 +571,20 @@ impl Client {
     }
 
     async fn send_logout(&self, token: &Secret, deadline: Instant) {
-        let ApiFamily::S(_) = self.cfg.family;
-        let request = s_series::request("logout", Some(token), &json!({}));
-        match self
-            .send(request, |b| s_series::bare_answer("logout", b), deadline)
-            .await
-        {
+        let result = match self.cfg.family {
+            ApiFamily::S(_) => {
+                let request = s_series::request("logout", Some(token), &json!({}));
+                self.send(request, |b| s_series::bare_answer("logout", b), deadline)
+                    .await
+            }
+            // Frees the token's slot of the application's 8.
+            ApiFamily::P(_) => {
+                let request = p_series::get("del_token", token, &[]);
+                self.send(request, |b| p_series::bare_answer("del_token", b), deadline)
+                    .await
+            }
+        };
+        match result {
             Ok(_) => tracing::debug!("logged out"),
             Err(e) => {
                 tracing::debug!(cause = %words::cause(&e), "logout failed")
@@ -657,21 +696,42 @@ impl Client {
             Some(_) => gate::new_secret().or_else(|| self.gate.current()),
             None => None,
         };
-        let ApiFamily::S(_) = self.cfg.family;
-        let body = s_series::login_body(
-            username,
-            password,
-            self.cfg.events.as_ref(),
-            secret.as_ref(),
-        );
-        let request = s_series::request("login", None, &body);
-        drop(body);
         let bound = Instant::now() + self.login_timeout();
-        let result = self.send(request, s_series::login_token, bound).await;
+        let (login, result) = match self.cfg.family {
+            ApiFamily::S(_) => {
+                let body = s_series::login_body(
+                    username,
+                    password,
+                    self.cfg.events.as_ref(),
+                    secret.as_ref(),
+                );
+                let request = s_series::request("login", None, &body);
+                drop(body);
+                let result = self.send(request, s_series::login_token, bound).await;
+                let now = self.clock.now_millis();
+                (
+                    s_series::endpoint("login"),
+                    result.map(|t| t.map(|t| Grant::new(t, now))),
+                )
+            }
+            ApiFamily::P(_) => {
+                let request =
+                    p_series::post("get_token", &p_series::token_body(username, password));
+                let result = self
+                    .send(request, |b| p_series::read_tokens("get_token", b), bound)
+                    .await;
+                let now = self.clock.now_millis();
+                (
+                    p_series::endpoint("get_token"),
+                    result.map(|t| t.map(|t| Grant::of_tokens(t, now))),
+                )
+            }
+        };
         let now = self.clock.now_millis();
         let err = match result {
-            Ok(token) => match token {
-                Some(t) => {
+            Ok(grant) => match grant {
+                Some(grant) => {
+                    let t = grant.access.clone();
                     self.ledger.erase(&self.host, id, now);
                     self.observer.login(target, LoginOutcome::Success);
                     let kept = {
@@ -679,10 +739,7 @@ impl Client {
                         if self.retired.load(Ordering::SeqCst) {
                             false
                         } else {
-                            *held = Some(Grant {
-                                access: t.clone(),
-                                renewed_millis: now,
-                            });
+                            *held = Some(grant);
                             self.token_proven.store(false, Ordering::SeqCst);
                             true
                         }
@@ -706,21 +763,28 @@ impl Client {
                     return Ok(t);
                 }
                 None => PbxError::Decode {
-                    endpoint: s_series::endpoint("login"),
-                    reason: "Success without a token".into(),
+                    endpoint: login,
+                    reason: "success without a token".into(),
                 },
             },
             Err(PbxError::Api { error, .. }) if error.code == ApiCode::LoginRejected => {
                 PbxError::LoginRejected(error)
             }
-            Err(PbxError::Api { error, .. }) if error.code == ApiCode::LoginLocked => {
+            Err(PbxError::Api { error, .. })
+                if matches!(error.code, ApiCode::LoginLocked | ApiCode::IpForbidden) =>
+            {
                 PbxError::LoginLocked(error)
+            }
+            Err(PbxError::Api { error, .. }) if error.code == ApiCode::TokenCap => {
+                PbxError::TokenCap(error)
             }
             Err(e) => e,
         };
         let (kind, outcome) = match &err {
             PbxError::LoginRejected(_) => (Some(Failure::Rejected), LoginOutcome::Rejected),
             PbxError::LoginLocked(_) => (Some(Failure::Locked), LoginOutcome::Locked),
+            // Not the credentials, but a refusal all the same: the back-off lets tokens expire.
+            PbxError::TokenCap(_) => (Some(Failure::Locked), LoginOutcome::Locked),
             // Never left this host: the PBX did not see it.
             PbxError::Connect { sent: false, .. } => (None, LoginOutcome::Error),
             _ => (Some(Failure::Unseen), LoginOutcome::Error),
@@ -966,6 +1030,7 @@ impl Session<'_> {
     pub async fn calls<S: CallSink>(&self, query: Query, part: usize) -> Result<S, PbxError> {
         match self.client.cfg.family {
             ApiFamily::S(_) => s_series::queries::calls(self, query, part).await,
+            ApiFamily::P(_) => p_series::queries::calls(self, query, part).await,
         }
     }
 
@@ -974,6 +1039,7 @@ impl Session<'_> {
     pub async fn query(&self, query: Query) -> Result<Data, PbxError> {
         match self.client.cfg.family {
             ApiFamily::S(_) => s_series::queries::one(self, query).await,
+            ApiFamily::P(_) => p_series::queries::one(self, query).await,
         }
     }
 
@@ -981,6 +1047,7 @@ impl Session<'_> {
     pub async fn queues(&self) -> Result<Vec<model::Queue>, PbxError> {
         match self.client.cfg.family {
             ApiFamily::S(_) => s_series::queries::queues(self).await,
+            ApiFamily::P(_) => Err(p_series::queries::queues_unread()),
         }
     }
 
@@ -995,12 +1062,12 @@ impl Session<'_> {
 
     /// A held token that needs nothing done: a static one, or ours and refreshed recently.
     fn fresh_token(&self) -> Option<Secret> {
-        let (t, renewed) = lock(&self.client.grant)
+        let (t, renewed, renew_after) = lock(&self.client.grant)
             .as_ref()
-            .map(|g| (g.access.clone(), g.renewed_millis))?;
+            .map(|g| (g.access.clone(), g.renewed_millis, g.renew_after))?;
         let is_static = matches!(self.client.cfg.auth, Auth::StaticToken(_));
         let age = self.client.clock.now_millis().saturating_sub(renewed);
-        let renew_after = self.client.cfg.family.renew_after();
+        let renew_after = renew_after.unwrap_or_else(|| self.client.cfg.family.renew_after());
         (is_static || age < renew_after.as_millis() as u64).then_some(t)
     }
 
@@ -1033,38 +1100,17 @@ impl Session<'_> {
             if self.heartbeat_tried.swap(true, Ordering::SeqCst) {
                 return Ok(t);
             }
-            let body = match &client.cfg.events {
-                Some(events) => client.heartbeat_body(events).await,
-                None => json!({}),
-            };
-            let ApiFamily::S(_) = client.cfg.family;
-            let request = s_series::request("heartbeat", Some(&t), &body);
-            match client
-                .send(
-                    request,
-                    |b| s_series::bare_answer("heartbeat", b),
-                    self.deadline,
-                )
-                .await
-            {
-                Ok(_) => {
-                    if let Some(g) = lock(&client.grant).as_mut().filter(|g| g.access == t) {
-                        g.renewed_millis = client.clock.now_millis();
-                    }
-                    if client.wants_serial() && client.gate.serial_unknown() {
-                        client.fetch_serial(&t, self.deadline).await;
-                    }
-                    return Ok(t);
-                }
-                Err(PbxError::TokenExpired { .. }) => {
-                    let mut grant = lock(&client.grant);
-                    if grant.as_ref().map(|g| &g.access) == Some(&t) {
-                        *grant = None;
+            match client.cfg.family {
+                ApiFamily::S(_) => {
+                    if let Some(t) = self.heartbeat(t).await {
+                        return Ok(t);
                     }
                 }
-                // Anything else (a firmware without heartbeat, a slow PBX): keep the token and
-                // let the query find out.
-                Err(_) => return Ok(t),
+                ApiFamily::P(_) => {
+                    if let Some(t) = self.refresh(t).await {
+                        return Ok(t);
+                    }
+                }
             }
         }
         if let Some(e) = lock(&self.login_failed).clone() {
@@ -1100,6 +1146,92 @@ impl Session<'_> {
                 Err(e)
             }
             Err(_) => Err(login_timeout()),
+        }
+    }
+
+    /// S-Series: extends `t` with one `heartbeat` (re-registering the event receiver). `None`:
+    /// the PBX no longer knows it (log in again); else the token to use.
+    async fn heartbeat(&self, t: Secret) -> Option<Secret> {
+        let client = self.client;
+        let body = match &client.cfg.events {
+            Some(events) => client.heartbeat_body(events).await,
+            None => json!({}),
+        };
+        let request = s_series::request("heartbeat", Some(&t), &body);
+        match client
+            .send(
+                request,
+                |b| s_series::bare_answer("heartbeat", b),
+                self.deadline,
+            )
+            .await
+        {
+            Ok(_) => {
+                if let Some(g) = lock(&client.grant).as_mut().filter(|g| g.access == t) {
+                    g.renewed_millis = client.clock.now_millis();
+                }
+                if client.wants_serial() && client.gate.serial_unknown() {
+                    client.fetch_serial(&t, self.deadline).await;
+                }
+                Some(t)
+            }
+            Err(PbxError::TokenExpired { .. }) => {
+                let mut grant = lock(&client.grant);
+                if grant.as_ref().map(|g| &g.access) == Some(&t) {
+                    *grant = None;
+                }
+                None
+            }
+            // Anything else (a firmware without heartbeat, a slow PBX): keep the token and
+            // let the query find out.
+            Err(_) => Some(t),
+        }
+    }
+
+    /// P-Series: renews the grant of `t` with its refresh token (a new access and refresh
+    /// token; no new slot of the application's 8). `None`: the refresh was refused (its token
+    /// ended, or the PBX said no): log in again. A refresh that got no answer keeps `t`, which
+    /// lives until its own end; a grant without a refresh token is kept to that end too.
+    async fn refresh(&self, t: Secret) -> Option<Secret> {
+        let client = self.client;
+        let refresh = lock(&client.grant)
+            .as_ref()
+            .filter(|g| g.access == t)
+            .and_then(|g| g.refresh.clone())?;
+        let request = p_series::post("refresh_token", &p_series::refresh_body(&refresh));
+        let result = client
+            .send(
+                request,
+                |b| p_series::read_tokens("refresh_token", b),
+                self.deadline,
+            )
+            .await;
+        let now = client.clock.now_millis();
+        match result {
+            Ok(Some(tokens)) => {
+                let mut held = lock(&client.grant);
+                if held.as_ref().map(|g| &g.access) != Some(&t) {
+                    // Replaced meanwhile (a reload, a login): that one is current.
+                    return held.as_ref().map(|g| g.access.clone());
+                }
+                let grant = Grant::of_tokens(tokens, now);
+                let access = grant.access.clone();
+                *held = Some(grant);
+                client.token_proven.store(false, Ordering::SeqCst);
+                tracing::debug!("access token refreshed");
+                Some(access)
+            }
+            Ok(None) | Err(PbxError::TokenExpired { .. } | PbxError::Api { .. }) => {
+                if let Err(e) = &result {
+                    tracing::debug!(cause = %words::cause(e), "the refresh token was refused; a new token is asked for");
+                }
+                let mut grant = lock(&client.grant);
+                if grant.as_ref().map(|g| &g.access) == Some(&t) {
+                    *grant = None;
+                }
+                None
+            }
+            Err(_) => Some(t),
         }
     }
 }
@@ -1173,10 +1305,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         // No grant yet: a login is due.
         assert_eq!(ours.session(deadline).fresh_token(), None);
-        *lock(&ours.grant) = Some(Grant {
-            access: Secret::new("tok"),
-            renewed_millis: shared.now_millis(),
-        });
+        *lock(&ours.grant) = Some(Grant::new(Secret::new("tok"), shared.now_millis()));
         assert_eq!(
             ours.session(deadline).fresh_token(),
             Some(Secret::new("tok"))
@@ -1208,10 +1337,7 @@ mod tests {
             password: Secret::new("pw"),
         };
         let old = client(creds(), clock.clone());
-        *lock(&old.grant) = Some(Grant {
-            access: Secret::new("tok"),
-            renewed_millis: 123,
-        });
+        *lock(&old.grant) = Some(Grant::new(Secret::new("tok"), 123));
         *lock(&old.suspension) = Some(Suspension {
             until_millis: clock.now_millis() + 60_000,
         });
@@ -1219,10 +1345,7 @@ mod tests {
         new.adopt_session(&old);
         assert_eq!(
             lock(&new.grant).clone(),
-            Some(Grant {
-                access: Secret::new("tok"),
-                renewed_millis: 123
-            })
+            Some(Grant::new(Secret::new("tok"), 123))
         );
         assert_eq!(*lock(&old.grant), None);
         assert_eq!(new.suspended_for(), Some(Duration::from_secs(60)));

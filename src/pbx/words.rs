@@ -85,8 +85,14 @@ fn hint(err: &PbxError) -> Option<String> {
         PbxError::LoginRejected(_) => {
             "wrong username or password: the PBX rejected the login (check the API account on the PBX)".into()
         }
+        PbxError::LoginLocked(e) if e.code == super::ApiCode::IpForbidden => {
+            "this host's address is not on the PBX's API allow-list: add it on the PBX (Integrations → API → IP restriction)".into()
+        }
         PbxError::LoginLocked(_) => {
             "the PBX has locked this host out after failed logins: unblock it on the PBX".into()
+        }
+        PbxError::TokenCap(_) => {
+            "the PBX already holds 8 live tokens for this Client ID (other applications or exporter replicas using it, or tokens not revoked): logins wait for tokens to expire (30 minutes) or be revoked; give this exporter its own Client ID".into()
         }
         // Its own words are the admin's already.
         PbxError::TcpLoginRefused { .. } => return None,

@@ -467,6 +467,7 @@ fn describe_target(target: &Target) -> String {
     use std::fmt::Write;
     let _ = writeln!(out, "name: {}", target.name());
     let _ = writeln!(out, "url: {}", cfg.url);
+    let _ = writeln!(out, "api: {}", cfg.family.flag_word());
     let _ = writeln!(out, "api_path: {}", cfg.api_path);
     let _ = writeln!(out, "auth: {auth}");
     let _ = writeln!(out, "collectors: [{}]", collectors.join(", "));

@@ -133,8 +133,13 @@ pub struct Trunk {
     pub name: String,
     /// SIP, IAX, FXO, GSM, BRI, E1, as the PBX words it.
     pub kind: String,
-    /// Registered, Idle, No SIM, …, as the PBX words it.
+    /// Registered, Idle, No SIM, …, as the PBX words it (or as its family words its code).
     pub status: String,
+    /// Whether it can carry calls, when the family knows from the PBX's own code (`None`: the
+    /// collector judges the words).
+    pub up: Option<bool>,
+    /// The PBX's status code, for a family that reports codes (the P-Series).
+    pub code: Option<i64>,
 }
 
 /// One extension (its number is not kept).
@@ -224,6 +229,8 @@ pub struct Device {
     pub firmware_version: String,
     /// Uptime as the PBX words it, e.g. `00:32:59` or `3 days, 04:05:06`.
     pub uptime: String,
+    /// Uptime in seconds, for a family that reports it so (the P-Series' `up_time`).
+    pub uptime_seconds: Option<u64>,
 }
 
 /// One queue's state.

@@ -229,6 +229,8 @@ fn trunks_of(answer: TrunkListAnswer) -> Result<Vec<Trunk>, PbxError> {
             name: t.trunkname,
             kind: t.kind,
             status: t.status,
+            up: None,
+            code: None,
         })
         .collect())
 }
@@ -265,6 +267,7 @@ fn device_of(answer: DeviceInfoAnswer) -> Option<Device> {
         hardware_version: d.hardwarever,
         firmware_version: d.firmwarever,
         uptime: d.uptime,
+        uptime_seconds: None,
     })
 }
 
