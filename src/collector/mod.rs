@@ -911,8 +911,96 @@ impl Target {
 
 #[cfg(test)]
 mod tests {
-    use super::seconds;
-    use std::time::Duration;
+    use super::*;
+
+    fn timeout(name: &str) -> PbxError {
+        PbxError::Timeout {
+            endpoint: crate::pbx::Endpoint::unasked(name),
+        }
+    }
+
+    fn results(slots: Vec<(CollectorKind, Slot)>) -> Results {
+        Results {
+            merged: MergedCalls::default(),
+            internal_listed: false,
+            started: Instant::now(),
+            slots: slots
+                .into_iter()
+                .map(|(kind, slot)| Entry {
+                    kind,
+                    slot,
+                    took: None,
+                })
+                .collect(),
+            done: None,
+        }
+    }
+
+    #[test]
+    fn a_call_path_collector_is_in_when_every_request_is_and_fails_with_its_first_failure() {
+        let calls = CollectorKind::CALLS;
+        let part = |r: Option<Result<(), PbxError>>| r;
+        // Both in: ok.
+        let r = results(vec![(calls, Slot::Calls(vec![Some(Ok(())), Some(Ok(()))]))]);
+        assert!(matches!(r.came(calls), Came::Ok));
+        // One still out: out.
+        let r = results(vec![(calls, Slot::Calls(vec![Some(Ok(())), None]))]);
+        assert!(matches!(r.came(calls), Came::Out));
+        // A failure fails it whether or not the other is in; the first request's failure is the
+        // one named when both failed.
+        let r = results(vec![(
+            calls,
+            Slot::Calls(vec![None, part(Some(Err(timeout("second"))))]),
+        )]);
+        assert!(matches!(r.came(calls), Came::Failed(e) if e.to_string().starts_with("second")));
+        let r = results(vec![(
+            calls,
+            Slot::Calls(vec![
+                Some(Err(timeout("first"))),
+                Some(Err(timeout("second"))),
+            ]),
+        )]);
+        assert!(matches!(r.came(calls), Came::Failed(e) if e.to_string().starts_with("first")));
+        // A collector with no slot did not run.
+        assert!(matches!(
+            r.came(CollectorKind::INTERNAL_CALLS),
+            Came::NotRun
+        ));
+    }
+
+    #[test]
+    fn answers_are_recorded_with_their_time_and_only_in_their_own_slot() {
+        let trunks = CollectorKind::named("trunks").unwrap();
+        let device = CollectorKind::named("device").unwrap();
+        let mut r = results(vec![(trunks, Slot::Own(None)), (device, Slot::Own(None))]);
+        if let Some(Slot::Own(slot)) = r.record(device) {
+            *slot = Some(Err(timeout("device")));
+        }
+        assert!(matches!(r.came(trunks), Came::Out));
+        assert!(matches!(r.came(device), Came::Failed(_)));
+        assert_eq!(r.took(trunks), None);
+        assert!(r.took(device).is_some());
+        // Nothing listed trunks: the call series get none.
+        assert!(r.listed_trunks().is_none());
+        assert!(r.record(CollectorKind::CALLS).is_none());
+    }
+
+    #[test]
+    fn the_required_collector_cannot_be_switched_off() {
+        let mut set = CollectorSet::of([]);
+        assert!(set.contains(CollectorKind::CALLS));
+        set.set(CollectorKind::CALLS, false);
+        assert!(set.contains(CollectorKind::CALLS));
+        set.set(CollectorKind::INTERNAL_CALLS, false);
+        assert!(!set.contains(CollectorKind::INTERNAL_CALLS));
+        assert_eq!(
+            CollectorKind::all()
+                .filter(|k| CollectorSet::default().contains(*k))
+                .map(CollectorKind::as_str)
+                .collect::<Vec<_>>(),
+            ["calls", "internal_calls", "trunks", "extensions", "device"]
+        );
+    }
 
     #[test]
     fn log_durations_read_as_seconds_to_the_millisecond() {
