@@ -439,3 +439,59 @@ fn p_series_settings_are_checked_with_the_field_named() {
         "{err}"
     );
 }
+
+/// A restart (a crash: no shutdown, no `del_token`) takes up the token the state directory kept
+/// rather than asking for another: a crash loop cannot fill the application's 8 slots. A clean
+/// shutdown revokes it and forgets it, so the next start asks for a new one.
+#[tokio::test]
+async fn a_restart_takes_up_the_kept_token_instead_of_minting_another() {
+    let (pbx, url) = busy_pbx().await;
+    let dir = tempdir("p-state");
+    let dir_s = dir.to_str().unwrap().to_string();
+    let clock = ManualClock::new(T0);
+    for round in 0..5 {
+        let exporter =
+            Running::start(p_config(&url, &["--pbx.state-dir", &dir_s]), clock.clone()).await;
+        let text = exporter.scrape().await;
+        assert_eq!(value(&text, "yeastar_up"), Some(1.0), "round {round}");
+        // Crashed: no logout.
+        exporter.stop().await;
+        clock.advance(Duration::from_secs(10));
+    }
+    assert_eq!((pbx.count("get_token"), pbx.count("del_token")), (1, 0));
+    let last = pbx.seen().into_iter().last().unwrap();
+    assert!(last.query.starts_with("access_token=access-1"), "{last:?}");
+    // The state file holds the tokens: 0600, and nothing prints them.
+    let file = dir.join(yeastar_exporter::pbx::ledger::STATE_FILE);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    assert!(std::fs::read_to_string(&file).unwrap().contains("access-1"));
+    // A clean shutdown revokes it and forgets it.
+    let exporter =
+        Running::start(p_config(&url, &["--pbx.state-dir", &dir_s]), clock.clone()).await;
+    let _ = exporter.scrape().await;
+    exporter.app.logout_all(Duration::from_secs(5)).await;
+    exporter.stop().await;
+    assert_eq!((pbx.count("get_token"), pbx.count("del_token")), (1, 1));
+    assert!(!std::fs::read_to_string(&file).unwrap().contains("access-1"));
+    let exporter =
+        Running::start(p_config(&url, &["--pbx.state-dir", &dir_s]), clock.clone()).await;
+    let _ = exporter.scrape().await;
+    assert_eq!(pbx.count("get_token"), 2);
+    exporter.stop().await;
+    // A kept token the PBX no longer knows is not a failed login: it logs in again once.
+    pbx.answer("get_token", &tokens("access-3", "refresh-3"));
+    pbx.answer(
+        "call/query:inbound",
+        r#"{"errcode":10004,"errmsg":"TOKEN EXPIRED"}"#,
+    );
+    let exporter =
+        Running::start(p_config(&url, &["--pbx.state-dir", &dir_s]), clock.clone()).await;
+    let text = exporter.scrape().await;
+    assert_eq!(value(&text, "yeastar_login_suspended"), Some(0.0), "{text}");
+    assert_eq!(pbx.count("get_token"), 3);
+    exporter.stop().await;
+}

@@ -23,6 +23,13 @@
 //! - a file over [`MAX_FILE_BYTES`] (or 512 bytes per configured target, if more) is refused at
 //!   start, read through a bounded reader: the exporter writes a few entries per PBX host;
 //! - hosts without an attempt in the last 10 minutes are dropped on every write.
+//!
+//! It also keeps the live grant of every PBX whose family caps the tokens an application may hold
+//! (the P-Series: 8 per Client ID, and a new token does not end the old ones): a restart takes the
+//! grant up again instead of minting another, so a crash loop cannot fill the PBX's slots
+//! ([`LoginLedger::saved_grant`]). The tokens make the file a secret (it is 0600 in a 0700
+//! folder, and never printed: [`SavedGrant`]'s `Debug` shows no token); a grant leaves it when it
+//! is revoked or ends.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -50,7 +57,8 @@ pub const STATE_FILE: &str = "login-ledger.json";
 pub const MAX_FILE_BYTES: u64 = 1 << 20;
 
 /// The largest state file read at start for `targets` configured targets: [`MAX_FILE_BYTES`], or
-/// 512 bytes per target if that is more (so the exporter never writes a file it would refuse).
+/// 512 bytes per target if that is more (so the exporter never writes a file it would refuse: a
+/// few attempts and one saved grant, about 200 bytes, per target).
 pub fn file_limit(targets: usize) -> u64 {
     MAX_FILE_BYTES.max(targets as u64 * 512)
 }
@@ -83,6 +91,35 @@ struct File {
     version: u32,
     /// PBX host → attempts.
     hosts: BTreeMap<String, Vec<Entry>>,
+    /// `<url> <username>` → the live grant of a PBX whose family caps its tokens.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    grants: BTreeMap<String, SavedGrant>,
+}
+
+/// A grant as the state file keeps it across a restart.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedGrant {
+    /// The access token.
+    pub access: String,
+    /// The refresh token, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<String>,
+    /// When it was obtained or last renewed (unix millis).
+    pub renewed_ms: u64,
+    /// How long after that it is renewed.
+    pub renew_after_ms: u64,
+    /// When it can no longer be renewed or used (unix millis): it is dropped then.
+    pub ends_ms: u64,
+}
+
+impl std::fmt::Debug for SavedGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SavedGrant")
+            .field("access", &"<secret>")
+            .field("renewed_ms", &self.renewed_ms)
+            .field("ends_ms", &self.ends_ms)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why the state file could not be used.
@@ -334,6 +371,35 @@ impl LoginLedger {
             })
     }
 
+    /// The grant saved under `key` (`<url> <username>`), if one is and has not ended by `now_ms`.
+    pub fn saved_grant(&self, key: &str, now_ms: u64) -> Option<SavedGrant> {
+        lock(&self.state)
+            .0
+            .grants
+            .get(key)
+            .filter(|g| g.ends_ms > now_ms)
+            .cloned()
+    }
+
+    /// Keeps `grant` under `key` (written with the next commit; [`LoginLedger::durable`] waits
+    /// for it).
+    pub fn save_grant(&self, key: &str, grant: SavedGrant, now_ms: u64) {
+        let mut state = lock(&self.state);
+        if state.0.grants.get(key) == Some(&grant) {
+            return;
+        }
+        state.0.grants.insert(key.to_string(), grant);
+        self.persist(&mut state.0, now_ms);
+    }
+
+    /// Forgets the grant under `key` (revoked, refused or replaced).
+    pub fn forget_grant(&self, key: &str, now_ms: u64) {
+        let mut state = lock(&self.state);
+        if state.0.grants.remove(key).is_some() {
+            self.persist(&mut state.0, now_ms);
+        }
+    }
+
     /// The background writer, started on first use inside a runtime; `None` without a state
     /// file or outside a runtime.
     fn writer(&self) -> Option<&Arc<Writer>> {
@@ -412,6 +478,7 @@ fn trim(file: &mut File, now_ms: u64) {
         entries.retain(|e| e.kind == Failure::Pending || in_window(e.at_ms, now_ms));
     }
     file.hosts.retain(|_, entries| !entries.is_empty());
+    file.grants.retain(|_, g| g.ends_ms > now_ms);
     file.version = 1;
 }
 

@@ -153,6 +153,8 @@ pub struct Grant {
     pub refresh: Option<Secret>,
     /// When it is renewed, if the PBX said how long it lives (`None`: the family's default).
     pub renew_after: Option<Duration>,
+    /// When it can no longer be used or renewed (unix millis), if the PBX said.
+    pub ends_millis: Option<u64>,
 }
 
 impl Grant {
@@ -163,16 +165,45 @@ impl Grant {
             renewed_millis: now_millis,
             refresh: None,
             renew_after: None,
+            ends_millis: None,
         }
     }
 
     /// A P-Series grant from the tokens a `get_token` or `refresh_token` gave at `now_millis`.
     fn of_tokens(t: p_series::Tokens, now_millis: u64) -> Self {
+        // Renewable until the refresh token ends; usable until the access token does.
+        let lasts = match (&t.refresh, t.refresh_lifetime) {
+            (Some(_), Some(r)) => r.max(t.access_lifetime),
+            _ => t.access_lifetime,
+        };
         Self {
             access: t.access,
             renewed_millis: now_millis,
             refresh: t.refresh,
             renew_after: Some(p_series::renew_after(t.access_lifetime)),
+            ends_millis: Some(now_millis.saturating_add(lasts.as_millis() as u64)),
+        }
+    }
+
+    /// As the state file keeps it, if it says when it ends.
+    fn saved(&self) -> Option<ledger::SavedGrant> {
+        Some(ledger::SavedGrant {
+            access: self.access.expose().to_string(),
+            refresh: self.refresh.as_ref().map(|r| r.expose().to_string()),
+            renewed_ms: self.renewed_millis,
+            renew_after_ms: self.renew_after?.as_millis() as u64,
+            ends_ms: self.ends_millis?,
+        })
+    }
+
+    /// A grant the state file kept.
+    fn restored(g: ledger::SavedGrant) -> Self {
+        Self {
+            access: Secret::new(g.access),
+            renewed_millis: g.renewed_ms,
+            refresh: g.refresh.map(Secret::new),
+            renew_after: Some(Duration::from_millis(g.renew_after_ms)),
+            ends_millis: Some(g.ends_ms),
         }
     }
 }
@@ -286,6 +317,9 @@ pub struct Client {
     limiter: Semaphore,
     /// The grant held: its token, and when it was obtained or last renewed.
     grant: Mutex<Option<Grant>>,
+    /// Where its grant is kept across restarts (`<url> <username>`), for a family whose PBXes
+    /// cap the tokens an application holds.
+    grant_key: Option<String>,
     /// Whether the held token has answered a request since its login (a token refused on its
     /// first use is a failed login, not a reason for another).
     token_proven: AtomicBool,
@@ -348,9 +382,16 @@ impl Client {
         observer: Arc<dyn Observer>,
         clock: SharedClock,
     ) -> Self {
-        let token = match &cfg.auth {
-            Auth::StaticToken(t) => Some(t.clone()),
-            Auth::Credentials { .. } => None,
+        // A family whose PBXes cap the tokens an application holds takes up the grant a previous
+        // process kept (`--pbx.state-dir`) rather than minting another.
+        let grant_key = grant_key(&cfg);
+        let now = clock.now_millis();
+        let grant = match &cfg.auth {
+            Auth::StaticToken(t) => Some(Grant::new(t.clone(), now)),
+            Auth::Credentials { .. } => grant_key
+                .as_deref()
+                .and_then(|k| ledger.saved_grant(k, now))
+                .map(Grant::restored),
         };
         let gate = gate::EventGate::new(
             cfg.events
@@ -365,7 +406,8 @@ impl Client {
             span: crate::logging::span(&cfg.target, &cfg.url),
             cfg,
             http,
-            grant: Mutex::new(token.map(|access| Grant::new(access, clock.now_millis()))),
+            grant: Mutex::new(grant),
+            grant_key,
             token_proven: AtomicBool::new(true),
             login_lock: tokio::sync::Mutex::new(()),
             login_inflight: Mutex::new(None),
@@ -540,6 +582,7 @@ impl Client {
                 .store(old.token_proven.load(Ordering::SeqCst), Ordering::SeqCst);
             // The PBX still posts to the path that token's login registered.
             self.gate.adopt(&old.gate);
+            self.keep_grant();
         }
         let until = lock(&old.suspension).as_ref().map(|s| s.until_millis);
         if let Some(until_millis) = until {
@@ -567,6 +610,12 @@ impl Client {
         };
         if let Some(grant) = token {
             self.send_logout(&grant.access, deadline).await;
+            // Revoked (or as good as: a token nobody will use again): not to be taken up, even
+            // by a process started the moment this one ends.
+            self.keep_grant();
+            if self.grant_key.is_some() {
+                self.ledger.durable().await;
+            }
         }
     }
 
@@ -589,6 +638,19 @@ impl Client {
             Err(e) => {
                 tracing::debug!(cause = %words::cause(&e), "logout failed")
             }
+        }
+    }
+
+    /// Writes the grant held now to the state file (or forgets it there when none is held).
+    fn keep_grant(&self) {
+        let Some(key) = &self.grant_key else {
+            return;
+        };
+        let now = self.clock.now_millis();
+        let saved = lock(&self.grant).as_ref().and_then(Grant::saved);
+        match saved {
+            Some(g) => self.ledger.save_grant(key, g, now),
+            None => self.ledger.forget_grant(key, now),
         }
     }
 
@@ -758,6 +820,11 @@ impl Client {
                     }
                     if self.wants_serial() {
                         self.fetch_serial(&t, bound).await;
+                    }
+                    self.keep_grant();
+                    if self.grant_key.is_some() {
+                        // On disk before it is used: a crash now must not cost a slot.
+                        self.ledger.durable().await;
                     }
                     tracing::debug!("logged in");
                     return Ok(t);
@@ -1005,6 +1072,7 @@ impl Session<'_> {
                         false
                     }
                 };
+                client.keep_grant();
                 if fresh {
                     let err = PbxError::FreshTokenRefused(error);
                     client
@@ -1217,7 +1285,9 @@ impl Session<'_> {
                 let grant = Grant::of_tokens(tokens, now);
                 let access = grant.access.clone();
                 *held = Some(grant);
+                drop(held);
                 client.token_proven.store(false, Ordering::SeqCst);
+                client.keep_grant();
                 tracing::debug!("access token refreshed");
                 Some(access)
             }
@@ -1225,14 +1295,29 @@ impl Session<'_> {
                 if let Err(e) = &result {
                     tracing::debug!(cause = %words::cause(e), "the refresh token was refused; a new token is asked for");
                 }
-                let mut grant = lock(&client.grant);
-                if grant.as_ref().map(|g| &g.access) == Some(&t) {
-                    *grant = None;
+                {
+                    let mut grant = lock(&client.grant);
+                    if grant.as_ref().map(|g| &g.access) == Some(&t) {
+                        *grant = None;
+                    }
                 }
+                client.keep_grant();
                 None
             }
             Err(_) => Some(t),
         }
+    }
+}
+
+/// The key a target's grant is kept under across restarts: `<url> <username>` for a P-Series
+/// PBX logged in to with credentials (8 tokens per application, none ended by a new one); none
+/// for the S-Series, whose new login ends the old token.
+fn grant_key(cfg: &ClientConfig) -> Option<String> {
+    match (&cfg.family, &cfg.auth) {
+        (ApiFamily::P(_), Auth::Credentials { username, .. }) => {
+            Some(format!("{} {username}", cfg.url))
+        }
+        _ => None,
     }
 }
 
