@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use yeastar_exporter::sim::{SimConfig, SimHandle, Simulator};
+use yeastar_exporter::sim::{Faults, SimConfig, SimHandle, Simulator};
 use yeastar_exporter::support::clock::{ManualClock, SharedClock};
 
 const T0: u64 = 1_700_000_000;
@@ -415,4 +415,23 @@ async fn a_p_series_simulator_answers_the_openapi_over_a_socket() {
     ))
     .await;
     assert_eq!(after, json!({"errcode": 10004, "errmsg": "TOKEN EXPIRED"}));
+    // The wire faults act on the P-Series answers too.
+    let url = format!("{base}/system/information?access_token={token}");
+    h.sim.set_faults(Faults {
+        http500_rate: 1.0,
+        ..Faults::default()
+    });
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 500);
+    h.sim.set_faults(Faults {
+        malformed_rate: 1.0,
+        ..Faults::default()
+    });
+    let cut = client.get(&url).send().await.unwrap().text().await.unwrap();
+    assert_eq!(cut, r#"{"errcode":10004,"err"#);
+    h.sim.set_faults(Faults {
+        pad_bytes: 3,
+        ..Faults::default()
+    });
+    let padded = client.get(&url).send().await.unwrap().text().await.unwrap();
+    assert_eq!(padded, r#"{"errcode":10004,"errmsg":"TOKEN EXPIRED"}   "#);
 }
