@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use yeastar_exporter::sim::{SimConfig, SimHandle, Simulator};
+use yeastar_exporter::sim::{Faults, SimConfig, SimHandle, Simulator};
 use yeastar_exporter::support::clock::{ManualClock, SharedClock};
 
 const T0: u64 = 1_700_000_000;
@@ -311,4 +311,127 @@ fn demo_mode_end_to_end() {
         assert!(text.contains("yeastar_callpath_active_calls{"));
     }
     assert!(status.success(), "exit status {status:?}");
+}
+
+/// Issue 26: a P-Series simulator answers the OpenAPI v1.0 over a real socket: a token, the
+/// model's calls by direction, and `del_token` ending the token.
+#[tokio::test]
+async fn a_p_series_simulator_answers_the_openapi_over_a_socket() {
+    let clock = ManualClock::new(T0);
+    let cfg = SimConfig::p_series_traffic(42, 30);
+    let h = Simulator::start(cfg, clock.clone(), "127.0.0.1:0")
+        .await
+        .unwrap();
+    let base = format!("{}/openapi/v1.0", h.url());
+    let client = reqwest::Client::builder()
+        .user_agent("OpenAPI")
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("{base}/get_token"))
+        .header("Content-Type", "application/json")
+        .body(json!({"username": "api", "password": "demo-password"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["connection"], "close");
+    assert!(r.headers().get("server").is_none());
+    let grant: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(grant["errcode"], 0, "{grant}");
+    assert_eq!(grant["errmsg"], "SUCCESS");
+    assert_eq!(grant["access_token_expire_time"], 1800);
+    let token = grant["access_token"].as_str().unwrap().to_string();
+    assert_eq!(token.len(), 32);
+    let get = |path: String| {
+        let client = client.clone();
+        async move {
+            let text = client.get(path).send().await.unwrap().text().await.unwrap();
+            serde_json::from_str::<Value>(&text).unwrap()
+        }
+    };
+    let snap = h.sim.snapshot();
+    let mut members = 0;
+    for (i, direction) in ["inbound", "outbound", "internal"].into_iter().enumerate() {
+        let a = get(format!(
+            "{base}/call/query?access_token={token}&type={direction}"
+        ))
+        .await;
+        assert_eq!(a["errcode"], 0, "{a}");
+        let calls = a["data"].as_array().unwrap();
+        assert_eq!(calls.len() as u64, snap.active[i], "{direction}");
+        for call in calls {
+            let kinds: Vec<&str> = call["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m.as_object().unwrap().keys().next().unwrap().as_str())
+                .collect();
+            members += kinds.len() as u64;
+            let expected = match direction {
+                "inbound" => kinds.contains(&"inbound"),
+                "outbound" => kinds.contains(&"outbound") && !kinds.contains(&"inbound"),
+                _ => kinds.iter().all(|k| *k == "extension"),
+            };
+            assert!(expected, "{direction}: {call}");
+            for m in call["members"].as_array().unwrap() {
+                let info = m.as_object().unwrap().values().next().unwrap();
+                assert!(
+                    info.as_object().unwrap().values().all(Value::is_string),
+                    "{m}"
+                );
+            }
+        }
+    }
+    assert_eq!(members, snap.members.values().sum::<u64>());
+    assert_eq!(h.sim.requests("get_token"), 1);
+    assert_eq!(h.sim.requests("call/query:inbound"), 1);
+    // The vendor's User-Agent rule: reqwest sends none by default.
+    let bare: Value = serde_json::from_str(
+        &reqwest::get(format!("{base}/system/capacity?access_token={token}"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(bare, json!({"errcode": 40002, "errmsg": "PARAMETER ERROR"}));
+    // The S-Series path is no interface here.
+    let s = get(format!(
+        "{}/api/v2.0.0/call/query?access_token={token}",
+        h.url()
+    ))
+    .await;
+    assert_eq!(
+        s,
+        json!({"errcode": 10001, "errmsg": "INTERFACE NOT EXISTED"})
+    );
+    let del = get(format!("{base}/del_token?access_token={token}")).await;
+    assert_eq!(del, json!({"errcode": 0, "errmsg": "SUCCESS"}));
+    assert_eq!(h.sim.live_tokens(), 0);
+    let after = get(format!(
+        "{base}/call/query?access_token={token}&type=inbound"
+    ))
+    .await;
+    assert_eq!(after, json!({"errcode": 10004, "errmsg": "TOKEN EXPIRED"}));
+    // The wire faults act on the P-Series answers too.
+    let url = format!("{base}/system/information?access_token={token}");
+    h.sim.set_faults(Faults {
+        http500_rate: 1.0,
+        ..Faults::default()
+    });
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 500);
+    h.sim.set_faults(Faults {
+        malformed_rate: 1.0,
+        ..Faults::default()
+    });
+    let cut = client.get(&url).send().await.unwrap().text().await.unwrap();
+    assert_eq!(cut, r#"{"errcode":10004,"err"#);
+    h.sim.set_faults(Faults {
+        pad_bytes: 3,
+        ..Faults::default()
+    });
+    let padded = client.get(&url).send().await.unwrap().text().await.unwrap();
+    assert_eq!(padded, r#"{"errcode":10004,"errmsg":"TOKEN EXPIRED"}   "#);
 }

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use super::accounts::TOKEN_LIFETIME_MS;
+use super::accounts::{P_ACCESS_TOKEN_LIFETIME_MS, TOKEN_LIFETIME_MS};
 use super::model::ModelConfig;
 use super::server::tls_server_config;
-use super::{Faults, SimConfig, Simulator};
+use super::{Faults, PSeriesConfig, SimApi, SimConfig, Simulator};
 use crate::support::secret::Secret;
 
 /// `yeastar-exporter simulate` flags.
@@ -14,6 +14,10 @@ pub struct SimFlags {
     /// Address to serve the simulated API on.
     #[arg(long, default_value = "127.0.0.1:8088")]
     pub listen: String,
+    /// The API it answers: `s-series` (`/api/v2.0.0`) or `p-series` (the OpenAPI v1.0,
+    /// `/openapi/v1.0`; the username and password are its Client ID and Client Secret).
+    #[arg(long, value_enum, default_value_t = SimApi::SSeries, hide_possible_values = true)]
+    pub api: SimApi,
     /// Seed of the traffic model.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -32,7 +36,7 @@ pub struct SimFlags {
     /// Added latency for every answer.
     #[arg(long = "fault.latency", default_value = "0s", value_parser = crate::support::duration::parse_duration)]
     pub latency: Duration,
-    /// Share of answers that are `{"status":"Failed","errno":"30003"}`.
+    /// Share of answers that are `{"status":"Failed","errno":"30003"}` (P-Series: errcode -2).
     #[arg(long = "fault.error-rate", default_value_t = 0.0)]
     pub error_rate: f64,
     /// Share of answers that are HTTP 500.
@@ -44,11 +48,11 @@ pub struct SimFlags {
     /// Share of connections closed without an answer.
     #[arg(long = "fault.close-rate", default_value_t = 0.0)]
     pub close_rate: f64,
-    /// Tokens live this long instead of 30 minutes.
+    /// Tokens live this long instead of 30 minutes (P-Series: access tokens).
     #[arg(long = "fault.token-lifetime", value_parser = crate::support::duration::parse_duration)]
     pub token_lifetime: Option<Duration>,
-    /// Endpoints that answer errno 10003, as on older firmware (comma-separated, e.g.
-    /// `extension/query_call`).
+    /// Endpoints that answer errno 10003 (P-Series: errcode 10001), as on older firmware
+    /// (comma-separated, e.g. `extension/query_call`).
     #[arg(long = "fault.unsupported", value_delimiter = ',')]
     pub unsupported: Vec<String>,
     /// Pad every successful answer with this many bytes of whitespace (oversized answers).
@@ -85,6 +89,7 @@ impl SimFlags {
                 extensions: self.extensions.unwrap_or((self.calls * 3).max(60)),
                 ..ModelConfig::default()
             },
+            api: self.api,
             faults: Faults {
                 latency: self.latency,
                 error_rate: self.error_rate,
@@ -96,11 +101,18 @@ impl SimFlags {
                 redirect_to: self.redirect_to.clone(),
                 event_resend_rate: self.event_resend_rate,
                 event_v1: self.event_v1,
+                trunk_status_codes: Vec::new(),
             },
             token_lifetime: self
                 .token_lifetime
                 .map_or(TOKEN_LIFETIME_MS, |d| d.as_millis() as u64),
             api_path: "/api/v2.0.0".into(),
+            p_series: PSeriesConfig {
+                access_token_lifetime: self
+                    .token_lifetime
+                    .map_or(P_ACCESS_TOKEN_LIFETIME_MS, |d| d.as_millis() as u64),
+                ..PSeriesConfig::default()
+            },
         }
     }
 }
@@ -125,9 +137,10 @@ pub async fn run(flags: SimFlags) -> anyhow::Result<()> {
     )
     .await?;
     println!(
-        "simulated Yeastar PBX on {} (API {}): username {:?}, password {:?}; seed {}, about {} calls",
+        "simulated Yeastar PBX on {} ({} API {}): username {:?}, password {:?}; seed {}, about {} calls",
         handle.url(),
-        cfg.api_path,
+        cfg.api.word(),
+        cfg.path(),
         cfg.username,
         flags.password,
         cfg.model.seed,

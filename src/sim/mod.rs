@@ -1,17 +1,24 @@
-//! A simulated Yeastar S-Series PBX: the API of `yeastar-api.md`, answered as a real unit answers it.
+//! A simulated Yeastar PBX: the S-Series API of `yeastar-api.md` or the P-Series OpenAPI of
+//! `yeastar-pseries-api.md` ([`SimApi`], one per simulator), answered as a real unit answers it,
+//! both from the same traffic [`model`].
 //!
 //! Used by demo mode (`--demo`), by `yeastar-exporter simulate`, by the tests and by the benchmarks.
-//! It owns its HTTP server (hyper, one request per connection, `Server: Boa/0.94.14rc21`), its
-//! accounts, tokens (30 minutes, extended by `heartbeat`) and per-address login lockout (5 failures
-//! in 10 minutes lock the address out for 10 minutes), the traffic [`model`], fault knobs, and a count
-//! of every request it answered. Time comes from an injected [`Clock`](crate::support::clock::Clock).
+//! It owns its HTTP server (hyper, one request per connection; S-Series `Server: Boa/0.94.14rc21`),
+//! its accounts — S-Series tokens (30 minutes, extended by `heartbeat`) and per-address login
+//! lockout (5 failures in 10 minutes lock the address out for 10 minutes); P-Series access and
+//! refresh tokens (the 8-token cap, `refresh_token`, `del_token`) and the IP block after 5 failed
+//! `get_token` in a row — the traffic [`model`], fault knobs, and a count of every request it
+//! answered. Time comes from an injected [`Clock`](crate::support::clock::Clock).
 //!
 //! The map:
-//! - [`model`]: the simulated PBX's state (extensions, trunks, queues, calls) and its answer views.
-//! - [`model`]: the simulated PBX's state (extensions, trunks, queues, calls), its answer views.
+//! - [`model`]: the simulated PBX's state (extensions, trunks, queues, calls), its S-Series answer
+//!   views.
 //! - `accounts`: logins, tokens (issued, expired, extended by `heartbeat`, ended by `logout`) and
-//!   the per-address lockout.
+//!   the per-address lockout; the P-Series grants (access and refresh tokens, the cap, the IP
+//!   block).
 //! - `s_series`: the S-Series API's answers: an endpoint and its body in, JSON out.
+//! - `p_series`: the P-Series OpenAPI's answers: method, endpoint, query string and body in, JSON
+//!   out (no WebSocket yet).
 //! - `delivery`: event reports sent to the exporter, over HTTP POSTs or the TCP event port.
 //! - `command`: `yeastar-exporter simulate`.
 
@@ -19,6 +26,7 @@ mod accounts;
 mod command;
 mod delivery;
 pub mod model;
+mod p_series;
 mod s_series;
 mod server;
 
@@ -37,9 +45,13 @@ use crate::support::secret::Secret;
 use accounts::Accounts;
 use model::{Model, ModelConfig, Snapshot};
 
-pub use accounts::{LOCKOUT_FAILURES, LOCKOUT_WINDOW_MS, TOKEN_LIFETIME_MS};
+pub use accounts::{
+    LOCKOUT_FAILURES, LOCKOUT_WINDOW_MS, P_ACCESS_TOKEN_LIFETIME_MS, P_BLOCK_FAILURES,
+    P_REFRESH_TOKEN_LIFETIME_MS, P_TOKEN_CAP, TOKEN_LIFETIME_MS,
+};
 pub use command::{SimFlags, run};
 pub use delivery::{DeliveryFailure, EventDelivery, EventReceiver};
+pub use p_series::{P_SERIES_API_PATH, P_SERIES_PAGE_SIZE, p_series_endpoints};
 pub use server::{CloseWithoutAnswer, tls_server_config};
 
 /// Ways to misbehave, for tests and demos.
@@ -47,7 +59,7 @@ pub use server::{CloseWithoutAnswer, tls_server_config};
 pub struct Faults {
     /// Wait this long before every answer.
     pub latency: Duration,
-    /// Share of answers that are errno 30003.
+    /// Share of answers that are errno 30003 (P-Series: errcode -2, `INTERNAL SERVER ERROR`).
     pub error_rate: f64,
     /// Share of answers that are HTTP 500.
     pub http500_rate: f64,
@@ -55,7 +67,8 @@ pub struct Faults {
     pub malformed_rate: f64,
     /// Share of connections closed without an answer.
     pub close_rate: f64,
-    /// Endpoints that answer 10003 as on older firmware.
+    /// Endpoints that answer 10003 as on older firmware (P-Series: errcode 10001, `INTERFACE NOT
+    /// EXISTED`).
     pub unsupported: Vec<String>,
     /// Pad every successful answer with this many bytes of whitespace (oversized answers).
     pub pad_bytes: usize,
@@ -67,23 +80,98 @@ pub struct Faults {
     /// Send event reports in the v1 format whatever the login said (as a PBX another
     /// application logged in without `version`).
     pub event_v1: bool,
+    /// P-Series: trunks (by name) whose `trunk/list` entry shows this raw `status` code whatever
+    /// the model says (e.g. 33, no SIM card; 45, authentication failed).
+    pub trunk_status_codes: Vec<(String, i64)>,
+}
+
+/// Which API a simulator answers: one per simulator (`simulate --api`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum SimApi {
+    /// The S-Series API (`/api/v2.0.0`, POSTs with `?token=`).
+    #[default]
+    #[value(name = "s-series")]
+    SSeries,
+    /// The P-Series OpenAPI v1.0 (`/openapi/v1.0`, GETs with `?access_token=`).
+    #[value(name = "p-series")]
+    PSeries,
+}
+
+impl SimApi {
+    /// Its word on `simulate --api`: `s-series` or `p-series`.
+    pub fn word(self) -> &'static str {
+        match self {
+            SimApi::SSeries => "s-series",
+            SimApi::PSeries => "p-series",
+        }
+    }
+}
+
+/// What `call/query` answers on the P-Series when no call matches: the vendor leaves the idle
+/// answer UNKNOWN, so a client must take all three.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum IdleCalls {
+    /// `"data": []`.
+    #[default]
+    EmptyList,
+    /// `"data": null`.
+    Null,
+    /// No `data` key at all.
+    Absent,
+}
+
+/// The P-Series side's knobs (unused by an S-Series simulator).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PSeriesConfig {
+    /// The API path ([`P_SERIES_API_PATH`]).
+    pub api_path: String,
+    /// An access token's lifetime in milliseconds ([`P_ACCESS_TOKEN_LIFETIME_MS`]).
+    pub access_token_lifetime: u64,
+    /// A refresh token's lifetime in milliseconds ([`P_REFRESH_TOKEN_LIFETIME_MS`]).
+    pub refresh_token_lifetime: u64,
+    /// `system/information`'s `model_name`: `Yeastar P560` (an Appliance, with a
+    /// `hardware_version`) or a name with `Edition` in it (`P-Series Software Edition`,
+    /// `P-Series Cloud Edition`: no `hardware_version`).
+    pub model_name: String,
+    /// `system/information`'s `firmware_version` (37.x Appliance, 83.x Software, 84.x Cloud).
+    pub firmware_version: String,
+    /// `call/query`'s answer when no call matches.
+    pub idle_calls: IdleCalls,
+}
+
+impl Default for PSeriesConfig {
+    fn default() -> Self {
+        Self {
+            api_path: P_SERIES_API_PATH.into(),
+            access_token_lifetime: P_ACCESS_TOKEN_LIFETIME_MS,
+            refresh_token_lifetime: P_REFRESH_TOKEN_LIFETIME_MS,
+            model_name: "Yeastar P560".into(),
+            firmware_version: "37.21.0.117".into(),
+            idle_calls: IdleCalls::EmptyList,
+        }
+    }
 }
 
 /// What the simulator accepts and how it behaves.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
-    /// API username.
+    /// The API it answers.
+    pub api: SimApi,
+    /// API username (P-Series: the Client ID).
     pub username: String,
-    /// API password (the simulator compares its MD5, as the PBX does).
+    /// API password (S-Series: the simulator compares its MD5, as the PBX does; P-Series: the
+    /// Client Secret, compared as is).
     pub password: Secret,
     /// Traffic.
     pub model: ModelConfig,
     /// Faults.
     pub faults: Faults,
-    /// Token lifetime in milliseconds.
+    /// Token lifetime in milliseconds (S-Series).
     pub token_lifetime: u64,
-    /// API path.
+    /// API path (S-Series; the P-Series one is [`PSeriesConfig::api_path`]).
     pub api_path: String,
+    /// The P-Series side's knobs.
+    pub p_series: PSeriesConfig,
 }
 
 impl SimConfig {
@@ -98,24 +186,42 @@ impl SimConfig {
             ..Self::default()
         }
     }
+
+    /// [`SimConfig::traffic`] answering the P-Series OpenAPI.
+    pub fn p_series_traffic(seed: u64, calls: usize) -> Self {
+        Self {
+            api: SimApi::PSeries,
+            ..Self::traffic(seed, calls)
+        }
+    }
+
+    /// The path its API answers under.
+    pub fn path(&self) -> &str {
+        match self.api {
+            SimApi::SSeries => &self.api_path,
+            SimApi::PSeries => &self.p_series.api_path,
+        }
+    }
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
         Self {
+            api: SimApi::SSeries,
             username: "api".into(),
             password: Secret::new("demo-password"),
             model: ModelConfig::default(),
             faults: Faults::default(),
             token_lifetime: TOKEN_LIFETIME_MS,
             api_path: "/api/v2.0.0".into(),
+            p_series: PSeriesConfig::default(),
         }
     }
 }
 
 #[derive(Debug, Default)]
 struct Counters {
-    /// endpoint (and `call/query:<type>`) → requests answered.
+    /// endpoint (and `call/query:<type>`) → requests answered, whichever API.
     requests: HashMap<String, u64>,
     /// TLS handshakes: full, resumed.
     handshakes: [u64; 2],

@@ -1002,8 +1002,8 @@ impl Model {
         call.callid.clone()
     }
 
-    /// What each extension is doing: index → (phase, is caller).
-    fn extension_activity(&self) -> HashMap<&str, &'static str> {
+    /// What each extension is doing: its number → its member status on the call it is on.
+    pub fn extension_activity(&self) -> HashMap<&str, &'static str> {
         let mut map = HashMap::new();
         for c in &self.calls {
             for m in &c.members {
@@ -1044,13 +1044,22 @@ impl Model {
             .collect()
     }
 
+    /// Whether a call is up on trunk `t` now.
+    pub fn trunk_busy(&self, t: &SimTrunk) -> bool {
+        self.calls.iter().any(|c| {
+            c.members
+                .iter()
+                .any(|m| m.trunk.as_deref() == Some(t.name.as_str()))
+        })
+    }
+
     /// `trunk/list`'s `trunklist`.
     pub fn trunk_list(&self) -> Vec<Value> {
         self.trunks
             .iter()
             .enumerate()
             .map(|(i, t)| {
-                let busy = self.calls.iter().any(|c| c.members.iter().any(|m| m.trunk.as_deref() == Some(t.name.as_str())));
+                let busy = self.trunk_busy(t);
                 json!({
                     "trunkname": t.name,
                     "id": (i + 1).to_string(),

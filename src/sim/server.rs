@@ -1,7 +1,8 @@
 //! The simulator's HTTP server: the listener (plain or TLS, counting full and resumed handshakes),
-//! one request per connection answered as the PBX's Boa server answers it, and the
-//! [`Faults`](super::Faults) applied on the wire (latency, redirects, closed connections, HTTP 500s,
-//! errors, padding, cut answers).
+//! one request per connection answered as the PBX answers it (the S-Series through its Boa
+//! server; the P-Series OpenAPI by `p_series`), and the [`Faults`](super::Faults) applied on the
+//! wire to either API (latency, redirects, closed connections, HTTP 500s, errors, padding, cut
+//! answers).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -17,8 +18,9 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+use super::p_series::{self, Request as PSeriesRequest};
 use super::s_series::{Answer, failed};
-use super::{SimConfig, SimHandle, Simulator, lock};
+use super::{SimApi, SimConfig, SimHandle, Simulator, lock};
 use crate::support::clock::SharedClock;
 
 /// A rustls server configuration for the simulator from a PEM certificate chain and key, with
@@ -138,10 +140,17 @@ impl Simulator {
         if !faults.latency.is_zero() {
             tokio::time::sleep(faults.latency).await;
         }
-        let api_path = lock(&self.cfg).api_path.clone();
+        let (api, api_path) = {
+            let cfg = lock(&self.cfg);
+            (cfg.api, cfg.path().to_string())
+        };
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
         let method = req.method().clone();
+        let user_agent = req
+            .headers()
+            .get(hyper::header::USER_AGENT)
+            .is_some_and(|v| !v.as_bytes().iter().all(u8::is_ascii_whitespace));
         let body = match req.into_body().collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => Bytes::new(),
@@ -153,18 +162,20 @@ impl Simulator {
             .to_string();
         let parsed: Option<Value> = serde_json::from_slice(&body).ok();
         let key = match (
+            api,
             &endpoint[..],
             parsed
                 .as_ref()
                 .and_then(|v| v.get("type"))
                 .and_then(Value::as_str),
         ) {
-            ("call/query", Some(t)) => format!("call/query:{t}"),
-            _ => endpoint.clone(),
+            (SimApi::PSeries, ..) => p_series::count_key(&endpoint, &query),
+            (SimApi::SSeries, "call/query", Some(t)) => format!("call/query:{t}"),
+            (SimApi::SSeries, ..) => endpoint.clone(),
         };
         self.count(key);
         if let Some(to) = &faults.redirect_to {
-            let mut r = respond(StatusCode::TEMPORARY_REDIRECT, Bytes::new());
+            let mut r = respond(api, StatusCode::TEMPORARY_REDIRECT, Bytes::new());
             if let Ok(v) = hyper::header::HeaderValue::from_str(to) {
                 r.headers_mut().insert(hyper::header::LOCATION, v);
             }
@@ -175,42 +186,62 @@ impl Simulator {
         }
         if self.roll(faults.http500_rate) {
             return Ok(respond(
+                api,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Bytes::from_static(b"<html>500 Internal Server Error</html>"),
             ));
         }
-        let answer: Answer = if method != Method::POST {
-            failed("20001")
-        } else if let Some(v) = parsed.filter(Value::is_object) {
-            if self.roll(faults.error_rate) {
-                failed("30003")
-            } else if faults.unsupported.contains(&endpoint) {
-                failed("10003")
-            } else {
-                self.answer(&endpoint, &query, &v, peer)
+        let mut bytes = match api {
+            SimApi::SSeries => {
+                let answer: Answer = if method != Method::POST {
+                    failed("20001")
+                } else if let Some(v) = parsed.filter(Value::is_object) {
+                    if self.roll(faults.error_rate) {
+                        failed("30003")
+                    } else if faults.unsupported.contains(&endpoint) {
+                        failed("10003")
+                    } else {
+                        self.answer(&endpoint, &query, &v, peer)
+                    }
+                } else {
+                    failed("20000")
+                };
+                answer.into_bytes()
             }
-        } else {
-            failed("20000")
+            SimApi::PSeries => self.p_series_answer(
+                &PSeriesRequest {
+                    method: &method,
+                    endpoint: &endpoint,
+                    query: &query,
+                    body: parsed.as_ref(),
+                    user_agent,
+                    peer,
+                },
+                &faults,
+            ),
         };
-        let mut bytes = answer.into_bytes();
         if faults.pad_bytes > 0 {
             bytes.extend(std::iter::repeat_n(b' ', faults.pad_bytes));
         }
         if self.roll(faults.malformed_rate) {
             bytes.truncate(bytes.len() / 2);
         }
-        Ok(respond(StatusCode::OK, Bytes::from(bytes)))
+        Ok(respond(api, StatusCode::OK, Bytes::from(bytes)))
     }
 }
 
-fn respond(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+/// An answer with the headers of `api`'s web server (the P-Series one's `Server` is not
+/// documented: none).
+fn respond(api: SimApi, status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(
-        "Server",
-        hyper::header::HeaderValue::from_static("Boa/0.94.14rc21"),
-    );
+    if api == SimApi::SSeries {
+        h.insert(
+            "Server",
+            hyper::header::HeaderValue::from_static("Boa/0.94.14rc21"),
+        );
+    }
     h.insert(
         "Accept-Ranges",
         hyper::header::HeaderValue::from_static("bytes"),
