@@ -193,12 +193,25 @@ pub async fn run_exporter(mut flags: config::ExporterFlags) -> anyhow::Result<()
     let mut _demo = None;
     let mut events_listener = None;
     if flags.demo {
-        // The demo's PBX reports its calls to a receiver on a free loopback port.
-        let l = bind("127.0.0.1:0").await?;
-        flags.events_listen_address = l.local_addr()?.to_string();
-        flags.pbx_events = true;
-        events_listener = Some(l);
+        let p_series = flags.demo_api == "p-series";
+        if p_series {
+            // Its WebSocket events are not read yet: the demo scrapes only.
+            flags.pbx_api = "p-series".into();
+            flags.pbx_api_path = None;
+            flags.pbx_events = false;
+        } else {
+            // The demo's PBX reports its calls to a receiver on a free loopback port.
+            let l = bind("127.0.0.1:0").await?;
+            flags.events_listen_address = l.local_addr()?.to_string();
+            flags.pbx_events = true;
+            events_listener = Some(l);
+        }
         let sim_cfg = sim::SimConfig {
+            api: if p_series {
+                sim::SimApi::PSeries
+            } else {
+                sim::SimApi::SSeries
+            },
             model: sim::model::ModelConfig {
                 seed: fastrand::u64(..),
                 target_calls: flags.demo_calls,

@@ -435,3 +435,83 @@ async fn a_p_series_simulator_answers_the_openapi_over_a_socket() {
     let padded = client.get(&url).send().await.unwrap().text().await.unwrap();
     assert_eq!(padded, r#"{"errcode":10004,"errmsg":"TOKEN EXPIRED"}   "#);
 }
+
+/// Issue 26: the exporter in P-Series mode against the P-Series simulator sees exactly the calls
+/// and members the model holds, scrape after scrape as the calls move, on one token.
+#[tokio::test]
+async fn a_p_series_exporter_sees_exactly_the_calls_the_model_holds() {
+    let clock = ManualClock::new(T0);
+    let h = Simulator::start(
+        SimConfig::p_series_traffic(7, 80),
+        clock.clone(),
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let cfg = sim_config(&h.url(), &["--pbx.api", "p-series"]);
+    let exporter = Running::start(cfg, clock.clone()).await;
+    for step in 0..6 {
+        let text = exporter.scrape().await;
+        let snap = h.sim.snapshot();
+        assert_eq!(must(&text, "yeastar_up"), 1.0, "step {step}: {text}");
+        let seen = [
+            must(&text, r#"yeastar_active_calls{direction="inbound"}"#),
+            must(&text, r#"yeastar_active_calls{direction="outbound"}"#),
+            must(&text, r#"yeastar_active_calls{direction="internal"}"#),
+        ];
+        assert_eq!(seen, snap.active.map(|n| n as f64), "step {step}");
+        for kind in ["ext", "inbound", "outbound"] {
+            for status in ["ALERT", "RING", "ANSWERED", "ANSWER", "HOLD", "BYE"] {
+                let expected = snap.members.get(&(kind, status)).copied().unwrap_or(0) as f64;
+                let label = status.to_ascii_lowercase();
+                let series = format!(r#"yeastar_call_members{{member="{kind}",status="{label}"}}"#);
+                assert_eq!(must(&text, &series), expected, "step {step}: {series}");
+            }
+        }
+        for c in ["calls", "internal_calls", "trunks", "extensions", "device"] {
+            let series = format!(r#"yeastar_collector_success{{collector="{c}"}}"#);
+            assert_eq!(must(&text, &series), 1.0, "step {step}: {series}\n{text}");
+        }
+        clock.advance_secs(37);
+    }
+    assert_eq!(h.sim.requests("get_token"), 1);
+    assert_eq!(h.sim.live_tokens(), 1);
+    exporter
+        .app
+        .logout_all(std::time::Duration::from_secs(5))
+        .await;
+    assert_eq!(h.sim.live_tokens(), 0, "del_token freed the slot");
+    exporter.stop().await;
+}
+
+/// Issue 26: `--demo --demo.api p-series` runs the exporter against the embedded P-Series
+/// simulator: up, calls, every default collector, and a clean stop that revokes its token.
+#[test]
+fn demo_mode_speaks_p_series() {
+    let spawned = spawn_exporter(&["--demo", "--demo.api", "p-series"]);
+    let url = format!("{}/metrics", spawned.base);
+    let (mut child, log) = spawned.drain();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let text = rt.block_on(async { reqwest::get(&url).await.unwrap().text().await.unwrap() });
+    signal_child(&child, "TERM");
+    let status = child.wait().unwrap();
+    let log = log.join().unwrap();
+    assert!(status.success(), "{log}");
+    assert_eq!(must(&text, "yeastar_up"), 1.0, "{text}");
+    let active: f64 = ["inbound", "outbound", "internal"]
+        .iter()
+        .map(|d| {
+            must(
+                &text,
+                &format!(r#"yeastar_active_calls{{direction="{d}"}}"#),
+            )
+        })
+        .sum();
+    assert!(active > 0.0, "{text}");
+    for c in ["calls", "internal_calls", "trunks", "extensions", "device"] {
+        let series = format!(r#"yeastar_collector_success{{collector="{c}"}}"#);
+        assert_eq!(must(&text, &series), 1.0, "{series}");
+    }
+    assert!(text.contains(r#"model="Yeastar P560""#), "{text}");
+    assert!(!log.contains("scrape failed"), "{log}");
+}

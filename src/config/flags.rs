@@ -254,6 +254,15 @@ pub struct ExporterFlags {
         default_value_t = 40
     )]
     pub demo_calls: usize,
+    /// The API the demo's simulated PBX speaks (p-series: its calls, trunks, extensions and device;
+    /// no event reports yet).
+    #[arg(
+        long = "demo.api",
+        env = "YEASTAR_EXPORTER_DEMO_API",
+        default_value = "s-series",
+        value_parser = ["s-series", "p-series"]
+    )]
+    pub demo_api: String,
 }
 
 /// `--collector.<name>` / `--no-collector.<name>` for every collector of the table
