@@ -42,7 +42,7 @@ pub const LONG_VERSION: &str = concat!(
     name = "yeastar-exporter",
     version,
     long_version = LONG_VERSION,
-    about = "Prometheus exporter for Yeastar S-Series PBXes: live calls, trunks, extensions and queues from the PBX's HTTP API."
+    about = "Prometheus exporter for Yeastar S-Series and P-Series PBXes: live calls, trunks, extensions and queues from the PBX's HTTP API."
 )]
 pub struct Cli {
     /// Run something other than the exporter.

@@ -543,7 +543,7 @@ fn landing(current: &Current, now: f64) -> Response<Full<Bytes>> {
     let path = escape(&settings.telemetry_path);
     let html = format!(
         "<!DOCTYPE html>\n<html><head><title>Yeastar Exporter</title></head><body>\n\
-         <h1>Yeastar Exporter</h1>\n<p>Prometheus exporter for Yeastar S-Series PBXes, version {version}.</p>\n\
+         <h1>Yeastar Exporter</h1>\n<p>Prometheus exporter for Yeastar S-Series and P-Series PBXes, version {version}.</p>\n\
          <p><a href=\"{path}\">Metrics</a> · <a href=\"/-/healthy\">Health</a> · <a href=\"/-/ready\">Ready</a> · <a href=\"/sd\">Targets (HTTP SD)</a></p>\n\
          <h2>Targets</h2>\n<table border=\"1\" cellpadding=\"4\"><tr><th>name</th><th>PBX</th><th></th><th>last scrape</th></tr>\n{rows}</table>\n\
          <p>Probe a target with <code>/probe?target=NAME&amp;debug=true</code> to see its log lines, the metrics it would return and its settings.</p>\n\
