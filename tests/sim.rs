@@ -515,3 +515,68 @@ fn demo_mode_speaks_p_series() {
     assert!(text.contains(r#"model="Yeastar P560""#), "{text}");
     assert!(!log.contains("scrape failed"), "{log}");
 }
+
+/// Issue 26: another application holds all 8 tokens of the Client ID. The exporter's one
+/// `get_token` is refused with 60002, named as the token cap; it asks no more until its back-off
+/// ends, and once the other tokens expired it logs in and the PBX is up.
+#[tokio::test]
+async fn the_token_cap_reached_by_another_application() {
+    let clock = ManualClock::new(T0);
+    let h = Simulator::start(
+        SimConfig::p_series_traffic(3, 10),
+        clock.clone(),
+        "127.0.0.1:0",
+    )
+    .await
+    .unwrap();
+    let base = format!("{}/openapi/v1.0", h.url());
+    let other = reqwest::Client::builder()
+        .user_agent("a CRM")
+        .build()
+        .unwrap();
+    for _ in 0..8 {
+        let text = other
+            .post(format!("{base}/get_token"))
+            .header("Content-Type", "application/json")
+            .body(json!({"username": "api", "password": "demo-password"}).to_string())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let r: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(r["errcode"], 0, "{r}");
+    }
+    assert_eq!(h.sim.live_tokens(), 8);
+    let cfg = sim_config(&h.url(), &["--pbx.api", "p-series"]);
+    let exporter = Running::start(cfg, clock.clone()).await;
+    let text = exporter.scrape().await;
+    assert_eq!(must(&text, "yeastar_up"), 0.0);
+    assert_eq!(must(&text, "yeastar_login_suspended"), 1.0);
+    let (_, page) = exporter.get("/").await;
+    assert!(
+        page.contains(
+            "login refused: the application holds the most tokens the PBX allows (errcode 60002)"
+        ),
+        "{page}"
+    );
+    for _ in 0..20 {
+        clock.advance_secs(5);
+        let text = exporter.scrape().await;
+        assert_eq!(must(&text, "yeastar_up"), 0.0);
+    }
+    assert_eq!(
+        h.sim.requests("get_token"),
+        9,
+        "8 of the CRM's, 1 of the exporter's"
+    );
+    // The CRM's tokens expire (30 minutes); the exporter's back-off has ended by then.
+    clock.advance_secs(31 * 60);
+    let text = exporter.scrape().await;
+    assert_eq!(must(&text, "yeastar_up"), 1.0, "{text}");
+    assert_eq!(must(&text, "yeastar_login_suspended"), 0.0);
+    assert_eq!(h.sim.requests("get_token"), 10);
+    assert_eq!(h.sim.live_tokens(), 1);
+    exporter.stop().await;
+}
