@@ -242,20 +242,7 @@ async fn the_exporter_sees_exactly_the_calls_the_model_holds() {
         let text = exporter.scrape().await;
         let snap = h.sim.snapshot();
         assert_eq!(must(&text, "yeastar_up"), 1.0);
-        let seen = [
-            must(&text, r#"yeastar_active_calls{direction="inbound"}"#),
-            must(&text, r#"yeastar_active_calls{direction="outbound"}"#),
-            must(&text, r#"yeastar_active_calls{direction="internal"}"#),
-        ];
-        assert_eq!(seen, snap.active.map(|n| n as f64), "step {step}");
-        for kind in ["ext", "inbound", "outbound"] {
-            for status in ["ALERT", "RING", "ANSWERED", "ANSWER", "HOLD", "BYE"] {
-                let expected = snap.members.get(&(kind, status)).copied().unwrap_or(0) as f64;
-                let label = status.to_ascii_lowercase();
-                let series = format!(r#"yeastar_call_members{{member="{kind}",status="{label}"}}"#);
-                assert_eq!(must(&text, &series), expected, "step {step}: {series}");
-            }
-        }
+        let seen = assert_model_calls(&text, &snap, step);
         if last.is_some_and(|l| l != seen) {
             changed = true;
         }
@@ -454,20 +441,7 @@ async fn a_p_series_exporter_sees_exactly_the_calls_the_model_holds() {
         let text = exporter.scrape().await;
         let snap = h.sim.snapshot();
         assert_eq!(must(&text, "yeastar_up"), 1.0, "step {step}: {text}");
-        let seen = [
-            must(&text, r#"yeastar_active_calls{direction="inbound"}"#),
-            must(&text, r#"yeastar_active_calls{direction="outbound"}"#),
-            must(&text, r#"yeastar_active_calls{direction="internal"}"#),
-        ];
-        assert_eq!(seen, snap.active.map(|n| n as f64), "step {step}");
-        for kind in ["ext", "inbound", "outbound"] {
-            for status in ["ALERT", "RING", "ANSWERED", "ANSWER", "HOLD", "BYE"] {
-                let expected = snap.members.get(&(kind, status)).copied().unwrap_or(0) as f64;
-                let label = status.to_ascii_lowercase();
-                let series = format!(r#"yeastar_call_members{{member="{kind}",status="{label}"}}"#);
-                assert_eq!(must(&text, &series), expected, "step {step}: {series}");
-            }
-        }
+        assert_model_calls(&text, &snap, step);
         for c in ["calls", "internal_calls", "trunks", "extensions", "device"] {
             let series = format!(r#"yeastar_collector_success{{collector="{c}"}}"#);
             assert_eq!(must(&text, &series), 1.0, "step {step}: {series}\n{text}");
@@ -579,4 +553,28 @@ async fn the_token_cap_reached_by_another_application() {
     assert_eq!(h.sim.requests("get_token"), 10);
     assert_eq!(h.sim.live_tokens(), 1);
     exporter.stop().await;
+}
+
+/// Asserts that `text` shows exactly the active calls and members of the model's `snap` (at
+/// scrape `step`), and returns the three active-call counts it shows.
+fn assert_model_calls(
+    text: &str,
+    snap: &yeastar_exporter::sim::model::Snapshot,
+    step: usize,
+) -> [f64; 3] {
+    let seen = [
+        must(text, r#"yeastar_active_calls{direction="inbound"}"#),
+        must(text, r#"yeastar_active_calls{direction="outbound"}"#),
+        must(text, r#"yeastar_active_calls{direction="internal"}"#),
+    ];
+    assert_eq!(seen, snap.active.map(|n| n as f64), "step {step}");
+    for kind in ["ext", "inbound", "outbound"] {
+        for status in ["ALERT", "RING", "ANSWERED", "ANSWER", "HOLD", "BYE"] {
+            let expected = snap.members.get(&(kind, status)).copied().unwrap_or(0) as f64;
+            let label = status.to_ascii_lowercase();
+            let series = format!(r#"yeastar_call_members{{member="{kind}",status="{label}"}}"#);
+            assert_eq!(must(text, &series), expected, "step {step}: {series}");
+        }
+    }
+    seen
 }

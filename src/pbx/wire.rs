@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Deserializer};
 
-use crate::pbx::model::{ChannelId, Status};
+use crate::pbx::model::{Call, CallSink, ChannelId, Status};
 
 /// A string or a number, read as a string (`"6500"` and `6500` both give `"6500"`).
 pub fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -178,4 +178,69 @@ pub fn member_status<'de, D: Deserializer<'de>>(d: D) -> Result<Status, D::Error
         }
     }
     d.deserialize_any(Word)
+}
+
+/// An answer's body as `T`: one UTF-8 check of the whole body (cheaper than one per string read;
+/// bytes that are not UTF-8, a trunk named in Latin-1, become U+FFFD rather than failing it), read
+/// through [`decode_exact`]. The error is the decoder's words.
+pub fn read_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let lossy;
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(_) => {
+            lossy = String::from_utf8_lossy(bytes);
+            &*lossy
+        }
+    };
+    decode_exact(|| serde_json::from_str(text)).map_err(|e| e.to_string())
+}
+
+/// Feeds a JSON array of calls into a sink, one call at a time, each read as the family's `L`
+/// and handed over as the model's [`Call`] (`null` counts as none): no decoded list is held.
+pub struct CallSeq<'a, S, L>(&'a mut S, std::marker::PhantomData<fn() -> L>);
+
+impl<'a, S, L> CallSeq<'a, S, L> {
+    /// Feeds `sink`.
+    pub fn new(sink: &'a mut S) -> Self {
+        Self(sink, std::marker::PhantomData)
+    }
+}
+
+impl<'de, S: CallSink, L: Deserialize<'de> + Into<Call<'de>>> serde::de::DeserializeSeed<'de>
+    for CallSeq<'_, S, L>
+{
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, S: CallSink, L: Deserialize<'de> + Into<Call<'de>>> serde::de::Visitor<'de>
+    for CallSeq<'_, S, L>
+{
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a list of calls")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(call) = seq.next_element::<L>()? {
+            self.0.add_call(call.into());
+        }
+        Ok(())
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// A list of calls, each read as `L`, fed into a new sink.
+pub fn call_seq<'de, D: Deserializer<'de>, S: CallSink, L: Deserialize<'de> + Into<Call<'de>>>(
+    d: D,
+) -> Result<S, D::Error> {
+    let mut out = S::default();
+    serde::de::DeserializeSeed::deserialize(CallSeq::<S, L>::new(&mut out), d)?;
+    Ok(out)
 }

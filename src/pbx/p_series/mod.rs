@@ -190,16 +190,7 @@ fn decode_with<T: DeserializeOwned + Envelope>(
         endpoint: self::endpoint(endpoint),
         reason: clip(&reason, MAX_PBX_TEXT),
     };
-    let lossy;
-    let text = match std::str::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(_) => {
-            lossy = String::from_utf8_lossy(bytes);
-            &*lossy
-        }
-    };
-    let answer: T = crate::pbx::wire::decode_exact(|| serde_json::from_str(text))
-        .map_err(|e| decode(e.to_string()))?;
+    let answer: T = crate::pbx::wire::read_body(bytes).map_err(decode)?;
     match answer.errcode() {
         Some(0) => Ok(answer),
         Some(code) => {

@@ -188,36 +188,18 @@ fn known_members<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<model::Member<'d
     Ok(all.into_iter().filter_map(|m| m.0).collect())
 }
 
-/// Feeds a JSON array of calls into `0`, one call at a time (null counts as none).
-struct CallSeq<'a, S>(&'a mut S);
-
-impl<'de, S: CallSink> serde::de::Visitor<'de> for CallSeq<'_, S> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a list of calls")
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(call) = seq.next_element::<ListedCall<'de>>()? {
-            self.0.add_call(Call {
-                callid: call.call_id,
-                members: call.members,
-            });
+impl<'a> From<ListedCall<'a>> for Call<'a> {
+    fn from(c: ListedCall<'a>) -> Self {
+        Call {
+            callid: c.call_id,
+            members: c.members,
         }
-        Ok(())
-    }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
-        Ok(())
     }
 }
 
 /// `data`: a list of calls fed into a sink.
 fn call_seq<'de, D: Deserializer<'de>, S: CallSink>(d: D) -> Result<S, D::Error> {
-    let mut out = S::default();
-    d.deserialize_any(CallSeq(&mut out))?;
-    Ok(out)
+    crate::pbx::wire::call_seq::<D, S, ListedCall<'de>>(d)
 }
 
 /// `system/information`.

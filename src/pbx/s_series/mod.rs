@@ -149,17 +149,7 @@ pub fn decode_answer<T: DeserializeOwned + Envelope>(
         endpoint: self::endpoint(endpoint),
         reason: clip(&reason, MAX_PBX_TEXT),
     };
-    // One UTF-8 check of the whole answer is cheaper than one per string read.
-    let lossy;
-    let text = match std::str::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(_) => {
-            lossy = String::from_utf8_lossy(bytes);
-            &*lossy
-        }
-    };
-    let answer: T =
-        types::decode_exact(|| serde_json::from_str(text)).map_err(|e| decode(e.to_string()))?;
+    let answer: T = crate::pbx::wire::read_body(bytes).map_err(decode)?;
     match answer.status() {
         Some(s) if s.eq_ignore_ascii_case("success") => Ok(answer),
         Some(s) if s.eq_ignore_ascii_case("failed") => {

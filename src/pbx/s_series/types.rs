@@ -223,40 +223,9 @@ pub struct ExtensionCallsAnswer<S> {
     pub calllist: S,
 }
 
-/// Feeds a JSON array of calls into `0`, one call at a time (null counts as none).
-struct CallSeq<'a, S>(&'a mut S);
-
-impl<'de, S: CallSink> serde::de::DeserializeSeed<'de> for CallSeq<'_, S> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de, S: CallSink> serde::de::Visitor<'de> for CallSeq<'_, S> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a list of calls")
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(call) = seq.next_element::<ListedCall<'de>>()? {
-            self.0.add_call(call.into());
-        }
-        Ok(())
-    }
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-}
-
 /// `Calls`: a list of calls fed into a sink.
 fn call_seq<'de, D: Deserializer<'de>, S: CallSink>(d: D) -> Result<S, D::Error> {
-    let mut out = S::default();
-    serde::de::DeserializeSeed::deserialize(CallSeq(&mut out), d)?;
-    Ok(out)
+    crate::pbx::wire::call_seq::<D, S, ListedCall<'de>>(d)
 }
 
 /// `calllist`: an array of `{"number": …, "numbercalls": [calls]}`, every entry's calls fed into
@@ -295,7 +264,9 @@ fn call_lists<'de, D: Deserializer<'de>, S: CallSink>(d: D) -> Result<S, D::Erro
         fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
             while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                 if key == "numbercalls" {
-                    map.next_value_seed(CallSeq(&mut *self.0))?;
+                    map.next_value_seed(crate::pbx::wire::CallSeq::<S, ListedCall<'de>>::new(
+                        &mut *self.0,
+                    ))?;
                 } else {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
